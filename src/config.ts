@@ -1,0 +1,218 @@
+/**
+ * The configuration: every DRAIN_* and POD_* variable is read here and nowhere else, validated once at start-up
+ * into a frozen object. Pure: takes the environment as a plain record. The first bad variable throws a
+ * ConfigError naming the variable, the value and what is accepted.
+ */
+import { DURATION_FORM, parseDuration } from './duration.ts'
+import { ConfigError } from './errors.ts'
+import { canonicalIp, parseIpList } from './ip.ts'
+
+export type Env = Readonly<Record<string, string | undefined>>
+
+export const ENDPOINT_MODES = ['watch', 'poll'] as const
+export type EndpointMode = (typeof ENDPOINT_MODES)[number]
+
+export type PodIdentity = Readonly<{
+  name: string | undefined
+  namespace: string | undefined
+  uid: string | undefined
+  /** Canonical addresses, from POD_IP (comma-separated on dual-stack pods). */
+  ips: readonly string[]
+}>
+
+export type KubeConfig = Readonly<{
+  apiUrl: string
+  tokenFile: string
+  caFile: string
+}>
+
+export type HookTokenConfig = Readonly<{ value: string } | { file: string }>
+
+export type Config = Readonly<{
+  port: number
+  /** undefined: every interface, IPv4 and IPv6. */
+  host: string | undefined
+  pod: PodIdentity
+  appShutdownUrl: string | undefined
+  readinessUpstream: string | undefined
+  envoyAdminUrl: string | undefined
+  /** undefined: no API server configured; the endpoint wait is skipped. */
+  kube: KubeConfig | undefined
+  endpointMode: EndpointMode
+  pollIntervalMs: number
+  settleMs: number
+  timeoutMs: number
+  /** Bound on each call to the app, to Envoy and to the readiness upstream. */
+  sideCallTimeoutMs: number
+  hookToken: HookTokenConfig | undefined
+}>
+
+export const DEFAULTS = Object.freeze({
+  port: 8099,
+  tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+  caFile: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
+  endpointMode: 'watch' as EndpointMode,
+  pollInterval: '1s',
+  settle: '5s',
+  timeout: '20s',
+  sideCallTimeoutMs: 2_000,
+})
+
+/** Polling faster than this would only load the API server. */
+const MIN_POLL_MS = 50
+
+export function parseConfig(env: Env): Config {
+  const timeoutMs = readDuration(env, 'DRAIN_TIMEOUT', DEFAULTS.timeout, { min: 1 })
+  const settleMs = readDuration(env, 'DRAIN_SETTLE', DEFAULTS.settle, { min: 0 })
+  if (settleMs >= timeoutMs) {
+    throw new ConfigError('DRAIN_SETTLE', read(env, 'DRAIN_SETTLE') ?? DEFAULTS.settle, `a duration shorter than DRAIN_TIMEOUT (${read(env, 'DRAIN_TIMEOUT') ?? DEFAULTS.timeout})`)
+  }
+  const pod = readPod(env)
+  const kube = readKube(env)
+  if (kube && pod.namespace === undefined) {
+    throw new ConfigError('POD_NAMESPACE', '', 'the pod\'s namespace (Downward API metadata.namespace) when an API server is configured')
+  }
+  if (kube && pod.uid === undefined && pod.name === undefined && pod.ips.length === 0) {
+    throw new ConfigError('POD_UID', '', 'at least one of POD_UID, POD_NAME or POD_IP (Downward API) to find this pod in EndpointSlices')
+  }
+  return Object.freeze({
+    port: readPort(env, 'DRAIN_PORT', DEFAULTS.port),
+    host: readHost(env, 'DRAIN_HOST'),
+    pod,
+    appShutdownUrl: readUrl(env, 'DRAIN_APP_SHUTDOWN_URL'),
+    readinessUpstream: readUrl(env, 'DRAIN_READINESS_UPSTREAM'),
+    envoyAdminUrl: readUrl(env, 'DRAIN_ENVOY_ADMIN_URL'),
+    kube,
+    endpointMode: readOneOf(env, 'DRAIN_ENDPOINT_MODE', ENDPOINT_MODES, DEFAULTS.endpointMode),
+    pollIntervalMs: readDuration(env, 'DRAIN_POLL_INTERVAL', DEFAULTS.pollInterval, { min: MIN_POLL_MS }),
+    settleMs,
+    timeoutMs,
+    sideCallTimeoutMs: DEFAULTS.sideCallTimeoutMs,
+    hookToken: readHookToken(env),
+  })
+}
+
+/** The configuration as it is safe to log: no token values. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  return {
+    port: config.port,
+    host: config.host ?? '::',
+    pod: config.pod,
+    appShutdownUrl: config.appShutdownUrl ?? null,
+    readinessUpstream: config.readinessUpstream ?? null,
+    envoyAdminUrl: config.envoyAdminUrl ?? null,
+    kubeApiUrl: config.kube?.apiUrl ?? null,
+    kubeTokenFile: config.kube?.tokenFile ?? null,
+    kubeCaFile: config.kube?.caFile ?? null,
+    endpointMode: config.endpointMode,
+    pollIntervalMs: config.pollIntervalMs,
+    settleMs: config.settleMs,
+    timeoutMs: config.timeoutMs,
+    hookToken: config.hookToken === undefined ? 'off' : 'file' in config.hookToken ? `file ${config.hookToken.file}` : 'set',
+  }
+}
+
+// An empty variable counts as unset: that is what `env: - name: X value: ""` means to users.
+function read(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim()
+  return value === undefined || value === '' ? undefined : value
+}
+
+function readDuration(env: Env, name: string, fallback: string, { min }: { min: number }): number {
+  const raw = read(env, name) ?? fallback
+  const ms = parseDuration(raw)
+  if (ms === undefined || ms < min) {
+    throw new ConfigError(name, raw, min > 0 ? `${DURATION_FORM}, at least ${min}ms` : DURATION_FORM)
+  }
+  return ms
+}
+
+function readPort(env: Env, name: string, fallback: number): number {
+  const raw = read(env, name)
+  if (raw === undefined) return fallback
+  const port = /^\d{1,5}$/.test(raw) ? Number(raw) : Number.NaN
+  if (!(port >= 1 && port <= 65_535)) throw new ConfigError(name, raw, 'a port number from 1 to 65535')
+  return port
+}
+
+function readHost(env: Env, name: string): string | undefined {
+  const raw = read(env, name)
+  if (raw === undefined) return undefined
+  const bare = raw.startsWith('[') && raw.endsWith(']') ? raw.slice(1, -1) : raw
+  const ip = canonicalIp(bare)
+  if (ip !== undefined) return ip
+  if (/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i.test(raw)) return raw
+  throw new ConfigError(name, raw, 'an IP address or host name to bind to (unset: every interface)')
+}
+
+function readUrl(env: Env, name: string): string | undefined {
+  const raw = read(env, name)
+  if (raw === undefined) return undefined
+  return parseHttpUrl(name, raw).href
+}
+
+function parseHttpUrl(name: string, raw: string): URL {
+  const accepts = 'an absolute http:// or https:// URL without credentials, such as http://127.0.0.1:8080/shutdown'
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError(name, raw, accepts)
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password || url.hostname === '') {
+    throw new ConfigError(name, raw, accepts)
+  }
+  return url
+}
+
+function readOneOf<const T extends readonly string[]>(env: Env, name: string, allowed: T, fallback: T[number]): T[number] {
+  const raw = read(env, name) ?? fallback
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(name, raw, `one of ${allowed.join(', ')}`)
+  return raw as T[number]
+}
+
+function readPod(env: Env): PodIdentity {
+  const namespace = read(env, 'POD_NAMESPACE')
+  if (namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
+    throw new ConfigError('POD_NAMESPACE', namespace, 'a Kubernetes namespace name (lower-case DNS label)')
+  }
+  const rawIps = read(env, 'POD_IP')
+  const ips = rawIps === undefined ? [] : parseIpList(rawIps)
+  if (ips === undefined) {
+    throw new ConfigError('POD_IP', rawIps ?? '', 'one IP address, or several separated by commas (Downward API status.podIPs)')
+  }
+  return Object.freeze({ name: read(env, 'POD_NAME'), namespace, uid: read(env, 'POD_UID'), ips: Object.freeze(ips) })
+}
+
+function readKube(env: Env): KubeConfig | undefined {
+  const tokenFile = read(env, 'DRAIN_KUBE_TOKEN_FILE') ?? DEFAULTS.tokenFile
+  const caFile = read(env, 'DRAIN_KUBE_CA_FILE') ?? DEFAULTS.caFile
+  const explicit = read(env, 'DRAIN_KUBE_API_URL')
+  if (explicit !== undefined) {
+    const url = parseHttpUrl('DRAIN_KUBE_API_URL', explicit)
+    return Object.freeze({ apiUrl: url.href.replace(/\/+$/, ''), tokenFile, caFile })
+  }
+  const host = read(env, 'KUBERNETES_SERVICE_HOST')
+  const port = read(env, 'KUBERNETES_SERVICE_PORT')
+  if (host === undefined || port === undefined) return undefined
+  readPort(env, 'KUBERNETES_SERVICE_PORT', 443)
+  // kubelet writes the raw ClusterIP: an IPv6 one has no brackets, and must get them in a URL.
+  const bracketed = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+  const url = parseHttpUrl('KUBERNETES_SERVICE_HOST', `https://${bracketed}:${port}`)
+  return Object.freeze({ apiUrl: url.href.replace(/\/+$/, ''), tokenFile, caFile })
+}
+
+function readHookToken(env: Env): HookTokenConfig | undefined {
+  const value = env.DRAIN_HOOK_TOKEN
+  const file = read(env, 'DRAIN_HOOK_TOKEN_FILE')
+  if (value !== undefined && value !== '' && file !== undefined) {
+    throw new ConfigError('DRAIN_HOOK_TOKEN_FILE', file, 'either DRAIN_HOOK_TOKEN or DRAIN_HOOK_TOKEN_FILE, not both')
+  }
+  if (file !== undefined) return Object.freeze({ file })
+  if (value === undefined || value === '') return undefined
+  // A header value cannot hold control characters; a token with them could never be sent by kubelet.
+  if (!/^[\x21-\x7e]{8,}$/.test(value)) {
+    throw new ConfigError('DRAIN_HOOK_TOKEN', '<redacted>', 'at least 8 visible ASCII characters, no spaces')
+  }
+  return Object.freeze({ value })
+}

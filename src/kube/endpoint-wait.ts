@@ -1,0 +1,213 @@
+/**
+ * The endpoint wait: resolves once no EndpointSlice in the namespace still routes traffic to this pod (its
+ * endpoint is gone, `ready: false`, ready-but-terminating, or its slice was deleted). Watch mode lists once and
+ * then follows a watch, listing again after a 410 and falling back to polling after repeated failures; poll mode
+ * lists every interval. Never resolves on its own otherwise: the caller's signal (the drain deadline) ends it.
+ */
+import type { Clock } from '../clock.ts'
+import type { EndpointMode, PodIdentity } from '../config.ts'
+import { UpstreamError, describeError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import { isExpired, type KubeClient } from './client.ts'
+import { type EndpointState, endpointStateIn, holdsTraffic, serviceNameOf } from './endpoint-slice.ts'
+import { SERVICE_NAME_LABEL, type EndpointSlice } from './types.ts'
+
+export type EndpointWaitDeps = {
+  kube: KubeClient
+  clock: Clock
+  log: Logger
+  pod: PodIdentity
+  mode: EndpointMode
+  pollIntervalMs: number
+  random?: () => number
+}
+
+export type EndpointWaitResult = {
+  /** Slices that routed to the pod when the wait began. */
+  slicesAtStart: number
+  /** How the wait ended up watching: the mode asked for, or poll after the watch kept failing. */
+  mode: EndpointMode
+}
+
+/** Consecutive watch failures after which the wait polls instead. */
+export const WATCH_FAILURES_BEFORE_POLL = 3
+const BACKOFF_BASE_MS = 200
+const BACKOFF_MAX_MS = 5_000
+const WATCH_TIMEOUT_SECONDS = 60
+/** A watch that closes this fast without an event is a failure (client-go's "very short watch"). */
+const VERY_SHORT_WATCH_MS = 1_000
+
+export async function waitForEndpointRemoval(deps: EndpointWaitDeps, signal: AbortSignal): Promise<EndpointWaitResult> {
+  const tracker = new SliceTracker(deps)
+  const list = async (labelSelector?: string) => {
+    const result = await deps.kube.listEndpointSlices({ labelSelector }, signal)
+    tracker.reset(result.items)
+    return result.resourceVersion
+  }
+  const resourceVersion = await withRetries(deps, signal, () => list())
+  const slicesAtStart = tracker.holdingCount
+  deps.log.info('endpoints_listed', { holding: tracker.describe(), resourceVersion })
+  if (tracker.done) return { slicesAtStart, mode: deps.mode }
+
+  if (deps.mode === 'watch') {
+    const selector = tracker.serviceSelector()
+    const outcome = await followWatch(deps, signal, tracker, resourceVersion, () => list(selector), selector)
+    if (outcome === 'done') return { slicesAtStart, mode: 'watch' }
+    deps.log.warn('endpoint_watch_abandoned', { reason: `${WATCH_FAILURES_BEFORE_POLL} consecutive failures`, fallback: 'poll', pollIntervalMs: deps.pollIntervalMs })
+  }
+  for (;;) {
+    await deps.clock.sleep(deps.pollIntervalMs, signal)
+    await withRetries(deps, signal, () => list())
+    if (tracker.done) return { slicesAtStart, mode: 'poll' }
+  }
+}
+
+async function followWatch(
+  deps: EndpointWaitDeps,
+  signal: AbortSignal,
+  tracker: SliceTracker,
+  startVersion: string,
+  relist: () => Promise<string>,
+  labelSelector: string | undefined,
+): Promise<'done' | 'failing'> {
+  let resourceVersion: string | undefined = startVersion
+  let failures = 0
+  while (failures < WATCH_FAILURES_BEFORE_POLL) {
+    let retryAfterMs: number | undefined
+    try {
+      if (resourceVersion === undefined) {
+        resourceVersion = await relist()
+        if (tracker.done) return 'done'
+      }
+      const startedAt = deps.clock.now()
+      let events = 0
+      for await (const event of deps.kube.watchEndpointSlices({ resourceVersion, labelSelector, timeoutSeconds: WATCH_TIMEOUT_SECONDS }, signal)) {
+        events++
+        if (event.type === 'ERROR') {
+          const status = event.object
+          throw new UpstreamError('WATCH endpointslices', {
+            ...(status.code === undefined ? {} : { status: status.code }),
+            ...(status.reason === undefined ? {} : { reason: status.reason }),
+            message: `ERROR event: ${status.message ?? 'no message'}`,
+          })
+        }
+        if (event.type === 'ADDED' || event.type === 'MODIFIED') tracker.apply(event.object)
+        else if (event.type === 'DELETED') tracker.remove(event.object)
+        // A BOOKMARK is an empty object; only its resourceVersion counts.
+        resourceVersion = event.object.metadata?.resourceVersion ?? resourceVersion
+        failures = 0
+        if (tracker.done) return 'done'
+      }
+      if (events === 0 && deps.clock.now() - startedAt < VERY_SHORT_WATCH_MS) {
+        throw new UpstreamError('WATCH endpointslices', { message: 'stream closed at once without an event' })
+      }
+      deps.log.debug('endpoint_watch_closed', { resourceVersion, events })
+    } catch (error) {
+      if (signal.aborted) throw signal.reason
+      if (isExpired(error)) {
+        // 410: our resourceVersion left the server's window. Not a failure: list again and watch from there.
+        deps.log.info('endpoint_watch_expired', { resourceVersion, error })
+        resourceVersion = undefined
+        continue
+      }
+      failures++
+      retryAfterMs = error instanceof UpstreamError ? error.retryAfterMs : undefined
+      deps.log.warn('endpoint_watch_failed', { attempt: failures, error })
+      if (failures < WATCH_FAILURES_BEFORE_POLL) await deps.clock.sleep(backoff(deps, failures, retryAfterMs), signal)
+    }
+  }
+  return 'failing'
+}
+
+/** Repeats a LIST until it succeeds or the signal aborts, backing off with jitter and honouring Retry-After. */
+async function withRetries<T>(deps: EndpointWaitDeps, signal: AbortSignal, attempt: () => Promise<T>): Promise<T> {
+  for (let failures = 1; ; failures++) {
+    try {
+      return await attempt()
+    } catch (error) {
+      if (signal.aborted) throw signal.reason
+      const retryAfterMs = error instanceof UpstreamError ? error.retryAfterMs : undefined
+      deps.log.warn('endpoint_list_failed', { attempt: failures, error: describeError(error), status: error instanceof UpstreamError ? error.status : undefined })
+      const wait = deps.mode === 'poll' ? Math.max(deps.pollIntervalMs, retryAfterMs ?? 0) : backoff(deps, failures, retryAfterMs)
+      await deps.clock.sleep(wait, signal)
+    }
+  }
+}
+
+/** Exponential backoff with full jitter between half and the whole step; never shorter than Retry-After. */
+function backoff(deps: EndpointWaitDeps, failures: number, retryAfterMs: number | undefined): number {
+  const step = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1))
+  const jittered = step * (0.5 + (deps.random ?? Math.random)() / 2)
+  return Math.max(jittered, retryAfterMs ?? 0)
+}
+
+/**
+ * This pod's state in each slice that mentions it. Keeps only those slices, so memory stays small however many
+ * slices the namespace has.
+ */
+class SliceTracker {
+  readonly #deps: EndpointWaitDeps
+  readonly #states = new Map<string, { state: EndpointState; service: string | undefined }>()
+  readonly #loggedTerminatingReady = new Set<string>()
+
+  constructor(deps: EndpointWaitDeps) {
+    this.#deps = deps
+  }
+
+  get done(): boolean {
+    return this.holdingCount === 0
+  }
+
+  get holdingCount(): number {
+    let count = 0
+    for (const { state } of this.#states.values()) if (holdsTraffic(state)) count++
+    return count
+  }
+
+  reset(items: EndpointSlice[]): void {
+    const seen = new Set<string>()
+    for (const slice of items) seen.add(this.apply(slice))
+    for (const name of [...this.#states.keys()]) if (!seen.has(name)) this.#set(name, 'absent', undefined, 'listed without it')
+  }
+
+  apply(slice: EndpointSlice): string {
+    const name = slice.metadata?.name ?? '<unnamed>'
+    this.#set(name, endpointStateIn(slice, this.#deps.pod), serviceNameOf(slice), 'changed')
+    return name
+  }
+
+  remove(slice: EndpointSlice): void {
+    const name = slice.metadata?.name ?? '<unnamed>'
+    this.#set(name, 'absent', undefined, 'slice deleted')
+  }
+
+  /** `kubernetes.io/service-name in (a,b)` for the Services that route to the pod, if every slice is labelled. */
+  serviceSelector(): string | undefined {
+    const services = new Set<string>()
+    for (const { state, service } of this.#states.values()) {
+      if (!holdsTraffic(state)) continue
+      if (service === undefined) return undefined
+      services.add(service)
+    }
+    return services.size === 0 ? undefined : `${SERVICE_NAME_LABEL} in (${[...services].sort().join(',')})`
+  }
+
+  describe(): Record<string, EndpointState> {
+    return Object.fromEntries([...this.#states].map(([name, { state }]) => [name, state]))
+  }
+
+  #set(name: string, state: EndpointState, service: string | undefined, why: string): void {
+    const before = this.#states.get(name)?.state ?? 'absent'
+    if (state === 'absent') this.#states.delete(name)
+    else this.#states.set(name, { state, service })
+    if (before === state) return
+    this.#deps.log.info('endpoint_changed', { slice: name, from: before, to: state, why })
+    if (state === 'terminating-ready' && !this.#loggedTerminatingReady.has(name)) {
+      this.#loggedTerminatingReady.add(name)
+      this.#deps.log.info('endpoint_terminating_but_ready', {
+        slice: name,
+        note: 'ready:true with terminating:true (publishNotReadyAddresses); counted as removed',
+      })
+    }
+  }
+}

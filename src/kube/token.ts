@@ -1,0 +1,40 @@
+/**
+ * The bearer token, read from a file that kubelet rotates (an atomic `..data` symlink swap). Re-read by path,
+ * as client-go does: when the cached copy is older than a minute, and at once after a 401.
+ */
+import type { Clock } from '../clock.ts'
+
+export const TOKEN_MAX_AGE_MS = 50_000
+
+export interface TokenSource {
+  /** The current token, or undefined when the file is missing or empty (requests then go unauthenticated). */
+  get(): Promise<string | undefined>
+  /** Forget the cached token: the next get() re-reads the file. */
+  invalidate(): void
+}
+
+export function createFileTokenSource(
+  path: string,
+  { clock, readFile, onError }: { clock: Clock; readFile: (path: string) => Promise<string>; onError?: (error: unknown) => void },
+): TokenSource {
+  let cached: { token: string | undefined; at: number } | undefined
+  return {
+    async get() {
+      if (cached && clock.now() - cached.at < TOKEN_MAX_AGE_MS) return cached.token
+      let token: string | undefined
+      try {
+        token = (await readFile(path)).trim() || undefined
+      } catch (error) {
+        onError?.(error)
+        token = undefined
+      }
+      cached = { token, at: clock.now() }
+      return token
+    },
+    invalidate() {
+      cached = undefined
+    },
+  }
+}
+
+export const staticToken = (token: string | undefined): TokenSource => ({ get: async () => token, invalidate() {} })

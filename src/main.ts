@@ -1,0 +1,144 @@
+#!/usr/bin/env node
+/**
+ * The composition root and the only module that reads process.env, reads files at start-up, installs signal
+ * handlers and listens on a port: it builds the real clock, transports, clients and registry, and wires them
+ * into the pieces the rest of src/ defines.
+ */
+import { readFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
+import { serve, type ServerType } from '@hono/node-server'
+import { Registry } from 'prom-client'
+import { systemClock } from './clock.ts'
+import { type Config, describeConfig, parseConfig } from './config.ts'
+import { ConfigError, describeError } from './errors.ts'
+import { createKubeClient } from './kube/client.ts'
+import { waitForEndpointRemoval } from './kube/endpoint-wait.ts'
+import { createFileTokenSource } from './kube/token.ts'
+import { createLogger, type Logger } from './log.ts'
+import { createMetrics } from './metrics.ts'
+import { createReadinessCheck } from './readiness.ts'
+import { createServerApp } from './server.ts'
+import { installSignalHandlers } from './signals.ts'
+import { createDrainCoordinator } from './drain.ts'
+import { createFetch } from './transport.ts'
+import { USER_AGENT, VERSION } from './version.ts'
+
+/** How long to let answered hooks flush before exiting anyway. */
+const CLOSE_GRACE_MS = 2_000
+
+function fail(message: string): never {
+  process.stderr.write(`drain-coordinator: ${message}\n`)
+  process.exit(2)
+}
+
+function loadConfig(): Config {
+  try {
+    return parseConfig(process.env)
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message)
+    throw error
+  }
+}
+
+function readCa(config: Config): string | undefined {
+  if (config.kube === undefined || !config.kube.apiUrl.startsWith('https:')) return undefined
+  try {
+    return readFileSync(config.kube.caFile, 'utf8')
+  } catch (error) {
+    fail(`DRAIN_KUBE_CA_FILE=${JSON.stringify(config.kube.caFile)} cannot be read (${describeError(error)}): expected the PEM CA bundle the API server's certificate chains to (the service account's ca.crt)`)
+  }
+}
+
+function listen(app: { fetch: (request: Request, env: unknown) => Response | Promise<Response> }, config: Config, log: Logger): Promise<ServerType> {
+  const start = (hostname: string) =>
+    new Promise<ServerType>((resolve, reject) => {
+      const server = serve({ fetch: app.fetch, port: config.port, hostname }, () => resolve(server))
+      server.once('error', reject)
+    })
+  if (config.host !== undefined) return start(config.host)
+  // '::' takes IPv4 too (dual-stack socket); a node with IPv6 disabled needs the IPv4 wildcard instead.
+  return start('::').catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EAFNOSUPPORT' && error.code !== 'EADDRNOTAVAIL') throw error
+    log.warn('ipv6_unavailable', { error: describeError(error), listen: '0.0.0.0' })
+    return start('0.0.0.0')
+  })
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig()
+  const ca = readCa(config)
+  const clock = systemClock
+  const log = createLogger((line) => process.stdout.write(line))
+  const metrics = createMetrics(new Registry(), { version: VERSION })
+  const sideFetch = createFetch({ bodyTimeoutMs: config.sideCallTimeoutMs })
+
+  let waitForEndpoints: ((signal: AbortSignal) => ReturnType<typeof waitForEndpointRemoval>) | undefined
+  if (config.kube !== undefined) {
+    const kubeConfig = config.kube
+    const kube = createKubeClient({
+      apiUrl: kubeConfig.apiUrl,
+      namespace: config.pod.namespace!,
+      fetch: createFetch({ ca }),
+      token: createFileTokenSource(kubeConfig.tokenFile, {
+        clock,
+        readFile: (path) => readFile(path, 'utf8'),
+        onError: (error) => log.warn('kube_token_unreadable', { file: kubeConfig.tokenFile, error: describeError(error) }),
+      }),
+      clock,
+      userAgent: USER_AGENT,
+      onRequest: metrics.kubeRequest,
+    })
+    waitForEndpoints = (signal) =>
+      waitForEndpointRemoval({ kube, clock, log, pod: config.pod, mode: config.endpointMode, pollIntervalMs: config.pollIntervalMs }, signal)
+  }
+
+  const coordinator = createDrainCoordinator({
+    clock,
+    log,
+    metrics,
+    appFetch: sideFetch,
+    envoyFetch: sideFetch,
+    waitForEndpoints,
+    config,
+  })
+  const readiness = createReadinessCheck({
+    isDraining: () => coordinator.state !== 'serving',
+    upstream: config.readinessUpstream,
+    fetch: sideFetch,
+    clock,
+    timeoutMs: config.sideCallTimeoutMs,
+  })
+  const hookToken = config.hookToken
+  const app = createServerApp({
+    coordinator,
+    readiness,
+    metrics,
+    log,
+    hookToken:
+      hookToken === undefined
+        ? undefined
+        : 'value' in hookToken
+          ? async () => hookToken.value
+          : async () => (await readFile(hookToken.file, 'utf8').catch(() => '')).trim() || undefined,
+  })
+
+  const server = await listen(app, config, log)
+  const address = server.address()
+  log.info('started', { version: VERSION, listening: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, config: describeConfig(config) })
+  if (config.kube === undefined) {
+    log.warn('endpoint_wait_disabled', { reason: 'no API server configured (DRAIN_KUBE_API_URL, or KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT)', effect: 'a drain waits only DRAIN_SETTLE' })
+  }
+
+  installSignalHandlers(process, {
+    coordinator,
+    log,
+    closeServer: () =>
+      new Promise<void>((resolve) => {
+        setTimeout(resolve, CLOSE_GRACE_MS).unref()
+        server.close(() => resolve())
+      }),
+    exit: (code) => process.exit(code),
+  })
+}
+
+await main()

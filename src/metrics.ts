@@ -1,0 +1,98 @@
+/**
+ * The Prometheus metrics: every metric name is defined here and nowhere else. The registry is passed in, every
+ * labelled series is zeroed at start-up so dashboards and alerts see it before the first drain, and callers
+ * report numbers (seconds from the injected clock), never prom-client timers.
+ */
+import { Counter, Gauge, Histogram, type Registry, collectDefaultMetrics } from 'prom-client'
+import { KUBE_VERBS, OUTCOMES, PHASES, type KubeVerb, type Outcome, type Phase } from './phases.ts'
+
+/** 10 ms to 60 s: a probe round trip at the low end, a drain that hits a long DRAIN_TIMEOUT at the top. */
+export const DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60]
+
+export function createMetrics(registry: Registry, { version, processMetrics = true }: { version: string; processMetrics?: boolean }) {
+  if (processMetrics) collectDefaultMetrics({ register: registry })
+  const registers = [registry]
+
+  new Gauge({
+    name: 'drain_coordinator_build_info',
+    help: 'Always 1; the version label says which build is running.',
+    labelNames: ['version'] as const,
+    registers,
+  }).set({ version }, 1)
+  const drains = new Counter({
+    name: 'drain_coordinator_drains_total',
+    help: 'Drains finished, by outcome (completed, or timeout when DRAIN_TIMEOUT cut them short).',
+    labelNames: ['outcome'] as const,
+    registers,
+  })
+  const drainDuration = new Histogram({
+    name: 'drain_coordinator_drain_duration_seconds',
+    help: 'Time from the start of a drain to the release of its hooks, by outcome.',
+    labelNames: ['outcome'] as const,
+    buckets: DURATION_BUCKETS,
+    registers,
+  })
+  const phaseDuration = new Histogram({
+    name: 'drain_coordinator_phase_duration_seconds',
+    help: 'Time each drain phase took (app, envoy, endpoints, settle); phases that were skipped are not observed.',
+    labelNames: ['phase'] as const,
+    buckets: DURATION_BUCKETS,
+    registers,
+  })
+  const phaseFailures = new Counter({
+    name: 'drain_coordinator_phase_failures_total',
+    help: 'Drain phases that failed (the app or Envoy call erred, the endpoint wait hit the deadline).',
+    labelNames: ['phase'] as const,
+    registers,
+  })
+  const draining = new Gauge({
+    name: 'drain_coordinator_draining',
+    help: '1 while a drain is in progress, else 0.',
+    registers,
+  })
+  const kubeRequests = new Counter({
+    name: 'drain_coordinator_kube_api_requests_total',
+    help: 'Requests to the Kubernetes API by verb and HTTP status code ("error" when no response came).',
+    labelNames: ['verb', 'code'] as const,
+    registers,
+  })
+  const hookRequests = new Counter({
+    name: 'drain_coordinator_hook_requests_total',
+    help: 'Calls to /prestop, by result: answered, or unauthorized (wrong or missing X-Drain-Token).',
+    labelNames: ['result'] as const,
+    registers,
+  })
+
+  for (const outcome of OUTCOMES) drains.inc({ outcome }, 0)
+  for (const phase of PHASES) phaseFailures.inc({ phase }, 0)
+  for (const verb of KUBE_VERBS) kubeRequests.inc({ verb, code: '200' }, 0)
+  for (const result of ['answered', 'unauthorized']) hookRequests.inc({ result }, 0)
+  draining.set(0)
+
+  return {
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+    drainStarted() {
+      draining.set(1)
+    },
+    drainFinished(outcome: Outcome, seconds: number) {
+      draining.set(0)
+      drains.inc({ outcome })
+      drainDuration.observe({ outcome }, seconds)
+    },
+    phaseFinished(phase: Phase, seconds: number) {
+      phaseDuration.observe({ phase }, seconds)
+    },
+    phaseFailed(phase: Phase) {
+      phaseFailures.inc({ phase })
+    },
+    kubeRequest(verb: KubeVerb, code: number | 'error') {
+      kubeRequests.inc({ verb, code: String(code) })
+    },
+    hookRequest(result: 'answered' | 'unauthorized') {
+      hookRequests.inc({ result })
+    },
+  }
+}
+
+export type Metrics = ReturnType<typeof createMetrics>

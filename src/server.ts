@@ -1,0 +1,75 @@
+/**
+ * The one HTTP port: the preStop hook, the probes and the metrics. Handlers sit right after their paths; the
+ * drain itself lives in drain.ts, the /ready verdict in readiness.ts.
+ */
+import { Hono } from 'hono'
+import type { DrainCoordinator } from './drain.ts'
+import { HOOK_TOKEN_HEADER, type HookTokenSource, tokensMatch } from './hook-auth.ts'
+import type { Logger } from './log.ts'
+import type { Metrics } from './metrics.ts'
+import type { ReadinessVerdict } from './readiness.ts'
+
+export type ServerDeps = {
+  coordinator: DrainCoordinator
+  readiness: (signal?: AbortSignal) => Promise<ReadinessVerdict>
+  metrics: Metrics
+  log: Logger
+  /** undefined: /prestop is open to anyone who can reach the port. */
+  hookToken: HookTokenSource | undefined
+}
+
+const ROUTES: Record<string, readonly string[]> = {
+  '/prestop': ['GET', 'POST'],
+  '/ready': ['GET', 'HEAD'],
+  '/healthz': ['GET', 'HEAD'],
+  '/metrics': ['GET', 'HEAD'],
+}
+
+export function createServerApp({ coordinator, readiness, metrics, log, hookToken }: ServerDeps): Hono {
+  const app = new Hono()
+
+  app.on(['GET', 'POST'], '/prestop', async (c) => {
+    if (hookToken !== undefined) {
+      const expected = await hookToken()
+      if (expected === undefined || !tokensMatch(expected, c.req.header(HOOK_TOKEN_HEADER))) {
+        metrics.hookRequest('unauthorized')
+        log.warn('hook_rejected', { reason: expected === undefined ? 'hook token file unreadable' : `missing or wrong ${HOOK_TOKEN_HEADER} header`, userAgent: c.req.header('user-agent') ?? null, remote: remoteOf(c.env) })
+        return c.json({ error: 'unauthorized', message: `/prestop requires the ${HOOK_TOKEN_HEADER} header` }, 401)
+      }
+    }
+    const summary = await coordinator.start('hook', c.req.header('user-agent'))
+    metrics.hookRequest('answered')
+    return c.json(summary)
+  })
+
+  app.on(['GET', 'HEAD'], '/ready', async (c) => {
+    const verdict = await readiness(c.req.raw.signal)
+    return c.json({ ready: verdict.ready, state: coordinator.state, reason: verdict.reason }, verdict.ready ? 200 : 503)
+  })
+
+  // Healthy while draining too: a failing liveness probe would get the sidecar restarted mid-drain.
+  app.on(['GET', 'HEAD'], '/healthz', (c) => c.json({ healthy: true, state: coordinator.state }))
+
+  app.on(['GET', 'HEAD'], '/metrics', async (c) => c.body(await metrics.render(), 200, { 'content-type': metrics.contentType }))
+
+  app.notFound((c) => {
+    const allowed = ROUTES[c.req.path]
+    if (allowed) {
+      c.header('allow', allowed.join(', '))
+      return c.json({ error: 'method not allowed', message: `${c.req.method} ${c.req.path}: use ${allowed.join(' or ')}` }, 405)
+    }
+    return c.json({ error: 'not found', message: `no route ${c.req.path}; routes are ${Object.keys(ROUTES).join(', ')}` }, 404)
+  })
+
+  app.onError((error, c) => {
+    log.error('http_handler_failed', { path: c.req.path, method: c.req.method, error })
+    return c.json({ error: 'internal error' }, 500)
+  })
+
+  return app
+}
+
+function remoteOf(env: unknown): string | null {
+  const incoming = (env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming
+  return incoming?.socket?.remoteAddress ?? null
+}

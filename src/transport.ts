@@ -1,0 +1,33 @@
+/**
+ * Outgoing HTTP. The only module that imports undici: each peer (the Kubernetes API, Envoy admin, the app) gets
+ * its own Agent, so a CA bundle or a stuck peer never leaks into another's connections. Nothing touches the
+ * global dispatcher.
+ */
+import { Agent, fetch as undiciFetch } from 'undici'
+
+/** The fetch shape every client in src/ takes; tests pass in-process or loopback fakes. */
+export type Fetch = (url: string, init?: RequestInit) => Promise<Response>
+
+export type TransportOptions = {
+  /** PEM CA bundle the server certificate must chain to; undefined: the system roots (Node's default). */
+  ca?: string | undefined
+  /** Time to wait for a TCP (and TLS) connection. */
+  connectTimeoutMs?: number
+  /** Longest silence allowed inside a response body; a watch stays open much longer than a LIST. */
+  bodyTimeoutMs?: number
+}
+
+export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_000 }: TransportOptions = {}): Fetch & { close(): Promise<void> } {
+  const dispatcher = new Agent({
+    // rejectUnauthorized stays at its default (true): certificate checks are never skipped.
+    connect: { timeout: connectTimeoutMs, ...(ca === undefined ? {} : { ca }) },
+    headersTimeout: 30_000,
+    bodyTimeout: bodyTimeoutMs,
+    keepAliveTimeout: 4_000,
+  })
+  const fetch = ((url: string, init?: RequestInit) =>
+    // undici's RequestInit and Response are structurally the global ones; the cast stays here.
+    undiciFetch(url, { ...(init as object), dispatcher }) as unknown as Promise<Response>) as Fetch & { close(): Promise<void> }
+  fetch.close = () => dispatcher.close()
+  return fetch
+}
