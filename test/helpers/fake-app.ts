@@ -1,0 +1,50 @@
+/** A fake application: a shutdown URL that records POSTs, and a readiness endpoint whose answer tests set. */
+import { createServer } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+
+export async function startFakeApp() {
+  const calls: Array<{ method: string; path: string; at: number }> = []
+  let readyStatus = 200
+  let hang = false
+  let shutdownStatus = 200
+  const sockets = new Set<Socket>()
+  const server = createServer((req, res) => {
+    calls.push({ method: req.method ?? 'GET', path: req.url ?? '/', at: performance.now() })
+    if (hang) return
+    if (req.url === '/shutdown' && req.method === 'POST') {
+      res.writeHead(shutdownStatus).end(shutdownStatus < 300 ? 'shutting down\n' : 'no\n')
+      return
+    }
+    if (req.url === '/ready' && req.method === 'GET') {
+      res.writeHead(readyStatus).end(readyStatus < 300 ? 'ok\n' : 'not ready\n')
+      return
+    }
+    res.writeHead(404).end()
+  })
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  const base = `http://127.0.0.1:${port}`
+  return {
+    url: base,
+    shutdownUrl: `${base}/shutdown`,
+    readyUrl: `${base}/ready`,
+    calls,
+    setReady(status: number) {
+      readyStatus = status
+    },
+    setShutdownStatus(status: number) {
+      shutdownStatus = status
+    },
+    setHang(value: boolean) {
+      hang = value
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}

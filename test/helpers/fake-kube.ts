@@ -1,0 +1,346 @@
+/**
+ * A fake Kubernetes API server for EndpointSlices in one namespace, speaking the real wire format over real
+ * HTTP(S) (see ../shared/protocol-notes.md): bearer-token auth with 401 Status bodies, 403 Status for a
+ * forbidden verb, paginated LIST (limit/continue, list items without `kind`), streaming WATCH from a
+ * resourceVersion (one JSON object per line, events with `kind`), BOOKMARK events, a too-old resourceVersion
+ * answered with HTTP 200 and an ERROR event holding a 410 Status (a LIST with an expired continue token gets a
+ * real HTTP 410), and APF-style plain-text 429s. Faults can be queued for the next matching request.
+ */
+import { readFileSync } from 'node:fs'
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo, Socket } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import type { EndpointSlice } from '../../src/kube/types.ts'
+import { parseLabelSelector } from './label-selector.ts'
+
+const TLS_DIR = fileURLToPath(new URL('../fixtures/tls/', import.meta.url))
+export const CLUSTER_CA_FILE = `${TLS_DIR}cluster-ca.crt`
+export const ROGUE_CA_FILE = `${TLS_DIR}rogue-ca.crt`
+
+export type Verb = 'list' | 'watch'
+export type RecordedRequest = { verb: Verb; method: string; path: string; query: URLSearchParams; authorization: string | undefined; userAgent: string | undefined; at: number }
+export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR'
+
+export type Fault =
+  /** Answer with this status, body and headers instead of serving the request. */
+  | { kind: 'status'; status: number; body: string; headers?: Record<string, string> }
+  /** Destroy the socket without answering (a connection reset). */
+  | { kind: 'reset' }
+  /** Accept the request and never answer (until the client gives up or the server closes). */
+  | { kind: 'hang' }
+  /** Answer 200 with this raw body (malformed JSON, truncated streams, ...). */
+  | { kind: 'raw'; body: string; contentType?: string }
+
+export type FakeKubeOptions = {
+  namespace?: string
+  /** Serve HTTPS with the test cluster CA (default), or plain HTTP. */
+  tls?: boolean
+  /** Serve the rogue CA's certificate instead: a server that must never be trusted. */
+  rogueCertificate?: boolean
+  tokens?: string[]
+  /** How many past events a WATCH can resume from; older resourceVersions get ERROR 410. */
+  historyLimit?: number
+  /** Send BOOKMARK events this often to watchers that asked for them; 0: never. */
+  bookmarkIntervalMs?: number
+  port?: number
+  host?: string
+}
+
+type Stored = { slice: EndpointSlice; labels: Record<string, string> }
+type HistoryEntry = { rv: number; type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: EndpointSlice; labels: Record<string, string> }
+type Watcher = { res: ServerResponse; matches: (labels: Record<string, string>) => boolean; bookmarks: boolean; bytes: number }
+
+export type FakeKube = Awaited<ReturnType<typeof startFakeKube>>
+
+export async function startFakeKube(options: FakeKubeOptions = {}) {
+  const namespace = options.namespace ?? 'default'
+  const tls = options.tls ?? true
+  const historyLimit = options.historyLimit ?? 10_000
+  let tokens = new Set(options.tokens ?? ['test-token'])
+  const forbidden = new Set<Verb>()
+  const slices = new Map<string, Stored>()
+  let history: HistoryEntry[] = []
+  let resourceVersion = 1000
+  /** Lowest resourceVersion a WATCH may start from; below it the history is gone. */
+  let oldestWatchable = resourceVersion
+  const watchers = new Set<Watcher>()
+  const faults: Array<{ verb: Verb | undefined; fault: Fault }> = []
+  const requests: RecordedRequest[] = []
+  const sockets = new Set<Socket>()
+  let bytesSent = 0
+
+  const collection = `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`
+
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://fake')
+    const query = url.searchParams
+    const watchParam = query.get('watch')
+    // apimachinery: any value but "0" or "false" (case-insensitive), even an empty one, means watch.
+    const verb: Verb = watchParam !== null && watchParam !== '0' && watchParam.toLowerCase() !== 'false' ? 'watch' : 'list'
+    requests.push({ verb, method: req.method ?? 'GET', path: url.pathname, query, authorization: req.headers.authorization, userAgent: req.headers['user-agent'], at: performance.now() })
+
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
+    if (bearer === undefined || !tokens.has(bearer)) {
+      return sendStatus(res, 401, 'Unauthorized', 'Unauthorized')
+    }
+    if (url.pathname !== collection) {
+      return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource`)
+    }
+    if (req.method !== 'GET') {
+      return sendStatus(res, 405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`)
+    }
+    if (forbidden.has(verb)) {
+      return sendStatus(res, 403, 'Forbidden',
+        `endpointslices.discovery.k8s.io is forbidden: User "system:serviceaccount:${namespace}:drain-coordinator" cannot ${verb} resource "endpointslices" in API group "discovery.k8s.io" in the namespace "${namespace}"`,
+        { group: 'discovery.k8s.io', kind: 'endpointslices' })
+    }
+    const faultIndex = faults.findIndex((f) => f.verb === undefined || f.verb === verb)
+    if (faultIndex !== -1) {
+      const { fault } = faults.splice(faultIndex, 1)[0]!
+      return applyFault(req, res, fault)
+    }
+    let matches: (labels: Record<string, string>) => boolean
+    try {
+      matches = parseLabelSelector(query.get('labelSelector') ?? '')
+    } catch (error) {
+      return sendStatus(res, 400, 'BadRequest', `unable to parse requirement: ${(error as Error).message}`)
+    }
+    if (verb === 'list') return serveList(res, query, matches)
+    return serveWatch(req, res, query, matches)
+  }
+
+  function serveList(res: ServerResponse, query: URLSearchParams, matches: Watcher['matches']) {
+    const limit = Number(query.get('limit') ?? 0)
+    let offset = 0
+    let listVersion = resourceVersion
+    const token = query.get('continue')
+    if (token) {
+      const decoded = JSON.parse(Buffer.from(token, 'base64url').toString()) as { rv: number; offset: number }
+      if (decoded.rv < oldestWatchable) {
+        return sendStatus(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.')
+      }
+      offset = decoded.offset
+      listVersion = decoded.rv
+    }
+    const all = [...slices.values()].filter((s) => matches(s.labels)).sort((a, b) => (a.slice.metadata!.name! < b.slice.metadata!.name! ? -1 : 1))
+    const page = limit > 0 ? all.slice(offset, offset + limit) : all.slice(offset)
+    const more = limit > 0 && offset + limit < all.length
+    // List items carry no kind/apiVersion: the API server leaves TypeMeta off them.
+    const items = page.map(({ slice }) => {
+      const { kind: _kind, apiVersion: _apiVersion, ...rest } = slice
+      return rest
+    })
+    sendJson(res, 200, {
+      kind: 'EndpointSliceList',
+      apiVersion: 'discovery.k8s.io/v1',
+      metadata: {
+        resourceVersion: String(listVersion),
+        ...(more ? { continue: Buffer.from(JSON.stringify({ rv: listVersion, offset: offset + limit })).toString('base64url'), remainingItemCount: all.length - offset - limit } : {}),
+      },
+      items,
+    })
+  }
+
+  function serveWatch(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, matches: Watcher['matches']) {
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private' })
+    res.flushHeaders()
+    const watcher: Watcher = { res, matches, bookmarks: query.get('allowWatchBookmarks') === 'true', bytes: 0 }
+    const rvParam = query.get('resourceVersion')
+    if (rvParam === null || rvParam === '' || rvParam === '0') {
+      for (const stored of slices.values()) if (matches(stored.labels)) write(watcher, 'ADDED', stored.slice)
+    } else {
+      const from = Number(rvParam)
+      if (!Number.isFinite(from) || from < oldestWatchable) {
+        write(watcher, 'ERROR', expiredStatus(`too old resource version: ${rvParam} (${oldestWatchable})`))
+        res.end()
+        return
+      }
+      for (const entry of history) if (entry.rv > from && matches(entry.labels)) write(watcher, entry.type, entry.object)
+    }
+    watchers.add(watcher)
+    const timeoutSeconds = Number(query.get('timeoutSeconds') ?? 0)
+    const timers: NodeJS.Timeout[] = []
+    if (timeoutSeconds > 0) timers.push(setTimeout(() => res.end(), timeoutSeconds * 1_000))
+    if (watcher.bookmarks && (options.bookmarkIntervalMs ?? 0) > 0) {
+      timers.push(setInterval(() => write(watcher, 'BOOKMARK', bookmarkObject()), options.bookmarkIntervalMs))
+    }
+    const cleanup = () => {
+      watchers.delete(watcher)
+      for (const timer of timers) clearTimeout(timer)
+    }
+    res.on('close', cleanup)
+    req.on('close', cleanup)
+  }
+
+  function write(watcher: Watcher, type: EventType, object: unknown) {
+    if (watcher.res.writableEnded || watcher.res.destroyed) return
+    const line = JSON.stringify({ type, object }) + '\n'
+    watcher.bytes += line.length
+    bytesSent += line.length
+    watcher.res.write(line)
+  }
+
+  function broadcast(entry: HistoryEntry) {
+    history.push(entry)
+    if (history.length > historyLimit) {
+      history = history.slice(-historyLimit)
+      oldestWatchable = history[0]!.rv - 1
+    }
+    for (const watcher of watchers) if (watcher.matches(entry.labels)) write(watcher, entry.type, entry.object)
+  }
+
+  function applyFault(req: IncomingMessage, res: ServerResponse, fault: Fault) {
+    switch (fault.kind) {
+      case 'status':
+        res.writeHead(fault.status, { 'content-type': 'text/plain; charset=utf-8', ...fault.headers })
+        res.end(fault.body)
+        return
+      case 'reset':
+        req.socket.destroy()
+        return
+      case 'hang':
+        return
+      case 'raw':
+        res.writeHead(200, { 'content-type': fault.contentType ?? 'application/json' })
+        res.end(fault.body)
+        return
+    }
+  }
+
+  const tlsOptions = tls
+    ? {
+        cert: readFileSync(`${TLS_DIR}${options.rogueCertificate ? 'rogue' : 'cluster'}-server.crt`),
+        key: readFileSync(`${TLS_DIR}${options.rogueCertificate ? 'rogue' : 'cluster'}-server.key`),
+      }
+    : undefined
+  const server: Server = tlsOptions ? createHttpsServer(tlsOptions, handler) : createHttpServer(handler)
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  })
+  server.on('secureConnection', (socket: Socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  })
+  const host = options.host ?? '127.0.0.1'
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve))
+  const { port } = server.address() as AddressInfo
+  const urlHost = host.includes(':') ? `[${host}]` : host
+
+  const store = (type: 'ADDED' | 'MODIFIED', slice: EndpointSlice) => {
+    resourceVersion++
+    const object: EndpointSlice = structuredClone(slice)
+    object.kind = 'EndpointSlice'
+    object.apiVersion = 'discovery.k8s.io/v1'
+    object.metadata = { namespace, ...object.metadata, resourceVersion: String(resourceVersion) }
+    const labels = object.metadata.labels ?? {}
+    slices.set(object.metadata.name!, { slice: object, labels })
+    broadcast({ rv: resourceVersion, type, object, labels })
+  }
+
+  return {
+    url: `${tls ? 'https' : 'http'}://${urlHost}:${port}`,
+    caFile: CLUSTER_CA_FILE,
+    namespace,
+    requests,
+    get resourceVersion() {
+      return resourceVersion
+    },
+    get watcherCount() {
+      return watchers.size
+    },
+    /** Bytes of watch events written to watchers so far. */
+    get watchBytes() {
+      return bytesSent
+    },
+    get(name: string): EndpointSlice | undefined {
+      const stored = slices.get(name)
+      return stored ? structuredClone(stored.slice) : undefined
+    },
+    /** Creates or replaces a slice (ADDED or MODIFIED to watchers). */
+    upsert(slice: EndpointSlice) {
+      store(slices.has(slice.metadata?.name ?? '') ? 'MODIFIED' : 'ADDED', slice)
+    },
+    /** Deletes a slice (DELETED to watchers, with the object as it last was). */
+    remove(name: string) {
+      const stored = slices.get(name)
+      if (!stored) return
+      slices.delete(name)
+      resourceVersion++
+      const object = { ...structuredClone(stored.slice), metadata: { ...stored.slice.metadata, resourceVersion: String(resourceVersion) } }
+      broadcast({ rv: resourceVersion, type: 'DELETED', object, labels: stored.labels })
+    },
+    /** Forgets the event history, as etcd compaction does: watches from older resourceVersions get ERROR 410. */
+    compact() {
+      history = []
+      oldestWatchable = resourceVersion
+    },
+    /** Sends every open watch an ERROR event with a 410 Expired Status, then closes it (watch cache dropped it). */
+    expireWatches() {
+      for (const watcher of [...watchers]) {
+        write(watcher, 'ERROR', expiredStatus(`too old resource version: ${resourceVersion - 1} (${resourceVersion})`))
+        watcher.res.end()
+      }
+    },
+    /** Ends every open watch normally (as the server does when timeoutSeconds elapses). */
+    closeWatches() {
+      for (const watcher of [...watchers]) watcher.res.end()
+    },
+    bookmark() {
+      for (const watcher of watchers) if (watcher.bookmarks) write(watcher, 'BOOKMARK', bookmarkObject())
+    },
+    /** Replaces the accepted bearer tokens (a rotation). */
+    acceptTokens(list: string[]) {
+      tokens = new Set(list)
+    },
+    forbid(verb: Verb) {
+      forbidden.add(verb)
+    },
+    allow(verb: Verb) {
+      forbidden.delete(verb)
+    },
+    /** Queues a fault for the next request of that verb (or of any verb). */
+    fault(fault: Fault, verb?: Verb) {
+      faults.push({ verb, fault })
+    },
+    /** Plain-text 429 as API Priority and Fairness sends it. */
+    tooManyRequests(retryAfterSeconds: number, verb?: Verb) {
+      faults.push({ verb, fault: { kind: 'status', status: 429, body: 'Too many requests, please try again later.\n', headers: { 'retry-after': String(retryAfterSeconds) } } })
+    },
+    countRequests(verb?: Verb) {
+      return verb === undefined ? requests.length : requests.filter((r) => r.verb === verb).length
+    },
+    async untilWatching(count = 1, timeoutMs = 10_000) {
+      const until = performance.now() + timeoutMs
+      while (watchers.size < count) {
+        if (performance.now() > until) throw new Error(`expected ${count} watcher(s), have ${watchers.size}`)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+    },
+    async close() {
+      for (const watcher of watchers) watcher.res.destroy()
+      for (const socket of sockets) socket.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+
+  function bookmarkObject() {
+    // An empty EndpointSlice with only the resourceVersion, as the watch cache builds it (c.newFunc()).
+    return { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', metadata: { resourceVersion: String(resourceVersion) }, addressType: '', endpoints: null, ports: null }
+  }
+}
+
+function expiredStatus(message: string) {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'Expired', code: 410 }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown) {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+function sendStatus(res: ServerResponse, code: number, reason: string, message: string, details?: Record<string, unknown>) {
+  sendJson(res, code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code })
+}

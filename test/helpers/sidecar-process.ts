@@ -1,0 +1,94 @@
+/**
+ * Runs the built sidecar (dist/drain-coordinator.mjs) as a child process, the way the image runs it, and reads
+ * its JSON log lines. For the few black-box tests; everything timing-sensitive is unit-tested with a fake clock.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+
+export const BUNDLE = fileURLToPath(new URL('../../dist/drain-coordinator.mjs', import.meta.url))
+
+export type LogLine = { time: string; level: string; event: string } & Record<string, unknown>
+
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+export async function startSidecar(env: Record<string, string>, { waitReady = true }: { waitReady?: boolean } = {}) {
+  const port = env.DRAIN_PORT ? Number(env.DRAIN_PORT) : await freePort()
+  const child: ChildProcess = spawn(process.execPath, [BUNDLE], {
+    env: { PATH: process.env.PATH ?? '', DRAIN_PORT: String(port), DRAIN_HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const logs: LogLine[] = []
+  let stdout = ''
+  let stderr = ''
+  const waiters = new Set<() => void>()
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk
+    let newline: number
+    while ((newline = stdout.indexOf('\n')) !== -1) {
+      const line = stdout.slice(0, newline)
+      stdout = stdout.slice(newline + 1)
+      try {
+        logs.push(JSON.parse(line) as LogLine)
+      } catch {
+        logs.push({ time: '', level: 'raw', event: 'non_json_line', line })
+      }
+      for (const wake of waiters) wake()
+    }
+  })
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('exit', (code, signal) => {
+      for (const wake of waiters) wake()
+      resolve({ code, signal })
+    })
+  })
+  let exitedYet = false
+  void exited.then(() => (exitedYet = true))
+
+  const sidecar = {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    child,
+    logs,
+    exited,
+    get stderr() {
+      return stderr
+    },
+    /** Resolves with the first log line of that event (and matching fields), waiting for it if need be. */
+    async waitForLog(event: string, match: Record<string, unknown> = {}, timeoutMs = 15_000): Promise<LogLine> {
+      const find = () => logs.find((line) => line.event === event && Object.entries(match).every(([k, v]) => line[k] === v))
+      const until = performance.now() + timeoutMs
+      for (;;) {
+        const found = find()
+        if (found) return found
+        if (exitedYet) throw new Error(`sidecar exited before logging ${event}; stderr: ${stderr}`)
+        if (performance.now() > until) throw new Error(`no ${event} log line within ${timeoutMs}ms; events: ${logs.map((l) => l.event).join(', ')}`)
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            waiters.delete(wake)
+            resolve()
+          }
+          waiters.add(wake)
+          setTimeout(wake, 50)
+        })
+      }
+    },
+    async stop() {
+      if (!exitedYet) child.kill('SIGKILL')
+      await exited
+    },
+  }
+  if (waitReady) await sidecar.waitForLog('started')
+  return sidecar
+}
+
+export type Sidecar = Awaited<ReturnType<typeof startSidecar>>
