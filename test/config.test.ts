@@ -1,0 +1,96 @@
+import test from 'ava'
+import { DEFAULTS, describeConfig, parseConfig } from '../src/config.ts'
+import { ConfigError } from '../src/errors.ts'
+
+const inCluster = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', POD_NAMESPACE: 'shop', POD_NAME: 'web-1', POD_UID: 'u-1', POD_IP: '10.1.0.5' }
+
+test('defaults match the documented contract', (t) => {
+  const config = parseConfig(inCluster)
+  t.is(config.port, 8099)
+  t.is(config.host, undefined)
+  t.is(config.endpointMode, 'watch')
+  t.is(config.pollIntervalMs, 1_000)
+  t.is(config.settleMs, 5_000)
+  t.is(config.timeoutMs, 20_000)
+  t.is(config.appShutdownUrl, undefined)
+  t.is(config.envoyAdminUrl, undefined)
+  t.is(config.hookToken, undefined)
+  t.deepEqual(config.kube, { apiUrl: 'https://10.96.0.1', tokenFile: DEFAULTS.tokenFile, caFile: DEFAULTS.caFile })
+})
+
+test('the configuration object is frozen', (t) => {
+  const config = parseConfig(inCluster)
+  t.true(Object.isFrozen(config))
+  t.true(Object.isFrozen(config.pod))
+  t.true(Object.isFrozen(config.pod.ips))
+})
+
+test('an IPv6 KUBERNETES_SERVICE_HOST is bracketed in the API URL', (t) => {
+  const config = parseConfig({ ...inCluster, KUBERNETES_SERVICE_HOST: 'fd00:10:96::1', KUBERNETES_SERVICE_PORT: '6443' })
+  t.is(config.kube?.apiUrl, 'https://[fd00:10:96::1]:6443')
+})
+
+test('DRAIN_KUBE_API_URL overrides the in-cluster address and loses its trailing slash', (t) => {
+  const config = parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'https://kube.example:6443/' })
+  t.is(config.kube?.apiUrl, 'https://kube.example:6443')
+})
+
+test('no API server configured at all leaves the endpoint wait off', (t) => {
+  const config = parseConfig({ POD_NAME: 'web-1' })
+  t.is(config.kube, undefined)
+})
+
+test('durations accept every documented form', (t) => {
+  const config = parseConfig({ ...inCluster, DRAIN_SETTLE: '500ms', DRAIN_TIMEOUT: '1m30s', DRAIN_POLL_INTERVAL: '2' })
+  t.is(config.settleMs, 500)
+  t.is(config.timeoutMs, 90_000)
+  t.is(config.pollIntervalMs, 2_000)
+})
+
+test('POD_IP on a dual-stack pod holds both addresses, canonicalized', (t) => {
+  t.deepEqual(parseConfig({ ...inCluster, POD_IP: '10.1.0.5,fd00:0:0::5' }).pod.ips, ['10.1.0.5', 'fd00::5'])
+})
+
+test('the logged configuration never contains the hook token', (t) => {
+  const config = parseConfig({ ...inCluster, DRAIN_HOOK_TOKEN: 's3cret-hook-token' })
+  t.false(JSON.stringify(describeConfig(config)).includes('s3cret-hook-token'))
+})
+
+const rejected: Array<[string, Record<string, string>, RegExp]> = [
+  ['DRAIN_TIMEOUT', { DRAIN_TIMEOUT: 'abc' }, /DRAIN_TIMEOUT="abc" is not valid: expected a duration such as 500ms/],
+  ['DRAIN_SETTLE', { DRAIN_SETTLE: '5x' }, /DRAIN_SETTLE="5x"/],
+  ['DRAIN_SETTLE', { DRAIN_SETTLE: '20s', DRAIN_TIMEOUT: '20s' }, /DRAIN_SETTLE="20s" is not valid: expected a duration shorter than DRAIN_TIMEOUT \(20s\)/],
+  ['DRAIN_POLL_INTERVAL', { DRAIN_POLL_INTERVAL: '1ms' }, /DRAIN_POLL_INTERVAL="1ms".*at least 50ms/],
+  ['DRAIN_PORT', { DRAIN_PORT: '70000' }, /DRAIN_PORT="70000" is not valid: expected a port number from 1 to 65535/],
+  ['DRAIN_PORT', { DRAIN_PORT: '0' }, /DRAIN_PORT="0"/],
+  ['DRAIN_HOST', { DRAIN_HOST: 'not a host!' }, /DRAIN_HOST="not a host!"/],
+  ['DRAIN_ENDPOINT_MODE', { DRAIN_ENDPOINT_MODE: 'push' }, /DRAIN_ENDPOINT_MODE="push" is not valid: expected one of watch, poll/],
+  ['DRAIN_APP_SHUTDOWN_URL', { DRAIN_APP_SHUTDOWN_URL: 'localhost:8080/shutdown' }, /DRAIN_APP_SHUTDOWN_URL="localhost:8080\/shutdown" is not valid: expected an absolute http/],
+  ['DRAIN_ENVOY_ADMIN_URL', { DRAIN_ENVOY_ADMIN_URL: 'ftp://127.0.0.1:15000' }, /DRAIN_ENVOY_ADMIN_URL="ftp:/],
+  ['DRAIN_READINESS_UPSTREAM', { DRAIN_READINESS_UPSTREAM: 'http://user:pw@127.0.0.1/ready' }, /DRAIN_READINESS_UPSTREAM=/],
+  ['DRAIN_KUBE_API_URL', { DRAIN_KUBE_API_URL: 'not a url' }, /DRAIN_KUBE_API_URL="not a url"/],
+  ['KUBERNETES_SERVICE_PORT', { KUBERNETES_SERVICE_PORT: 'https' }, /KUBERNETES_SERVICE_PORT="https"/],
+  ['POD_IP', { POD_IP: '10.1.0.5,banana' }, /POD_IP="10.1.0.5,banana" is not valid: expected one IP address, or several separated by commas/],
+  ['POD_NAMESPACE', { POD_NAMESPACE: 'Shop_1' }, /POD_NAMESPACE="Shop_1"/],
+  ['DRAIN_HOOK_TOKEN', { DRAIN_HOOK_TOKEN: 'short' }, /DRAIN_HOOK_TOKEN="<redacted>" is not valid: expected at least 8 visible ASCII characters/],
+  ['DRAIN_HOOK_TOKEN_FILE', { DRAIN_HOOK_TOKEN: 'long-enough-token', DRAIN_HOOK_TOKEN_FILE: '/etc/token' }, /either DRAIN_HOOK_TOKEN or DRAIN_HOOK_TOKEN_FILE/],
+]
+
+for (const [variable, env, message] of rejected) {
+  test(`${variable}=${JSON.stringify(Object.values(env).at(-1))} is rejected, naming ${variable}`, (t) => {
+    const error = t.throws(() => parseConfig({ ...inCluster, ...env }), { instanceOf: ConfigError, message })
+    t.is(error?.variable, variable)
+    t.false(error?.message.includes('\n'), 'one line')
+  })
+}
+
+test('an API server without POD_NAMESPACE is rejected, since the slices cannot be found', (t) => {
+  const { POD_NAMESPACE: _ns, ...env } = inCluster
+  t.throws(() => parseConfig(env), { instanceOf: ConfigError, message: /^POD_NAMESPACE=""/ })
+})
+
+test('an API server without any pod identity is rejected', (t) => {
+  t.throws(() => parseConfig({ KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', POD_NAMESPACE: 'shop' }), {
+    message: /at least one of POD_UID, POD_NAME or POD_IP/,
+  })
+})

@@ -1,0 +1,123 @@
+/**
+ * An in-memory KubeClient for fake-clock tests of the endpoint wait and the drain: no sockets, so a test moves
+ * time by hand and every step is deterministic. Behaves like the API per protocol-notes: LIST returns a
+ * resourceVersion, WATCH streams changes after it, a too-old resourceVersion yields an ERROR event with a 410
+ * Status. The wire format itself is covered against the HTTP fake (fake-kube.ts).
+ */
+import { UpstreamError } from '../../src/errors.ts'
+import type { KubeClient } from '../../src/kube/client.ts'
+import type { EndpointSlice, WatchEvent } from '../../src/kube/types.ts'
+
+type Stream = { push: (event: WatchEvent | 'end' | Error) => void }
+
+export function createMemoryKube() {
+  const slices = new Map<string, EndpointSlice>()
+  let rv = 100
+  let oldest = rv
+  const history: Array<{ rv: number; event: WatchEvent }> = []
+  const streams = new Set<Stream>()
+  const calls: Array<{ verb: 'list' | 'watch'; resourceVersion?: string; labelSelector?: string | undefined }> = []
+  const listFailures: Error[] = []
+  const watchFailures: Error[] = []
+
+  const emit = (event: WatchEvent) => {
+    history.push({ rv, event })
+    for (const stream of streams) stream.push(event)
+  }
+  const stamp = (slice: EndpointSlice): EndpointSlice => ({ ...structuredClone(slice), metadata: { ...slice.metadata, resourceVersion: String(++rv) } })
+
+  const client: KubeClient = {
+    async listEndpointSlices({ labelSelector }, signal) {
+      signal.throwIfAborted()
+      calls.push({ verb: 'list', labelSelector })
+      const failure = listFailures.shift()
+      if (failure) throw failure
+      return { resourceVersion: String(rv), items: [...slices.values()].map((s) => structuredClone(s)) }
+    },
+    async *watchEndpointSlices({ resourceVersion, labelSelector }, signal) {
+      signal.throwIfAborted()
+      calls.push({ verb: 'watch', resourceVersion, labelSelector })
+      const failure = watchFailures.shift()
+      if (failure) throw failure
+      const queue: Array<WatchEvent | 'end' | Error> = []
+      let wake: (() => void) | undefined
+      const stream: Stream = {
+        push(item) {
+          queue.push(item)
+          wake?.()
+        },
+      }
+      if (Number(resourceVersion) < oldest) {
+        queue.push({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } }, 'end')
+      } else {
+        for (const entry of history) if (entry.rv > Number(resourceVersion)) queue.push(entry.event)
+        streams.add(stream)
+      }
+      const onAbort = () => wake?.()
+      signal.addEventListener('abort', onAbort)
+      try {
+        for (;;) {
+          while (queue.length === 0) {
+            signal.throwIfAborted()
+            await new Promise<void>((resolve) => (wake = resolve))
+            wake = undefined
+          }
+          signal.throwIfAborted()
+          const item = queue.shift()!
+          if (item === 'end') return
+          if (item instanceof Error) throw item
+          yield item
+        }
+      } finally {
+        streams.delete(stream)
+        signal.removeEventListener('abort', onAbort)
+      }
+    },
+  }
+
+  return {
+    client,
+    calls,
+    get watching() {
+      return streams.size
+    },
+    upsert(slice: EndpointSlice) {
+      const name = slice.metadata!.name!
+      const type = slices.has(name) ? 'MODIFIED' : 'ADDED'
+      const stamped = stamp(slice)
+      slices.set(name, stamped)
+      emit({ type, object: stamped })
+    },
+    remove(name: string) {
+      const last = slices.get(name)
+      if (!last) return
+      slices.delete(name)
+      emit({ type: 'DELETED', object: stamp(last) })
+    },
+    bookmark() {
+      emit({ type: 'BOOKMARK', object: { metadata: { resourceVersion: String(++rv) }, addressType: '', endpoints: null } })
+    },
+    /** Drops history and ends open watches with an ERROR 410, as a watch cache that lost our place does. */
+    expire() {
+      history.length = 0
+      oldest = rv + 1
+      for (const stream of streams) {
+        stream.push({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } })
+        stream.push('end')
+      }
+    },
+    /** Closes open watch streams normally (server-side timeout). */
+    closeWatches() {
+      for (const stream of streams) stream.push('end')
+    },
+    breakWatches(error = new UpstreamError('WATCH endpointslices', { message: 'stream broke: other side closed' })) {
+      for (const stream of streams) stream.push(error)
+    },
+    failNextList(error: Error = new UpstreamError('LIST endpointslices', { status: 503, message: 'unavailable' })) {
+      listFailures.push(error)
+    },
+    failNextWatch(error: Error = new UpstreamError('WATCH endpointslices', { status: 500, message: 'internal error' })) {
+      watchFailures.push(error)
+    },
+  }
+}
