@@ -50,12 +50,14 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
   async function send(verb: KubeVerb, url: string, signal: AbortSignal): Promise<{ response: Response; done: () => void }> {
     for (let attempt = 1; ; attempt++) {
       const bearer = await token.get()
-      const timeout = deadline(clock, requestTimeoutMs, new UpstreamError(`${verb.toUpperCase()} ${url}`, { message: `no answer within ${requestTimeoutMs}ms` }), signal)
+      // The timer bounds the wait for an answer; the caller's signal must keep governing the body after it (a
+      // watch body outlives the timer by design), so the two are combined rather than chained.
+      const timeout = deadline(clock, requestTimeoutMs, new UpstreamError(`${verb.toUpperCase()} ${url}`, { message: `no answer within ${requestTimeoutMs}ms` }))
       const headers: Record<string, string> = { accept: 'application/json', 'user-agent': userAgent }
       if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`
       let response: Response
       try {
-        response = await fetch(url, { headers, signal: timeout.signal })
+        response = await fetch(url, { headers, signal: AbortSignal.any([signal, timeout.signal]) })
       } catch (error) {
         timeout.cancel()
         deps.onRequest?.(verb, 'error')
