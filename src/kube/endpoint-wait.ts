@@ -8,7 +8,7 @@ import type { Clock } from '../clock.ts'
 import type { EndpointMode, PodIdentity } from '../config.ts'
 import { UpstreamError, describeError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import { isExpired, type KubeClient } from './client.ts'
+import { isExpired, type KubeClient, WatchIdleError } from './client.ts'
 import { type EndpointState, endpointStateIn, holdsTraffic, serviceNameOf } from './endpoint-slice.ts'
 import { SERVICE_NAME_LABEL, type EndpointSlice } from './types.ts'
 
@@ -20,6 +20,8 @@ export type EndpointWaitDeps = {
   mode: EndpointMode
   pollIntervalMs: number
   random?: () => number
+  /** A watch silent this long is abandoned and replaced by a fresh LIST and WATCH (default WATCH_IDLE_MS). */
+  watchIdleMs?: number
 }
 
 export type EndpointWaitResult = {
@@ -36,11 +38,18 @@ const BACKOFF_MAX_MS = 5_000
 const WATCH_TIMEOUT_SECONDS = 60
 /** A watch that closes this fast without an event is a failure (client-go's "very short watch"). */
 const VERY_SHORT_WATCH_MS = 1_000
+/**
+ * A watch that delivers nothing for this long is re-established from a fresh LIST. The API server sends a
+ * bookmark only about once a minute, so a healthy but quiet watch is also renewed: one LIST per interval while
+ * a drain waits, in exchange for never sitting on a stalled connection until the deadline.
+ */
+export const WATCH_IDLE_MS = 5_000
 
 export async function waitForEndpointRemoval(deps: EndpointWaitDeps, signal: AbortSignal): Promise<EndpointWaitResult> {
   const tracker = new SliceTracker(deps)
   const list = async (labelSelector?: string) => {
-    const result = await deps.kube.listEndpointSlices({ labelSelector }, signal)
+    // Only slices that mention the pod are kept: a namespace with thousands of slices costs one page of memory.
+    const result = await deps.kube.listEndpointSlices({ labelSelector, keep: (slice) => endpointStateIn(slice, deps.pod) !== 'absent' }, signal)
     tracker.reset(result.items)
     return result.resourceVersion
   }
@@ -72,17 +81,19 @@ async function followWatch(
 ): Promise<'done' | 'failing'> {
   let resourceVersion: string | undefined = startVersion
   let failures = 0
+  /** True from a relist until the next event: a 410 then means the server keeps losing our place. */
+  let relisted = false
   while (failures < WATCH_FAILURES_BEFORE_POLL) {
-    let retryAfterMs: number | undefined
     try {
       if (resourceVersion === undefined) {
         resourceVersion = await relist()
+        relisted = true
         if (tracker.done) return 'done'
       }
       const startedAt = deps.clock.now()
       let events = 0
-      for await (const event of deps.kube.watchEndpointSlices({ resourceVersion, labelSelector, timeoutSeconds: WATCH_TIMEOUT_SECONDS }, signal)) {
-        events++
+      const watchOptions: Parameters<KubeClient['watchEndpointSlices']>[0] = { resourceVersion, labelSelector, timeoutSeconds: WATCH_TIMEOUT_SECONDS, idleTimeoutMs: deps.watchIdleMs ?? WATCH_IDLE_MS }
+      for await (const event of deps.kube.watchEndpointSlices(watchOptions, signal)) {
         if (event.type === 'ERROR') {
           const status = event.object
           throw new UpstreamError('WATCH endpointslices', {
@@ -95,6 +106,8 @@ async function followWatch(
         else if (event.type === 'DELETED') tracker.remove(event.object)
         // A BOOKMARK is an empty object; only its resourceVersion counts.
         resourceVersion = event.object.metadata?.resourceVersion ?? resourceVersion
+        events++
+        relisted = false
         failures = 0
         if (tracker.done) return 'done'
       }
@@ -104,14 +117,21 @@ async function followWatch(
       deps.log.debug('endpoint_watch_closed', { resourceVersion, events })
     } catch (error) {
       if (signal.aborted) throw signal.reason
-      if (isExpired(error)) {
-        // 410: our resourceVersion left the server's window. Not a failure: list again and watch from there.
-        deps.log.info('endpoint_watch_expired', { resourceVersion, error })
+      if (error instanceof WatchIdleError) {
+        // Not a failure: the LIST that follows is the truth whether the stream was stalled or only quiet.
+        deps.log.info('endpoint_watch_idle', { resourceVersion, idleMs: deps.watchIdleMs ?? WATCH_IDLE_MS, next: 'list and watch again' })
         resourceVersion = undefined
         continue
       }
+      if (isExpired(error)) {
+        // 410: our resourceVersion left the server's window: list again and watch from there. Only a 410 right
+        // after a fresh list counts as a failure, so a server that keeps expiring us cannot spin the loop.
+        deps.log.info('endpoint_watch_expired', { resourceVersion: resourceVersion ?? null, error })
+        resourceVersion = undefined
+        if (!relisted) continue
+      }
       failures++
-      retryAfterMs = error instanceof UpstreamError ? error.retryAfterMs : undefined
+      const retryAfterMs = error instanceof UpstreamError ? error.retryAfterMs : undefined
       deps.log.warn('endpoint_watch_failed', { attempt: failures, error })
       if (failures < WATCH_FAILURES_BEFORE_POLL) await deps.clock.sleep(backoff(deps, failures, retryAfterMs), signal)
     }

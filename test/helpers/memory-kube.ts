@@ -19,6 +19,7 @@ export function createMemoryKube() {
   const calls: Array<{ verb: 'list' | 'watch'; resourceVersion?: string; labelSelector?: string | undefined }> = []
   const listFailures: Error[] = []
   const watchFailures: Error[] = []
+  let watchesToExpire = 0
 
   const emit = (event: WatchEvent) => {
     history.push({ rv, event })
@@ -47,7 +48,8 @@ export function createMemoryKube() {
           wake?.()
         },
       }
-      if (Number(resourceVersion) < oldest) {
+      if (Number(resourceVersion) < oldest || watchesToExpire > 0) {
+        watchesToExpire = Math.max(0, watchesToExpire - 1)
         queue.push({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } }, 'end')
       } else {
         for (const entry of history) if (entry.rv > Number(resourceVersion)) queue.push(entry.event)
@@ -100,11 +102,15 @@ export function createMemoryKube() {
     /** Drops history and ends open watches with an ERROR 410, as a watch cache that lost our place does. */
     expire() {
       history.length = 0
-      oldest = rv + 1
+      oldest = rv
       for (const stream of streams) {
         stream.push({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } })
         stream.push('end')
       }
+    },
+    /** Makes the next WATCH answer with a 410 ERROR event whatever its resourceVersion (a server that keeps losing our place). */
+    expireNextWatch() {
+      watchesToExpire++
     },
     /** Closes open watch streams normally (server-side timeout). */
     closeWatches() {

@@ -1,0 +1,10 @@
+/** A logger that keeps its lines as objects, for tests that assert on what was logged. */
+import { createLogger, type Logger } from '../../src/log.ts'
+
+export type CapturedLine = { level: string; event: string } & Record<string, unknown>
+
+export function captureLog(): Logger & { lines: CapturedLine[]; events: () => string[] } {
+  const lines: CapturedLine[] = []
+  const logger = createLogger((line) => lines.push(JSON.parse(line) as CapturedLine))
+  return Object.assign(logger, { lines, events: () => lines.map((line) => line.event) })
+}
