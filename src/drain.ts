@@ -75,23 +75,34 @@ export function createDrainCoordinator(deps: DrainDeps) {
     const release = new AbortController()
     const untilReleased = AbortSignal.any([drainDeadline.signal, release.signal])
 
+    const phaseStarts = new Map<Phase, number>()
+
     async function phase(name: Phase, work: (signal: AbortSignal) => Promise<Record<string, unknown> | void>, signal: AbortSignal) {
       const phaseStart = clock.now()
+      phaseStarts.set(name, phaseStart)
       try {
         const extra = await work(signal)
         if (released) return
+        phaseStarts.delete(name)
         reports[name] = { status: 'ok', durationSeconds: seconds(phaseStart), ...extra }
         metrics.phaseFinished(name, seconds(phaseStart))
         log.info('phase_finished', { phase: name, ...reports[name] })
       } catch (error) {
         if (released) return
-        const cancelled = untilReleased.aborted && error === untilReleased.reason
-        reports[name] = { status: cancelled ? 'cancelled' : 'failed', durationSeconds: seconds(phaseStart), error: describeError(error) }
-        // The endpoint wait cut short by the deadline is the failure alerts care about; a settle cut short is not.
-        if (!cancelled || name === 'endpoints') metrics.phaseFailed(name)
-        if (cancelled) log.info('phase_cancelled', { phase: name, ...reports[name] })
-        else log.warn('phase_failed', { phase: name, ...reports[name] })
+        phaseStarts.delete(name)
+        if (untilReleased.aborted && error === untilReleased.reason) return cancel(name, phaseStart, error)
+        reports[name] = { status: 'failed', durationSeconds: seconds(phaseStart), error: describeError(error) }
+        metrics.phaseFailed(name)
+        log.warn('phase_failed', { phase: name, ...reports[name] })
       }
+    }
+
+    /** A phase the deadline or the release overtook. */
+    function cancel(name: Phase, phaseStart: number, reason: unknown) {
+      reports[name] = { status: 'cancelled', durationSeconds: seconds(phaseStart), error: describeError(reason) }
+      // The endpoint wait cut short by the deadline is what alerts care about; a settle cut short is not.
+      if (name === 'endpoints') metrics.phaseFailed(name)
+      log.info('phase_cancelled', { phase: name, ...reports[name] })
     }
 
     function sideCall(name: 'app' | 'envoy', url: string | undefined, fetch: Fetch, what: string) {
@@ -117,6 +128,8 @@ export function createDrainCoordinator(deps: DrainDeps) {
     await Promise.race([sequence, abortedPromise(drainDeadline.signal)])
 
     const outcome: Outcome = drainDeadline.signal.aborted ? 'timeout' : 'completed'
+    const overtaken = drainDeadline.signal.aborted ? drainDeadline.signal.reason : new ReleasedError()
+    for (const [name, phaseStart] of phaseStarts) cancel(name, phaseStart, overtaken)
     released = true
     release.abort(new ReleasedError())
     drainDeadline.cancel()

@@ -18,7 +18,7 @@ async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
 test('the documented watch stream decodes to ADDED, MODIFIED, BOOKMARK, MODIFIED', async (t) => {
   const events = await collect(decodeWatchStream(chunked(bookmarkFixture, 1 << 20)))
   t.deepEqual(events.map((e) => e.type), ['ADDED', 'MODIFIED', 'BOOKMARK', 'MODIFIED'])
-  t.is(events[2]!.object.metadata?.resourceVersion, '12746')
+  t.is((events[2]!.object as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion, "12746")
 })
 
 test('events split across chunks at every size decode the same', async (t) => {
