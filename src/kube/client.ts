@@ -5,7 +5,7 @@
  * text error bodies (APF's 429) accepted.
  */
 import { type Clock, deadline } from '../clock.ts'
-import { UpstreamError, describeError } from '../errors.ts'
+import { DrainCoordinatorError, UpstreamError, describeError } from '../errors.ts'
 import type { KubeVerb } from '../phases.ts'
 import type { Fetch } from '../transport.ts'
 import type { TokenSource } from './token.ts'
@@ -15,13 +15,27 @@ import { decodeWatchStream } from './watch-stream.ts'
 export type ListResult = { resourceVersion: string; items: EndpointSlice[] }
 
 export interface KubeClient {
-  /** LIST every page; `onPage` sees each page's items so a caller can reduce them without holding them all. */
-  listEndpointSlices(options: { labelSelector?: string | undefined }, signal: AbortSignal): Promise<ListResult>
-  /** WATCH from a resourceVersion; the iterator ends when the server closes the stream. */
+  /**
+   * LIST every page. With `keep`, only the items it accepts are held, page by page, so memory stays bounded by
+   * one page however many slices the namespace has.
+   */
+  listEndpointSlices(options: { labelSelector?: string | undefined; keep?: (slice: EndpointSlice) => boolean }, signal: AbortSignal): Promise<ListResult>
+  /**
+   * WATCH from a resourceVersion; the iterator ends when the server closes the stream. With `idleTimeoutMs`, a
+   * stream that delivers no bytes (no event, no bookmark) for that long is abandoned with a WatchIdleError.
+   */
   watchEndpointSlices(
-    options: { resourceVersion: string; labelSelector?: string | undefined; timeoutSeconds?: number },
+    options: { resourceVersion: string; labelSelector?: string | undefined; timeoutSeconds?: number; idleTimeoutMs?: number },
     signal: AbortSignal,
   ): AsyncIterable<WatchEvent>
+}
+
+/** A watch stream went silent for longer than its idle limit (a stalled connection, or a server without bookmarks). */
+export class WatchIdleError extends DrainCoordinatorError {
+  override name = 'WatchIdleError'
+  constructor(idleMs: number) {
+    super('KUBE_WATCH_IDLE', `watch delivered nothing (no event, no bookmark) for ${idleMs}ms`)
+  }
 }
 
 export type KubeClientDeps = {
@@ -81,7 +95,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
   }
 
   return {
-    async listEndpointSlices({ labelSelector }, signal) {
+    async listEndpointSlices({ labelSelector, keep }, signal) {
       const items: EndpointSlice[] = []
       let continueToken: string | undefined
       let resourceVersion = ''
@@ -114,14 +128,14 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         if (typeof list !== 'object' || list === null || (list.items !== null && list.items !== undefined && !Array.isArray(list.items))) {
           throw new UpstreamError(`LIST ${url}`, { status: 200, message: 'body is not an EndpointSliceList' })
         }
-        for (const item of list.items ?? []) items.push(item)
+        for (const item of list.items ?? []) if (keep === undefined || keep(item)) items.push(item)
         resourceVersion = list.metadata?.resourceVersion ?? resourceVersion
         continueToken = list.metadata?.continue || undefined
       } while (continueToken !== undefined)
       return { resourceVersion, items }
     },
 
-    async *watchEndpointSlices({ resourceVersion, labelSelector, timeoutSeconds = 60 }, signal) {
+    async *watchEndpointSlices({ resourceVersion, labelSelector, timeoutSeconds = 60, idleTimeoutMs }, signal) {
       const query = new URLSearchParams({
         watch: '1',
         allowWatchBookmarks: 'true',
@@ -130,15 +144,34 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
       })
       if (labelSelector) query.set('labelSelector', labelSelector)
       const url = `${base}?${query}`
-      const { response, done } = await send('watch', url, signal)
+      const idle = new AbortController()
+      let idleTimer: { cancel: () => void } | undefined
+      const armIdleTimer = () => {
+        idleTimer?.cancel()
+        if (idleTimeoutMs === undefined) return
+        const timer = deadline(clock, idleTimeoutMs, undefined)
+        timer.signal.addEventListener('abort', () => idle.abort(new WatchIdleError(idleTimeoutMs)), { once: true })
+        idleTimer = timer
+      }
+      const { response, done } = await send('watch', url, AbortSignal.any([signal, idle.signal]))
       done()
       if (!response.body) return
+      const body = response.body as AsyncIterable<Uint8Array>
+      async function* watched() {
+        armIdleTimer()
+        for await (const chunk of body) {
+          armIdleTimer()
+          yield chunk
+        }
+      }
       try {
-        yield* decodeWatchStream(response.body as AsyncIterable<Uint8Array>)
+        yield* decodeWatchStream(watched())
       } catch (error) {
         if (signal.aborted) throw signal.reason
+        if (idle.signal.aborted) throw idle.signal.reason
         throw new UpstreamError(`WATCH ${url}`, { status: response.status, message: `stream broke: ${describeError(error)}` }, { cause: error })
       } finally {
+        idleTimer?.cancel()
         // Leaving early (the wait is over) must close the connection, not leave the stream half-read.
         await response.body.cancel().catch(() => {})
       }

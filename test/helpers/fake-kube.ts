@@ -31,6 +31,8 @@ export type Fault =
   | { kind: 'hang' }
   /** Answer 200 with this raw body (malformed JSON, truncated streams, ...). */
   | { kind: 'raw'; body: string; contentType?: string }
+  /** Answer 200 with headers flushed, then send nothing, ever: a stalled stream (no events, no bookmarks). */
+  | { kind: 'stall' }
 
 export type FakeKubeOptions = {
   namespace?: string
@@ -200,6 +202,10 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
         req.socket.destroy()
         return
       case 'hang':
+        return
+      case 'stall':
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.flushHeaders()
         return
       case 'raw':
         res.writeHead(200, { 'content-type': fault.contentType ?? 'application/json' })
