@@ -16,7 +16,12 @@ export interface Clock {
 export const systemClock: Clock = {
   now: () => performance.now(),
   wallTime: () => new Date(),
-  sleep: (ms, signal) => delay(Math.max(0, ms), undefined, signal ? { signal } : undefined),
+  // timers/promises rejects with its own AbortError (the reason only as `cause`); the contract is the reason itself,
+  // which is how the drain tells a phase cut short by the deadline from one that failed.
+  sleep: (ms, signal) =>
+    delay(Math.max(0, ms), undefined, signal ? { signal } : undefined).catch((error: unknown) => {
+      throw signal?.aborted ? signal.reason : error
+    }),
 }
 
 /**
