@@ -82,3 +82,266 @@ test('aborting the caller signal ends an open watch at once and closes its conne
   await until(() => kube.watcherCount === 0, 'the watch connection to close')
   t.deepEqual(events, [])
 })
+
+/** Runs the endpoint wait with a deadline; resolves with what it returned or the error that ended it. */
+async function drainWait(client: KubeClient, log: Logger, deadlineMs: number, extra: { watchIdleMs?: number; mode?: 'watch' | 'poll' } = {}) {
+  const controller = new AbortController()
+  const reason = new Error('deadline')
+  const timer = setTimeout(() => controller.abort(reason), deadlineMs)
+  const startedAt = performance.now()
+  try {
+    const result = await waitForEndpointRemoval(
+      { kube: client, clock: systemClock, log, pod: POD, mode: extra.mode ?? 'watch', pollIntervalMs: 100, random: () => 0, ...(extra.watchIdleMs === undefined ? {} : { watchIdleMs: extra.watchIdleMs }) },
+      controller.signal,
+    )
+    return { result, error: undefined, deadlineHit: false, ms: performance.now() - startedAt }
+  } catch (error) {
+    return { result: undefined, error, deadlineHit: error === reason, ms: performance.now() - startedAt }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+const removeLater = (kube: FakeKube, ms: number) => setTimeout(() => kube.upsert(holding('web-abcde', TERMINATING)), ms)
+
+test('a watch that stalls without bookmarks is abandoned after the idle limit and the wait finishes from a fresh LIST', async (t) => {
+  const { kube, client } = await setup(t)
+  const { log, lines } = capture()
+  kube.upsert(holding())
+  kube.fault({ kind: 'stall' }, 'watch')
+  const running = drainWait(client, log, 10_000, { watchIdleMs: 300 })
+  await until(() => kube.countRequests('watch') >= 1, 'the stalled watch')
+  // The change happens while the only watch is stalled: it never reaches the client through that stream.
+  kube.upsert(holding('web-abcde', TERMINATING))
+  const { result, deadlineHit } = await running
+  t.false(deadlineHit)
+  t.truthy(result)
+  t.true(lines.some((l) => l.event === 'endpoint_watch_idle'))
+  t.true(kube.countRequests('list') >= 2, 'listed again after the idle watch')
+})
+
+test('a quiet but healthy watch is renewed, not reported as failing', async (t) => {
+  const { kube, client } = await setup(t)
+  const { log, lines } = capture()
+  kube.upsert(holding())
+  const running = drainWait(client, log, 10_000, { watchIdleMs: 200 })
+  await until(() => kube.countRequests('watch') >= 3, 'three watches')
+  kube.upsert(holding('web-abcde', TERMINATING))
+  const { result } = await running
+  t.truthy(result)
+  t.is(result!.mode, 'watch')
+  t.false(lines.some((l) => l.event === 'endpoint_watch_failed' || l.event === 'endpoint_watch_abandoned'))
+})
+
+test('a LIST that never answers (hung socket) times out and is retried', async (t) => {
+  const { kube, client } = await setup(t, { requestTimeoutMs: 300 })
+  const { log, lines } = capture()
+  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.fault({ kind: 'hang' }, 'list')
+  const { result, deadlineHit } = await drainWait(client, log, 10_000)
+  t.false(deadlineHit)
+  t.is(result?.slicesAtStart, 0)
+  t.is(kube.countRequests('list'), 2)
+  const failed = lines.find((l) => l.event === 'endpoint_list_failed')
+  t.regex(String(failed?.error), /no answer within 300ms/)
+})
+
+test('a WATCH whose headers never come times out and the wait watches again', async (t) => {
+  const { kube, client } = await setup(t, { requestTimeoutMs: 300 })
+  const { log } = capture()
+  kube.upsert(holding())
+  kube.fault({ kind: 'hang' }, 'watch')
+  const running = drainWait(client, log, 10_000)
+  await until(() => kube.countRequests('watch') >= 2, 'a second watch')
+  kube.upsert(holding('web-abcde', TERMINATING))
+  const { result } = await running
+  t.is(result?.mode, 'watch')
+})
+
+test('connection refused until the API server comes up: the wait keeps trying and uses it once it answers', async (t) => {
+  const { freePort } = await import('./helpers/sidecar-process.ts')
+  const port = await freePort()
+  const fetch = createFetch({ ca: CA, connectTimeoutMs: 1_000 })
+  t.teardown(() => fetch.close())
+  const client = createKubeClient({ apiUrl: `https://127.0.0.1:${port}`, namespace: NS, fetch, token: staticToken('test-token'), clock: systemClock, userAgent: 't', requestTimeoutMs: 1_000 })
+  const { log, lines } = capture()
+  const running = drainWait(client, log, 15_000)
+  await until(() => lines.filter((l) => l.event === 'endpoint_list_failed').length >= 2, 'two refused LISTs')
+  t.regex(String(lines.find((l) => l.event === 'endpoint_list_failed')?.error), /ECONNREFUSED|fetch failed/)
+  const kube = await startFakeKube({ namespace: NS, port })
+  t.teardown(() => kube.close())
+  kube.upsert(holding('web-abcde', TERMINATING))
+  const { result, deadlineHit } = await running
+  t.false(deadlineHit)
+  t.is(result?.slicesAtStart, 0)
+  t.true(kube.countRequests('list') >= 1)
+})
+
+test('the system clock rejects an aborted sleep with the signal\'s reason, as the Clock contract says', async (t) => {
+  const reason = new Error('deadline')
+  const error = await t.throwsAsync(systemClock.sleep(10_000, AbortSignal.abort(reason)))
+  t.is(error, reason)
+  const controller = new AbortController()
+  const sleeping = systemClock.sleep(10_000, controller.signal)
+  controller.abort(reason)
+  t.is(await t.throwsAsync(sleeping), reason)
+})
+
+test('connection refused for good: the wait holds until the caller deadline, then ends with that deadline', async (t) => {
+  const { freePort } = await import('./helpers/sidecar-process.ts')
+  const port = await freePort()
+  const fetch = createFetch({ ca: CA })
+  t.teardown(() => fetch.close())
+  const client = createKubeClient({ apiUrl: `https://127.0.0.1:${port}`, namespace: NS, fetch, token: staticToken('x'), clock: systemClock, userAgent: 't' })
+  const { log } = capture()
+  const { deadlineHit, ms } = await drainWait(client, log, 800)
+  t.true(deadlineHit)
+  t.true(ms < 800 + 2_000, `ended ${Math.round(ms)}ms after start`)
+})
+
+test('a connection reset mid-response is retried', async (t) => {
+  const { kube, client } = await setup(t)
+  const { log } = capture()
+  kube.upsert(holding())
+  kube.fault({ kind: 'reset' }, 'list')
+  kube.fault({ kind: 'reset' }, 'watch')
+  const running = drainWait(client, log, 10_000)
+  await until(() => kube.countRequests('watch') >= 2, 'a watch after the reset one')
+  kube.upsert(holding('web-abcde', TERMINATING))
+  const { result, deadlineHit } = await running
+  t.false(deadlineHit)
+  t.is(result?.slicesAtStart, 1)
+})
+
+for (const status of [500, 503]) {
+  test(`HTTP ${status} on LIST and on WATCH is retried, and the answer after it is used`, async (t) => {
+    const { kube, client } = await setup(t)
+    const { log, lines } = capture()
+    kube.upsert(holding())
+    const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'etcdserver: leader changed', reason: status === 500 ? 'InternalError' : 'ServiceUnavailable', code: status })
+    kube.fault({ kind: 'status', status, body, headers: { 'content-type': 'application/json' } }, 'list')
+    kube.fault({ kind: 'status', status, body, headers: { 'content-type': 'application/json' } }, 'watch')
+    const running = drainWait(client, log, 10_000)
+    await until(() => kube.countRequests('watch') >= 2, 'a watch after the failed one')
+    kube.upsert(holding('web-abcde', TERMINATING))
+    const { result } = await running
+    t.is(result?.slicesAtStart, 1)
+    const listFailed = lines.find((l) => l.event === 'endpoint_list_failed')
+    t.is(listFailed?.status, status)
+    t.regex(JSON.stringify(lines.find((l) => l.event === 'endpoint_watch_failed')), /leader changed/)
+  })
+}
+
+test('429 with Retry-After (plain text, as APF sends it) delays the next LIST by at least that long', async (t) => {
+  const { kube, client } = await setup(t)
+  const { log, lines } = capture()
+  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.tooManyRequests(1, 'list')
+  const { result } = await drainWait(client, log, 10_000)
+  t.is(result?.slicesAtStart, 0)
+  const lists = kube.requests.filter((r) => r.verb === 'list')
+  t.is(lists.length, 2)
+  t.true(lists[1]!.at - lists[0]!.at >= 950, `retried after ${Math.round(lists[1]!.at - lists[0]!.at)}ms`)
+  t.is(lines.find((l) => l.event === 'endpoint_list_failed')?.status, 429)
+})
+
+test('401 after token rotation: the token file is read again and the request repeated with the new token', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dc-token-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const file = join(dir, 'token')
+  await writeFile(file, 'token-one\n')
+  const { log } = capture()
+  const token = createFileTokenSource(file, { clock: systemClock, readFile: (path) => import('node:fs/promises').then((fs) => fs.readFile(path, 'utf8')) })
+  const { kube, client } = await setup(t, { tokens: ['token-one'], token })
+  kube.upsert(holding('web-abcde', TERMINATING))
+  t.is((await client.listEndpointSlices({}, AbortSignal.timeout(5_000))).items.length, 1)
+  // kubelet rotates the projected token; the API server stops accepting the old one. The cached copy is fresh.
+  await writeFile(file, 'token-two\n')
+  kube.acceptTokens(['token-two'])
+  const { result } = await drainWait(client, log, 5_000)
+  t.is(result?.slicesAtStart, 0)
+  const auths = kube.requests.map((r) => r.authorization)
+  t.deepEqual(auths, ['Bearer token-one', 'Bearer token-one', 'Bearer token-two'])
+})
+
+test('403 during a drain is an outage like any other: the wait holds to the deadline, retrying, and recovers when RBAC is fixed', async (t) => {
+  const { kube, client } = await setup(t)
+  const { log, lines } = capture()
+  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.forbid('list')
+  const held = await drainWait(client, log, 700)
+  t.true(held.deadlineHit)
+  const denied = lines.filter((l) => l.event === 'endpoint_list_failed')
+  t.true(denied.length >= 2)
+  t.true(denied.every((l) => l.status === 403))
+  kube.allow('list')
+  const { result } = await drainWait(client, log, 5_000)
+  t.is(result?.slicesAtStart, 0)
+})
+
+test('malformed JSON in a LIST and in a watch event is a failure that is retried, never a crash', async (t) => {
+  const { kube, client } = await setup(t)
+  const { log, lines } = capture()
+  kube.upsert(holding())
+  kube.fault({ kind: 'raw', body: '{"kind":"EndpointSliceList","items":[{"metadata":' }, 'list')
+  kube.fault({ kind: 'raw', body: '{"type":"MODIFIED","object":{"metadata":{"name":\n' }, 'watch')
+  const running = drainWait(client, log, 10_000)
+  await until(() => kube.countRequests('watch') >= 2, 'a watch after the malformed one')
+  kube.upsert(holding('web-abcde', TERMINATING))
+  const { result } = await running
+  t.is(result?.slicesAtStart, 1)
+  t.regex(String(lines.find((l) => l.event === 'endpoint_list_failed')?.error), /not JSON/)
+  t.regex(JSON.stringify(lines.find((l) => l.event === 'endpoint_watch_failed')), /not JSON/)
+})
+
+test('a watch the server closes is resumed from the last resourceVersion, and ERROR 410 leads to a fresh LIST', async (t) => {
+  const { kube, client } = await setup(t)
+  const { log, lines } = capture()
+  kube.upsert(holding())
+  const running = drainWait(client, log, 10_000)
+  await kube.untilWatching(1)
+  kube.bookmark()
+  await until(() => lines.length > 0 && kube.watchBytes > 0, 'the bookmark')
+  const rv = kube.resourceVersion
+  kube.closeWatches()
+  await until(() => kube.countRequests('watch') >= 2 && kube.watcherCount === 1, 'the resumed watch')
+  t.is(kube.requests.filter((r) => r.verb === 'watch')[1]!.query.get('resourceVersion'), String(rv))
+  kube.expireWatches()
+  await until(() => kube.countRequests('watch') >= 3 && kube.watcherCount === 1, 'the watch after 410')
+  t.is(kube.countRequests('list'), 2)
+  kube.upsert(holding('web-abcde', TERMINATING))
+  const { result } = await running
+  t.is(result?.mode, 'watch')
+  t.true(lines.some((l) => l.event === 'endpoint_watch_expired'))
+  t.false(lines.some((l) => l.event === 'endpoint_watch_failed'))
+})
+
+test('a server with a certificate from another CA is never trusted, and no request reaches it', async (t) => {
+  const { kube, client } = await setup(t, { rogueCertificate: true })
+  kube.upsert(holding('web-abcde', TERMINATING))
+  const error = await t.throwsAsync(client.listEndpointSlices({}, AbortSignal.timeout(5_000)))
+  t.true(error instanceof UpstreamError)
+  t.regex(String(error?.message) + String((error?.cause as Error | undefined)?.cause), /certificate|self.signed|unable to verify/i)
+  const { log } = capture()
+  t.true((await drainWait(client, log, 600)).deadlineHit)
+  t.is(kube.requests.length, 0)
+})
+
+test('a namespace with thousands of slices is listed page by page, and only slices naming the pod are held', async (t) => {
+  const { kube, client } = await setup(t, { pageSize: 100 })
+  for (let i = 0; i < 3_000; i++) {
+    kube.upsert(endpointSlice({ name: `other-${String(i).padStart(4, '0')}`, service: `svc-${i % 50}`, namespace: NS, endpoints: [{ ip: `10.1.${i >> 8}.${i & 255}`, ...READY }] }))
+  }
+  kube.upsert(holding())
+  const kept = await client.listEndpointSlices({ keep: (slice) => slice.metadata?.name === 'web-abcde' }, AbortSignal.timeout(20_000))
+  t.deepEqual(kept.items.map((s) => s.metadata?.name), ['web-abcde'])
+  const lists = kube.requests.filter((r) => r.verb === 'list')
+  t.is(lists.length, 31)
+  t.true(lists.every((r) => r.query.get('limit') === '100'))
+  t.true(lists.slice(1).every((r) => (r.query.get('continue') ?? '') !== ''))
+
+  const { log } = capture()
+  removeLater(kube, 300)
+  const { result } = await drainWait(client, log, 15_000)
+  t.is(result?.slicesAtStart, 1)
+})
