@@ -10,7 +10,14 @@ import { KUBE_VERBS, OUTCOMES, PHASES, type KubeVerb, type Outcome, type Phase }
 export const DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60]
 
 export function createMetrics(registry: Registry, { version, processMetrics = true }: { version: string; processMetrics?: boolean }) {
-  if (processMetrics) collectDefaultMetrics({ register: registry })
+  if (processMetrics) {
+    collectDefaultMetrics({ register: registry })
+    // prom-client exports these gauges with a `_total` suffix that `promtool check metrics` rejects (the suffix is
+    // for counters); the same values stay available without it (nodejs_active_handles, ...).
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      registry.removeSingleMetric(name)
+    }
+  }
   const registers = [registry]
 
   new Gauge({
