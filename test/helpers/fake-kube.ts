@@ -71,6 +71,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
   const requests: RecordedRequest[] = []
   const sockets = new Set<Socket>()
   let bytesSent = 0
+  let continueExpiries = 0
 
   const collection = `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`
 
@@ -119,7 +120,8 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     const token = query.get('continue')
     if (token) {
       const decoded = JSON.parse(Buffer.from(token, 'base64url').toString()) as { rv: number; offset: number }
-      if (decoded.rv < oldestWatchable) {
+      if (decoded.rv < oldestWatchable || continueExpiries > 0) {
+        continueExpiries = Math.max(0, continueExpiries - 1)
         return sendStatus(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.')
       }
       offset = decoded.offset
@@ -281,6 +283,10 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     compact() {
       history = []
       oldestWatchable = resourceVersion
+    },
+    /** The next `count` LIST pages asked for with a continue token get HTTP 410 (the revision was compacted). */
+    expireContinueTokens(count = 1) {
+      continueExpiries += count
     },
     /** Sends every open watch an ERROR event with a 410 Expired Status, then closes it (watch cache dropped it). */
     expireWatches() {

@@ -1,0 +1,196 @@
+import { readFileSync } from 'node:fs'
+import { mkdtemp, rename, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import test from 'ava'
+import { systemClock } from '../src/clock.ts'
+import { UpstreamError } from '../src/errors.ts'
+import { createKubeClient, isExpired } from '../src/kube/client.ts'
+import { createFileTokenSource, staticToken } from '../src/kube/token.ts'
+import type { WatchEvent } from '../src/kube/types.ts'
+import { createFetch } from '../src/transport.ts'
+import { USER_AGENT } from '../src/version.ts'
+import { type FakeKubeOptions, ROGUE_CA_FILE, startFakeKube } from './helpers/fake-kube.ts'
+import { endpointSlice, READY, TERMINATING } from './helpers/fixtures.ts'
+
+const never = new AbortController().signal
+
+async function setup(t: import('ava').ExecutionContext, options: FakeKubeOptions & { token?: string; caFile?: string; pageSize?: number; requestTimeoutMs?: number } = {}) {
+  const kube = await startFakeKube(options)
+  const fetch = createFetch({ ca: readFileSync(options.caFile ?? kube.caFile, 'utf8') })
+  t.teardown(async () => {
+    await fetch.close()
+    await kube.close()
+  })
+  const calls: Array<[string, number | 'error']> = []
+  const client = createKubeClient({
+    apiUrl: kube.url,
+    namespace: 'default',
+    fetch,
+    token: staticToken(options.token ?? 'test-token'),
+    clock: systemClock,
+    userAgent: USER_AGENT,
+    onRequest: (verb, code) => calls.push([verb, code]),
+    ...(options.pageSize ? { pageSize: options.pageSize } : {}),
+    ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+  })
+  return { kube, client, calls }
+}
+
+test('LIST sends the bearer token and our User-Agent, and reads items that carry no kind', async (t) => {
+  const { kube, client, calls } = await setup(t)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...READY }] }))
+  const list = await client.listEndpointSlices({}, never)
+  t.is(list.items.length, 1)
+  t.is(list.items[0]!.kind, undefined, 'the fake strips kind like a real server')
+  t.is(list.items[0]!.metadata?.name, 'web-aaaaa')
+  t.is(list.resourceVersion, String(kube.resourceVersion))
+  t.is(kube.requests[0]!.authorization, 'Bearer test-token')
+  t.regex(kube.requests[0]!.userAgent ?? '', /^drain-coordinator\/\d+\.\d+\.\d+/)
+  t.deepEqual(calls, [['list', 200]])
+})
+
+test('LIST follows continue tokens through every page', async (t) => {
+  const { kube, client } = await setup(t, { pageSize: 2 })
+  for (let i = 0; i < 5; i++) kube.upsert(endpointSlice({ name: `web-${i}aaaa`, endpoints: [{ ip: `10.0.0.${i + 1}`, ...READY }] }))
+  const list = await client.listEndpointSlices({}, never)
+  t.is(list.items.length, 5)
+  t.deepEqual(kube.requests.map((r) => r.query.get('limit')), ['2', '2', '2'])
+  t.is(kube.requests[1]!.query.has('continue'), true)
+})
+
+test('LIST starts over when the continue token expired (HTTP 410)', async (t) => {
+  const { kube, client } = await setup(t, { pageSize: 1 })
+  for (let i = 0; i < 3; i++) kube.upsert(endpointSlice({ name: `web-${i}aaaa`, endpoints: [{ ip: `10.0.0.${i + 1}`, ...READY }] }))
+  kube.expireContinueTokens(1)
+  const list = await client.listEndpointSlices({}, never)
+  t.deepEqual(list.items.map((s) => s.metadata?.name), ['web-0aaaa', 'web-1aaaa', 'web-2aaaa'], 'no page twice, none missing')
+  const pages = kube.requests.map((r) => (r.query.has('continue') ? 'next' : 'first'))
+  t.deepEqual(pages, ['first', 'next', 'first', 'next', 'next'], 'restarted from the first page after the 410')
+})
+
+test('the label selector reaches the server', async (t) => {
+  const { kube, client } = await setup(t)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', service: 'web', endpoints: [{ ip: '10.0.0.1', ...READY }] }))
+  kube.upsert(endpointSlice({ name: 'api-aaaaa', service: 'api', endpoints: [{ ip: '10.0.0.1', ...READY }] }))
+  const list = await client.listEndpointSlices({ labelSelector: 'kubernetes.io/service-name in (web)' }, never)
+  t.deepEqual(list.items.map((s) => s.metadata?.name), ['web-aaaaa'])
+})
+
+test('a 401 re-reads the token file at once: a rotated token is picked up', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dc-token-'))
+  const file = join(dir, 'token')
+  await writeFile(file, 'old-token\n')
+  const kube = await startFakeKube({ tokens: ['old-token'] })
+  const fetch = createFetch({ ca: readFileSync(kube.caFile, 'utf8') })
+  t.teardown(async () => {
+    await fetch.close()
+    await kube.close()
+  })
+  const tokens = createFileTokenSource(file, { clock: systemClock, readFile: (path) => import('node:fs/promises').then((fs) => fs.readFile(path, 'utf8')) })
+  const client = createKubeClient({ apiUrl: kube.url, namespace: 'default', fetch, token: tokens, clock: systemClock, userAgent: USER_AGENT })
+  await client.listEndpointSlices({}, never)
+  // kubelet rotates the token (atomic swap); the server stops accepting the old one.
+  await writeFile(join(dir, 'token.new'), 'new-token\n')
+  await rename(join(dir, 'token.new'), file)
+  kube.acceptTokens(['new-token'])
+  await client.listEndpointSlices({}, never)
+  t.deepEqual(kube.requests.map((r) => r.authorization), ['Bearer old-token', 'Bearer old-token', 'Bearer new-token'])
+})
+
+test('a 401 with a token that stays wrong fails with the Status message, after one retry', async (t) => {
+  const { kube, client } = await setup(t, { token: 'wrong' })
+  const error = await t.throwsAsync(client.listEndpointSlices({}, never), { instanceOf: UpstreamError })
+  t.is(error?.status, 401)
+  t.regex(error!.message, /^LIST https:\/\/127\.0\.0\.1:\d+\/apis\/discovery\.k8s\.io\/v1\/namespaces\/default\/endpointslices\?limit=500 failed with status 401: Unauthorized$/)
+  t.is(kube.requests.length, 2)
+  t.false(error!.message.includes('wrong'), 'the token never appears in errors')
+})
+
+test('a 403 Status names the verb and resource', async (t) => {
+  const { kube, client } = await setup(t)
+  kube.forbid('list')
+  const error = await t.throwsAsync(client.listEndpointSlices({}, never), { instanceOf: UpstreamError })
+  t.is(error?.status, 403)
+  t.is(error?.reason, 'Forbidden')
+  t.regex(error!.message, /cannot list resource "endpointslices" in API group "discovery.k8s.io" in the namespace "default"/)
+})
+
+test('an APF 429 with a plain-text body reports its Retry-After', async (t) => {
+  const { kube, client } = await setup(t)
+  kube.tooManyRequests(3, 'list')
+  const error = await t.throwsAsync(client.listEndpointSlices({}, never), { instanceOf: UpstreamError })
+  t.is(error?.status, 429)
+  t.is(error?.retryAfterMs, 3_000)
+  t.regex(error!.message, /Too many requests, please try again later\.$/)
+})
+
+test('malformed JSON in a LIST is an error naming the URL, not a crash', async (t) => {
+  const { kube, client } = await setup(t)
+  kube.fault({ kind: 'raw', body: '{"kind":"EndpointSliceList","items":[' }, 'list')
+  await t.throwsAsync(client.listEndpointSlices({}, never), { instanceOf: UpstreamError, message: /LIST .* body is not JSON/ })
+})
+
+test('a hung API server fails the request after its timeout', async (t) => {
+  const { kube, client } = await setup(t, { requestTimeoutMs: 300 })
+  kube.fault({ kind: 'hang' }, 'list')
+  await t.throwsAsync(client.listEndpointSlices({}, never), { instanceOf: UpstreamError, message: /no answer within 300ms/ })
+})
+
+test('WATCH streams events from the resourceVersion, with bookmarks allowed', async (t) => {
+  const { kube, client } = await setup(t)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...READY }] }))
+  const from = String(kube.resourceVersion)
+  const controller = new AbortController()
+  const events: WatchEvent[] = []
+  const watching = (async () => {
+    for await (const event of client.watchEndpointSlices({ resourceVersion: from }, controller.signal)) {
+      events.push(event)
+      if (events.length === 3) break
+    }
+  })()
+  await kube.untilWatching()
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...TERMINATING }] }))
+  kube.bookmark()
+  kube.remove('web-aaaaa')
+  await watching
+  t.deepEqual(events.map((e) => e.type), ['MODIFIED', 'BOOKMARK', 'DELETED'])
+  t.is(events[0]!.object.kind, 'EndpointSlice', 'watch events carry kind')
+  const query = kube.requests.at(-1)!.query
+  t.is(query.get('watch'), '1')
+  t.is(query.get('allowWatchBookmarks'), 'true')
+  t.is(query.get('resourceVersion'), from)
+  await kube.untilWatching(0)
+})
+
+test('WATCH from a too-old resourceVersion yields the 410 ERROR event the server sends with HTTP 200', async (t) => {
+  const { kube, client } = await setup(t)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...READY }] }))
+  const old = String(kube.resourceVersion)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...TERMINATING }] }))
+  kube.compact()
+  const events: WatchEvent[] = []
+  for await (const event of client.watchEndpointSlices({ resourceVersion: old }, never)) events.push(event)
+  t.is(events.length, 1)
+  t.is(events[0]!.type, 'ERROR')
+  t.like(events[0]!.object, { code: 410, reason: 'Expired' })
+  t.true(isExpired(new UpstreamError('x', { status: 410 })))
+})
+
+test('an API server whose certificate chains to another CA is never trusted', async (t) => {
+  const { client, kube } = await setup(t, { rogueCertificate: true })
+  const error = await t.throwsAsync(client.listEndpointSlices({}, never), { instanceOf: UpstreamError })
+  t.regex(error!.message, /certificate|self.signed|issuer/i)
+  t.is(kube.requests.length, 0, 'not one request reached the rogue server')
+})
+
+test('trusting the rogue CA instead also refuses the real server (the CA file is what decides)', async (t) => {
+  const { client } = await setup(t, { caFile: ROGUE_CA_FILE })
+  await t.throwsAsync(client.listEndpointSlices({}, never), { instanceOf: UpstreamError })
+})
+
+test('an IPv6 API server address works when bracketed', async (t) => {
+  const { client, kube } = await setup(t, { host: '::1' })
+  t.regex(kube.url, /^https:\/\/\[::1\]:\d+$/)
+  await t.notThrowsAsync(client.listEndpointSlices({}, never))
+})
