@@ -100,7 +100,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
       let continueToken: string | undefined
       let resourceVersion = ''
       let restarts = 0
-      do {
+      for (;;) {
         const query = new URLSearchParams({ limit: String(pageSize) })
         if (labelSelector) query.set('labelSelector', labelSelector)
         if (continueToken) query.set('continue', continueToken)
@@ -131,8 +131,8 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         for (const item of list.items ?? []) if (keep === undefined || keep(item)) items.push(item)
         resourceVersion = list.metadata?.resourceVersion ?? resourceVersion
         continueToken = list.metadata?.continue || undefined
-      } while (continueToken !== undefined)
-      return { resourceVersion, items }
+        if (continueToken === undefined) return { resourceVersion, items }
+      }
     },
 
     async *watchEndpointSlices({ resourceVersion, labelSelector, timeoutSeconds = 60, idleTimeoutMs }, signal) {
