@@ -64,7 +64,7 @@ test('a hung readiness upstream answers 503 after the short timeout', async (t) 
   await h.clock.advance(1_000)
   const response = await probe
   t.is(response.status, 503)
-  t.regex((await response.json()).reason, /no answer within 1000ms/)
+  t.regex(((await response.json()) as { reason: string }).reason, /no answer within 1000ms/)
 })
 
 test('once draining, /ready answers 503 without asking the upstream', async (t) => {
