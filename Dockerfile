@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# drain-coordinator image: one bundled ES module on a distroless Node.js 24 runtime.
+# Build with image/build.mjs (multi-arch, tags and labels from package.json and git); by hand:
+#   docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
+
+# The bundle is plain JavaScript, the same bytes on every architecture: build it once, natively, on the build
+# machine's platform ($BUILDPLATFORM) instead of under QEMU for each target platform.
+FROM --platform=$BUILDPLATFORM node:24-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY scripts/ scripts/
+COPY src/ src/
+# tsc type-checks src/ (and test/ when present; .dockerignore leaves it out) before esbuild bundles.
+RUN npm run build
+
+# Runtime: gcr.io/distroless/nodejs24-debian12, tag :nonroot. Distroless has Node.js and its libraries and nothing
+# else: no shell, no package manager, no npm. Pinned by tag rather than digest on purpose: the tag follows Debian
+# 12 security updates and Node.js 24 patch releases, so a rebuild picks them up; pin the digest as well
+# (FROM ...:nonroot@sha256:...) when you need bit-for-bit reproducible builds, and let a bot bump it.
+FROM gcr.io/distroless/nodejs24-debian12:nonroot
+ARG VERSION=0.0.0-dev
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/drain-coordinator/drain-coordinator
+LABEL org.opencontainers.image.title="drain-coordinator" \
+      org.opencontainers.image.description="Holds a pod's preStop hook until its endpoint has left every EndpointSlice, then lets SIGTERM through." \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# Only the bundle: no node_modules, no package.json (the version is inlined at build time).
+COPY --from=build --chown=0:0 --chmod=0444 /src/dist/drain-coordinator.mjs /app/drain-coordinator.mjs
+# 65532 is distroless's "nonroot" user; numeric so that runAsNonRoot can verify it without /etc/passwd.
+USER 65532:65532
+WORKDIR /app
+EXPOSE 8099
+# No HEALTHCHECK: Kubernetes probes (/healthz, /ready) do that job. The base image's ENTRYPOINT is the node binary.
+CMD ["/app/drain-coordinator.mjs"]
