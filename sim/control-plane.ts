@@ -1,0 +1,146 @@
+/**
+ * The simulated control plane: the fake Kubernetes API server from the tests, serving the EndpointSlices of one
+ * Service, and an EndpointSlice controller that behaves like kube-controller-manager's (podToEndpoint): a ready
+ * pod appears as `ready: true, serving: true, terminating: false`; once the pod is deleted it becomes
+ * `ready: false, serving: true, terminating: true`; once the pod has exited (the Pod object is gone) its
+ * endpoint is removed. Each reaction comes `controllerDelayMs` after the pod change that causes it, and the
+ * controller writes one slice update for all the pod changes it has pending (its batching), at most 100
+ * endpoints per slice.
+ */
+import { startFakeKube, type FakeKube } from '../test/helpers/fake-kube.ts'
+import type { EndpointSlice } from '../src/kube/types.ts'
+import { now } from './common.ts'
+
+export type PodRef = { name: string; uid: string; ip: string }
+type EndpointCondition = 'ready' | 'terminating'
+
+export const MAX_ENDPOINTS_PER_SLICE = 100
+
+export type ControlPlane = Awaited<ReturnType<typeof startControlPlane>>
+
+export async function startControlPlane(options: {
+  service: string
+  port: number
+  controllerDelayMs: number
+  tls?: boolean
+  onEvent?: (event: string, fields: Record<string, unknown>) => void
+}) {
+  const kube: FakeKube = await startFakeKube({ tls: options.tls ?? true, bookmarkIntervalMs: 0 })
+  /** The controller's desired endpoint state for each pod, by name; absent: not in any slice. */
+  const desired = new Map<string, { pod: PodRef; condition: EndpointCondition }>()
+  const timers = new Set<NodeJS.Timeout>()
+  let pending = false
+  let sliceNames: string[] = []
+  /** Slice index of each pod ever placed, and how many pods each slice holds. */
+  const placement = new Map<string, number>()
+  const counts = new Map<number, number>()
+
+  function endpointFor(pod: PodRef, condition: EndpointCondition) {
+    const terminating = condition === 'terminating'
+    return {
+      addresses: [pod.ip],
+      conditions: { ready: !terminating, serving: true, terminating },
+      nodeName: 'sim-node',
+      targetRef: { kind: 'Pod', namespace: kube.namespace, name: pod.name, uid: pod.uid },
+    }
+  }
+
+  /** Writes every slice whose content changed: one update per slice, however many pods changed in it. */
+  function sync() {
+    pending = false
+    // Like the real reconciler, a pod stays in the slice it was put in; a new pod goes to the first slice with room.
+    const chunks: Array<Array<{ pod: PodRef; condition: EndpointCondition }>> = []
+    for (const entry of [...desired.values()].sort((a, b) => (a.pod.name < b.pod.name ? -1 : 1))) {
+      let index = placement.get(entry.pod.name)
+      if (index === undefined) {
+        index = 0
+        while ((counts.get(index) ?? 0) >= MAX_ENDPOINTS_PER_SLICE) index++
+        placement.set(entry.pod.name, index)
+        counts.set(index, (counts.get(index) ?? 0) + 1)
+      }
+      ;(chunks[index] ??= []).push(entry)
+    }
+    const names: string[] = []
+    chunks.forEach((chunk, index) => {
+      if (chunk.length === 0) return
+      const name = `${options.service}-${String(index).padStart(5, '0')}`
+      names.push(name)
+      const slice: EndpointSlice = {
+        kind: 'EndpointSlice',
+        apiVersion: 'discovery.k8s.io/v1',
+        metadata: {
+          name,
+          namespace: kube.namespace,
+          labels: { 'kubernetes.io/service-name': options.service, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' },
+        },
+        addressType: 'IPv4',
+        endpoints: chunk.map(({ pod, condition }) => endpointFor(pod, condition)),
+        ports: [{ name: 'http', protocol: 'TCP', port: options.port }],
+      } as EndpointSlice
+      const before = kube.get(name)
+      if (before && JSON.stringify(before.endpoints) === JSON.stringify(slice.endpoints)) return
+      kube.upsert(slice)
+    })
+    for (const name of sliceNames) if (!names.includes(name)) kube.remove(name)
+    sliceNames = names
+  }
+
+  function forget(pod: PodRef) {
+    desired.delete(pod.name)
+    const index = placement.get(pod.name)
+    if (index === undefined) return
+    placement.delete(pod.name)
+    counts.set(index, (counts.get(index) ?? 1) - 1)
+  }
+
+  function later(change: () => void, what: string, pod: PodRef) {
+    const timer = setTimeout(() => {
+      timers.delete(timer)
+      change()
+      options.onEvent?.(what, { pod: pod.name })
+      // Several changes due at the same moment make one slice write, as the controller's work queue does.
+      if (!pending) {
+        pending = true
+        queueMicrotask(sync)
+      }
+    }, options.controllerDelayMs)
+    timers.add(timer)
+  }
+
+  return {
+    kube,
+    /** Seeds ready pods at once, without delay (the state before the scenario starts). */
+    seed(pods: PodRef[]) {
+      for (const pod of pods) desired.set(pod.name, { pod, condition: 'ready' })
+      sync()
+    },
+    /** The pod's readiness probe passed: its endpoint appears as ready after the controller delay. */
+    podReady(pod: PodRef) {
+      later(() => desired.set(pod.name, { pod, condition: 'ready' }), 'endpoint_ready_in_api', pod)
+    },
+    /** deletionTimestamp set: the endpoint turns ready=false, serving=true, terminating=true. */
+    podDeleted(pod: PodRef) {
+      later(() => {
+        if (desired.has(pod.name)) desired.set(pod.name, { pod, condition: 'terminating' })
+      }, 'endpoint_not_ready_in_api', pod)
+    },
+    /** Every container exited and the Pod object is gone: the endpoint leaves the slice. */
+    podGone(pod: PodRef) {
+      later(() => forget(pod), 'endpoint_removed_in_api', pod)
+    },
+    /** Applies a batch of pod changes now (no delay); returns the time the slices were written. */
+    applyNow(changes: Array<{ pod: PodRef; condition: EndpointCondition | 'gone' }>): number {
+      for (const { pod, condition } of changes) {
+        if (condition === 'gone') forget(pod)
+        else desired.set(pod.name, { pod, condition })
+      }
+      const at = now()
+      sync()
+      return at
+    },
+    async close() {
+      for (const timer of timers) clearTimeout(timer)
+      await kube.close()
+    },
+  }
+}

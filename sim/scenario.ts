@@ -1,0 +1,289 @@
+/**
+ * One simulated rollout: a Service with `replicas` pods behind the load balancer, steady load, then `rollout`
+ * pods replaced one after the other (a new pod becomes ready, an old one is deleted, as a Deployment with
+ * maxSurge 1 / maxUnavailable 0 does), each old pod terminated by the simulated kubelet under one strategy:
+ *   - no-prestop: no hook; SIGTERM at once.
+ *   - sleep:      a fixed preStop sleep (sleepMs).
+ *   - dc-watch / dc-poll: drain-coordinator (the built bundle, one process per pod, as a classic sidecar
+ *                 container) answering an httpGet preStop hook, in watch or poll mode.
+ * Returns the load totals, each termination's timings, the API requests the sidecars made and a timeline.
+ */
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startFakeEnvoy } from '../test/helpers/fake-envoy.ts'
+import { BUNDLE } from '../test/helpers/sidecar-process.ts'
+import { type Child, type ChildEvent, killAllChildren, median, now, SIM_DIR, sleep, startChild, within } from './common.ts'
+import { startControlPlane, type PodRef } from './control-plane.ts'
+import { terminatePod, type PreStop, type SimPod, type Termination } from './kubelet.ts'
+import { type LoadResult, startLoad } from './load.ts'
+
+export const STRATEGIES = ['no-prestop', 'sleep', 'dc-watch', 'dc-poll'] as const
+export type Strategy = (typeof STRATEGIES)[number]
+
+export type Condition = { name: string; description: string; controllerDelayMs: number; lbLagMs: number }
+
+export const CONDITIONS = {
+  normal: { name: 'normal', description: 'endpoint controller reacts in 100 ms, load balancer lags 1 s', controllerDelayMs: 100, lbLagMs: 1_000 },
+  'slow-control-plane': { name: 'slow-control-plane', description: 'endpoint controller reacts after 6 s (overloaded API server), load balancer lags 1 s', controllerDelayMs: 6_000, lbLagMs: 1_000 },
+  'slow-load-balancer': { name: 'slow-load-balancer', description: 'endpoint controller reacts in 100 ms, load balancer lags 8 s (longer than the sleep)', controllerDelayMs: 100, lbLagMs: 8_000 },
+} as const satisfies Record<string, Condition>
+export type ConditionName = keyof typeof CONDITIONS
+
+export type ScenarioOptions = {
+  strategy: Strategy
+  condition: Condition
+  replicas?: number
+  /** How many of the replicas the rollout replaces. */
+  rollout?: number
+  ratePerSecond?: number
+  workMs?: number
+  graceMs?: number
+  /** The fixed preStop sleep of the `sleep` strategy. */
+  sleepMs?: number
+  settleMs?: number
+  drainTimeoutMs?: number
+  pollIntervalMs?: number
+  warmupMs?: number
+  /** Time between one old pod's deletion and the next new pod's readiness. */
+  rolloutGapMs?: number
+  /** Give the sidecars a fake Envoy admin API (DRAIN_ENVOY_ADMIN_URL). */
+  envoy?: boolean
+  /** Probe each draining sidecar's /ready every 50 ms, for the timeline. */
+  probeReady?: boolean
+  /** Second octet-triple prefix for pod addresses, e.g. '127.0.1' → old pods 127.0.1.10+, new pods 127.0.1.110+. */
+  addressPrefix?: string
+}
+
+export type TimelineEntry = { at: number; source: string; event: string; pod?: string; detail?: string }
+
+export type ScenarioResult = {
+  strategy: Strategy
+  condition: string
+  options: Required<Omit<ScenarioOptions, 'condition' | 'strategy'>> & { controllerDelayMs: number; lbLagMs: number }
+  load: Omit<LoadResult, 'failures'> & { firstFailureAt: number | undefined; lastFailureAt: number | undefined; details: Record<string, number> }
+  terminations: Termination[]
+  hookHoldMs: { median: number | undefined; max: number | undefined; values: number[] }
+  deletionToExitMs: { median: number | undefined; max: number | undefined; values: number[] }
+  apiRequests: { total: number; perDrain: number; list: number; watch: number }
+  /** Outcome and phases each sidecar reported in its drain_finished log line. */
+  drains: Array<{ pod: string; outcome: unknown; endpoints: unknown }>
+  timeline: TimelineEntry[]
+  startedAt: number
+  firstDeletionAt: number | undefined
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+export async function runScenario(options: ScenarioOptions): Promise<ScenarioResult> {
+  const o = {
+    replicas: 3, ratePerSecond: 200, workMs: 5, graceMs: 30_000, sleepMs: 5_000, settleMs: 2_000, drainTimeoutMs: 20_000,
+    pollIntervalMs: 1_000, warmupMs: 1_500, rolloutGapMs: 500, envoy: false, probeReady: false, addressPrefix: '127.0.1',
+    ...options,
+  }
+  const rollout = Math.min(o.rollout ?? o.replicas, o.replicas)
+  if (o.replicas > 80) throw new Error('at most 80 replicas (addresses .10-.89 and .110-.189 of the prefix)')
+  const { strategy, condition } = o
+  const usesSidecar = strategy === 'dc-watch' || strategy === 'dc-poll'
+  if (usesSidecar && !existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run npm run build first`)
+
+  const timeline: TimelineEntry[] = []
+  const note = (source: string, event: string, fields: { pod?: unknown; detail?: unknown; at?: number } = {}) =>
+    timeline.push({ at: fields.at ?? now(), source, event, ...(fields.pod === undefined ? {} : { pod: String(fields.pod) }), ...(fields.detail === undefined ? {} : { detail: String(fields.detail) }) })
+
+  const tmp = await mkdtemp(join(tmpdir(), 'drain-sim-'))
+  const cleanups: Array<() => Promise<unknown> | unknown> = [() => rm(tmp, { recursive: true, force: true })]
+  const startedAt = now()
+  try {
+    const tokenFile = join(tmp, 'token')
+    await writeFile(tokenFile, 'test-token\n')
+    const appPort = await freePort()
+    const drainPort = await freePort()
+    const controlPlane = await startControlPlane({
+      service: 'web', port: appPort, controllerDelayMs: condition.controllerDelayMs,
+      onEvent: (event, fields) => note('endpoint-controller', event, fields),
+    })
+    cleanups.push(() => controlPlane.close())
+    const envoy = o.envoy ? await startFakeEnvoy() : undefined
+    if (envoy) cleanups.push(() => envoy.close())
+
+    const lb = startChild('load-balancer', [join(SIM_DIR, 'load-balancer.ts')], {
+      SIM_API_URL: controlPlane.kube.url, SIM_CA_FILE: controlPlane.kube.caFile, SIM_TOKEN: 'test-token', SIM_NAMESPACE: controlPlane.kube.namespace,
+      SIM_SERVICE: 'web', SIM_LB_LAG_MS: String(condition.lbLagMs), NODE_NO_WARNINGS: '1',
+    })
+
+    const preStop = (ip: string): PreStop =>
+      strategy === 'sleep' ? { kind: 'sleep', ms: o.sleepMs } : usesSidecar ? { kind: 'httpGet', url: `http://${ip}:${drainPort}/prestop` } : { kind: 'none' }
+    const startApp = (name: string, ip: string) =>
+      startChild(`app ${name}`, [join(SIM_DIR, 'app-server.ts')], { SIM_HOST: ip, SIM_PORT: String(appPort), SIM_WORK_MS: String(o.workMs), NODE_NO_WARNINGS: '1' })
+    const startSidecar = (pod: PodRef) =>
+      startChild(`sidecar ${pod.name}`, [BUNDLE], {
+        DRAIN_KUBE_API_URL: controlPlane.kube.url, DRAIN_KUBE_CA_FILE: controlPlane.kube.caFile, DRAIN_KUBE_TOKEN_FILE: tokenFile,
+        POD_NAMESPACE: controlPlane.kube.namespace, POD_NAME: pod.name, POD_UID: pod.uid, POD_IP: pod.ip,
+        DRAIN_SETTLE: `${o.settleMs}ms`, DRAIN_TIMEOUT: `${o.drainTimeoutMs}ms`, DRAIN_ENDPOINT_MODE: strategy === 'dc-poll' ? 'poll' : 'watch',
+        DRAIN_POLL_INTERVAL: `${o.pollIntervalMs}ms`, DRAIN_PORT: String(drainPort), DRAIN_HOST: pod.ip,
+        ...(envoy ? { DRAIN_ENVOY_ADMIN_URL: envoy.url } : {}),
+      })
+
+    // Old pods (each with its sidecar under a dc strategy) and the new pods that replace them, all started now so
+    // process start-up does not compete with the measurement; a new pod joins the Service only when the rollout
+    // makes it ready. (New pods get no sidecar: it would sit idle, as nothing deletes them in this run.)
+    const ref = (kind: 'old' | 'new', i: number): PodRef => ({
+      name: `web-${kind}-${i}`, uid: `00000000-0000-4000-8000-${kind === 'old' ? '0' : '1'}${String(i).padStart(11, '0')}`,
+      ip: `${o.addressPrefix}.${(kind === 'old' ? 10 : 110) + i}`,
+    })
+    const oldPods: SimPod[] = []
+    const newPods: SimPod[] = []
+    for (let i = 0; i < o.replicas; i++) {
+      const r = ref('old', i)
+      oldPods.push({ ...r, app: startApp(r.name, r.ip), sidecar: usesSidecar ? startSidecar(r) : undefined, preStop: preStop(r.ip) })
+    }
+    for (let i = 0; i < rollout; i++) {
+      const r = ref('new', i)
+      newPods.push({ ...r, app: startApp(r.name, r.ip), sidecar: undefined, preStop: preStop(r.ip) })
+    }
+    cleanups.push(() => killAllChildren())
+    await lb.waitFor('listening', 15_000)
+    for (const pod of [...oldPods, ...newPods]) await pod.app.waitFor('listening', 15_000)
+    for (const pod of oldPods) if (pod.sidecar) await untilHealthy(pod, drainPort)
+    controlPlane.seed(oldPods)
+    const allOld = (e: ChildEvent) => Array.isArray(e.backends) && e.backends.length === o.replicas
+    await lb.waitFor('routing', condition.lbLagMs + 15_000, allOld)
+
+    const lbPort = (lb.events.find((e) => e.event === 'listening')!.port as number)
+    const load = startLoad({ url: `http://127.0.0.1:${lbPort}/`, ratePerSecond: o.ratePerSecond })
+    note('load', 'load_started', { detail: `${o.ratePerSecond} req/s` })
+    await sleep(o.warmupMs)
+
+    const probes: Array<Promise<void>> = []
+    const terminations: Array<Promise<Termination>> = []
+    let firstDeletionAt: number | undefined
+    for (let i = 0; i < rollout; i++) {
+      controlPlane.podReady(newPods[i]!)
+      note('kubelet', 'new_pod_ready', { pod: newPods[i]!.name })
+      const pod = oldPods[i]!
+      firstDeletionAt ??= now()
+      if (o.probeReady && pod.sidecar) probes.push(probeReady(pod, drainPort, note))
+      terminations.push(terminatePod(pod, { graceMs: o.graceMs, controlPlane, onEvent: (event, fields) => note('kubelet', event, fields) }))
+      if (i < rollout - 1) await sleep(o.rolloutGapMs)
+    }
+    const done = await within(Promise.all(terminations), o.graceMs + 15_000)
+    if (!done) throw new Error('terminations did not finish within the grace period + 15 s')
+    await Promise.all(probes)
+
+    // Keep the load on until the API has dropped the old endpoints and the load balancer has caught up.
+    const oldBackends = oldPods.slice(0, rollout).map((p) => `${p.ip}:${appPort}`)
+    const converged = (e: ChildEvent) => Array.isArray(e.backends) && !oldBackends.some((b) => (e.backends as string[]).includes(b))
+    await lb.waitFor('routing', condition.controllerDelayMs + condition.lbLagMs + 10_000, converged)
+    await sleep(300)
+    const loadResult = await load.stop()
+    note('load', 'load_stopped')
+
+    // Timeline entries from the other processes.
+    for (const e of lb.events) {
+      if (e.event !== 'routing') continue
+      for (const backend of e.removed as string[]) note('load-balancer', 'stopped_routing', { at: e.at, pod: podOf(backend, oldPods, newPods), detail: backend })
+      for (const backend of e.added as string[]) if (e.at > startedAt && timeline.some((t) => t.event === 'load_started')) note('load-balancer', 'started_routing', { at: e.at, pod: podOf(backend, oldPods, newPods), detail: backend })
+    }
+    const drains: ScenarioResult['drains'] = []
+    for (const pod of oldPods.slice(0, rollout)) {
+      for (const log of sidecarLogs(pod.sidecar)) {
+        const at = Date.parse(String(log.time))
+        if (log.event === 'drain_started') note('sidecar', 'drain_started', { at, pod: pod.name, detail: `by ${log.by}` })
+        if (log.event === 'phase_finished' && log.phase === 'endpoints') note('sidecar', 'endpoint_wait_finished', { at, pod: pod.name, detail: `mode ${log.mode}` })
+        if (log.event === 'phase_finished' && log.phase === 'envoy') note('sidecar', 'envoy_drained', { at, pod: pod.name, detail: `POST drain_listeners → ${log.httpStatus}` })
+        if (log.event === 'drain_finished') {
+          note('sidecar', 'drain_finished', { at, pod: pod.name, detail: `outcome ${log.outcome}` })
+          drains.push({ pod: pod.name, outcome: log.outcome, endpoints: (log.phases as Record<string, unknown> | undefined)?.endpoints })
+        }
+      }
+    }
+    if (envoy) for (const call of envoy.calls) note('envoy', 'admin_call', { at: performance.timeOrigin + call.at, detail: `${call.method} ${call.path}${call.query}` })
+    const failures = loadResult.failures
+    const details: Record<string, number> = {}
+    for (const f of failures) details[`${f.kind}: ${f.detail}`] = (details[`${f.kind}: ${f.detail}`] ?? 0) + 1
+    if (failures.length > 0) {
+      note('load', 'first_failed_request', { at: failures[0]!.at, detail: failures[0]!.detail })
+      note('load', 'last_failed_request', { at: failures.at(-1)!.at, detail: failures.at(-1)!.detail })
+    }
+    timeline.sort((a, b) => a.at - b.at)
+
+    const sidecarRequests = controlPlane.kube.requests.filter((r) => r.userAgent?.startsWith('drain-coordinator'))
+    const drainCount = usesSidecar ? rollout : 0
+    const finished = done
+    const holds = finished.filter((t) => t.hookStartedAt !== undefined).map((t) => t.hookEndedAt! - t.hookStartedAt!)
+    const exits = finished.map((t) => t.podExitedAt! - t.deletedAt)
+    const { failures: _omit, ...totals } = loadResult
+    return {
+      strategy,
+      condition: condition.name,
+      options: { ...o, rollout, controllerDelayMs: condition.controllerDelayMs, lbLagMs: condition.lbLagMs } as ScenarioResult['options'],
+      load: { ...totals, firstFailureAt: failures[0]?.at, lastFailureAt: failures.at(-1)?.at, details },
+      terminations: finished,
+      hookHoldMs: { median: median(holds), max: holds.length ? Math.max(...holds) : undefined, values: holds },
+      deletionToExitMs: { median: median(exits), max: Math.max(...exits), values: exits },
+      apiRequests: {
+        total: sidecarRequests.length,
+        perDrain: drainCount === 0 ? 0 : sidecarRequests.length / drainCount,
+        list: sidecarRequests.filter((r) => r.verb === 'list').length,
+        watch: sidecarRequests.filter((r) => r.verb === 'watch').length,
+      },
+      drains,
+      timeline,
+      startedAt,
+      firstDeletionAt,
+    }
+  } finally {
+    for (const cleanup of cleanups.reverse()) await Promise.resolve().then(cleanup).catch(() => {})
+  }
+}
+
+function podOf(backend: string, ...groups: SimPod[][]): string | undefined {
+  const ip = backend.split(':')[0]
+  return groups.flat().find((p) => p.ip === ip)?.name
+}
+
+function sidecarLogs(sidecar: Child | undefined): Array<Record<string, unknown>> {
+  if (!sidecar) return []
+  const out: Array<Record<string, unknown>> = []
+  for (const line of sidecar.lines) {
+    try {
+      out.push(JSON.parse(line) as Record<string, unknown>)
+    } catch {
+      // not a log line
+    }
+  }
+  return out
+}
+
+async function untilHealthy(pod: SimPod, port: number): Promise<void> {
+  const until = now() + 15_000
+  while (now() < until) {
+    if (pod.sidecar!.hasExited()) throw new Error(`sidecar of ${pod.name} exited: ${pod.sidecar!.stderr()}`)
+    const ok = await fetch(`http://${pod.ip}:${port}/healthz`).then((r) => r.ok, () => false)
+    if (ok) return
+    await sleep(50)
+  }
+  throw new Error(`sidecar of ${pod.name} not healthy within 15 s: ${pod.sidecar!.stderr()}`)
+}
+
+/** A fast readiness prober (50 ms) on the sidecar's /ready, recording when it first answers 503. */
+async function probeReady(pod: SimPod, port: number, note: (source: string, event: string, fields: { pod?: unknown; detail?: unknown }) => void) {
+  const until = now() + 10_000
+  while (now() < until && !pod.sidecar!.hasExited()) {
+    const status = await fetch(`http://${pod.ip}:${port}/ready`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.status, () => 0)
+    if (status === 503) {
+      note('sidecar', 'ready_503', { pod: pod.name, detail: 'GET /ready → 503' })
+      return
+    }
+    await sleep(50)
+  }
+}
