@@ -1,0 +1,85 @@
+import { EventEmitter } from 'node:events'
+import test from 'ava'
+import { Registry } from 'prom-client'
+import { createDrainCoordinator } from '../src/drain.ts'
+import { createMetrics } from '../src/metrics.ts'
+import { installSignalHandlers } from '../src/signals.ts'
+import { captureLog } from './helpers/capture-log.ts'
+import { FakeClock } from './helpers/fake-clock.ts'
+import { scriptedFetch } from './helpers/scripted-fetch.ts'
+
+function harness() {
+  const clock = new FakeClock()
+  const log = captureLog()
+  const side = scriptedFetch()
+  const coordinator = createDrainCoordinator({
+    clock,
+    log,
+    metrics: createMetrics(new Registry(), { version: 'test', processMetrics: false }),
+    appFetch: side.fetch,
+    envoyFetch: side.fetch,
+    waitForEndpoints: undefined,
+    config: { appShutdownUrl: undefined, envoyAdminUrl: undefined, settleMs: 2_000, timeoutMs: 10_000, sideCallTimeoutMs: 2_000 },
+  })
+  const emitter = new EventEmitter()
+  const exits: number[] = []
+  let serverClosed = false
+  installSignalHandlers(emitter, {
+    coordinator,
+    log,
+    closeServer: async () => {
+      serverClosed = true
+    },
+    exit: (code) => exits.push(code),
+  })
+  return { clock, log, coordinator, emitter, exits, serverClosed: () => serverClosed }
+}
+
+test('SIGTERM starts a drain and exits 0 only once it is done and the server has closed', async (t) => {
+  const h = harness()
+  h.emitter.emit('SIGTERM')
+  t.is(h.coordinator.state, 'draining')
+  await h.clock.advance(1_999)
+  t.deepEqual(h.exits, [], 'keeps serving during the drain')
+  await h.clock.advance(1)
+  t.true(h.serverClosed())
+  t.deepEqual(h.exits, [0])
+  t.is(h.coordinator.summary?.trigger, 'signal')
+})
+
+test('SIGTERM during a hook-started drain joins it', async (t) => {
+  const h = harness()
+  const hook = h.coordinator.start('hook')
+  await h.clock.advance(500)
+  h.emitter.emit('SIGTERM')
+  await h.clock.advance(1_500)
+  t.is((await hook).trigger, 'hook')
+  t.deepEqual(h.exits, [0])
+  t.is(h.log.events().filter((e) => e === 'drain_started').length, 1)
+})
+
+test('SIGINT works like SIGTERM', async (t) => {
+  const h = harness()
+  h.emitter.emit('SIGINT')
+  await h.clock.advance(2_000)
+  t.deepEqual(h.exits, [0])
+})
+
+test('a second signal exits at once', async (t) => {
+  const h = harness()
+  h.emitter.emit('SIGTERM')
+  await h.clock.advance(100)
+  h.emitter.emit('SIGTERM')
+  t.deepEqual(h.exits, [143])
+  t.true(h.log.events().includes('exit_on_second_signal'))
+})
+
+test('SIGTERM after the drain finished exits at once with 0', async (t) => {
+  const h = harness()
+  const hook = h.coordinator.start('hook')
+  await h.clock.advance(2_000)
+  await hook
+  h.emitter.emit('SIGTERM')
+  await h.clock.settle()
+  t.deepEqual(h.exits, [0])
+})
