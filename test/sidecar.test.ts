@@ -1,0 +1,190 @@
+/**
+ * Black-box: the built bundle as a process, against the fake API server (HTTPS, test CA, bearer token), a fake
+ * Envoy admin and a fake app. Real time, so durations are short and assertions tolerant.
+ */
+import { execFile } from 'node:child_process'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import test from 'ava'
+import { startFakeApp } from './helpers/fake-app.ts'
+import { startFakeEnvoy } from './helpers/fake-envoy.ts'
+import { type FakeKube, startFakeKube } from './helpers/fake-kube.ts'
+import { endpointSlice, READY, TERMINATING } from './helpers/fixtures.ts'
+import { BUNDLE, startSidecar } from './helpers/sidecar-process.ts'
+
+const run = promisify(execFile)
+const me = { podName: 'web-1', uid: 'uid-1' }
+const other = { ip: '10.0.0.2', podName: 'web-2', uid: 'uid-2', ...READY }
+
+async function cluster(t: import('ava').ExecutionContext) {
+  const kube = await startFakeKube()
+  const dir = await mkdtemp(join(tmpdir(), 'dc-sidecar-'))
+  const tokenFile = join(dir, 'token')
+  await writeFile(tokenFile, 'test-token\n')
+  t.teardown(() => kube.close())
+  const env = (extra: Record<string, string> = {}) => ({
+    DRAIN_KUBE_API_URL: kube.url,
+    DRAIN_KUBE_CA_FILE: kube.caFile,
+    DRAIN_KUBE_TOKEN_FILE: tokenFile,
+    POD_NAMESPACE: 'default',
+    POD_NAME: 'web-1',
+    POD_UID: 'uid-1',
+    POD_IP: '10.0.0.1,fd00:0:0::1',
+    DRAIN_SETTLE: '200ms',
+    DRAIN_TIMEOUT: '10s',
+    ...extra,
+  })
+  return { kube, env }
+}
+
+async function sidecar(t: import('ava').ExecutionContext, env: Record<string, string>) {
+  const process = await startSidecar(env)
+  t.teardown(() => process.stop())
+  return process
+}
+
+const hook = (url: string, init?: RequestInit) => fetch(`${url}/prestop`, init).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, any> }))
+
+function dualStackSlices(kube: FakeKube, state: typeof READY | typeof TERMINATING) {
+  kube.upsert(endpointSlice({ name: 'web-v4', service: 'web', endpoints: [{ ip: '10.0.0.1', ...me, ...state }, other] }))
+  kube.upsert(endpointSlice({ name: 'web-v6', service: 'web', addressType: 'IPv6', endpoints: [{ ip: 'fd00::1', ...me, ...state }] }))
+}
+
+test('a dual-stack pod in two Services is released only after it leaves the IPv4 and the IPv6 slice of both', async (t) => {
+  const { kube, env } = await cluster(t)
+  const envoy = await startFakeEnvoy()
+  const app = await startFakeApp()
+  t.teardown(() => Promise.all([envoy.close(), app.close()]))
+  dualStackSlices(kube, READY)
+  // The admin Service matches the pod only by address (no targetRef), spelled differently from POD_IP.
+  kube.upsert(endpointSlice({ name: 'admin-v6', service: 'admin', addressType: 'IPv6', endpoints: [{ ip: 'fd00::1' }] }))
+  const s = await sidecar(t, env({ DRAIN_ENVOY_ADMIN_URL: envoy.url, DRAIN_APP_SHUTDOWN_URL: app.shutdownUrl }))
+
+  let answered = false
+  const answer = hook(s.url, { headers: { 'user-agent': 'kube-lifecycle/1.33' } }).finally(() => (answered = true))
+  await kube.untilWatching()
+  t.is((await fetch(`${s.url}/ready`)).status, 503, '/ready flips at once')
+  t.true(envoy.drainingInbound, 'Envoy was asked to drain inbound listeners gracefully')
+  t.deepEqual(app.calls.map((c) => `${c.method} ${c.path}`), ['POST /shutdown'])
+
+  dualStackSlices(kube, TERMINATING)
+  await s.waitForLog('endpoint_changed', { slice: 'web-v6', to: 'not-ready' })
+  t.false(answered, 'the admin Service still routes to the pod')
+  kube.remove('admin-v6')
+  const { status, body } = await answer
+  t.is(status, 200)
+  t.is(body.outcome, 'completed')
+  t.is(body.phases.endpoints.slicesAtStart, 3)
+  t.deepEqual([body.phases.app.status, body.phases.envoy.status], ['ok', 'ok'])
+  t.true(body.phases.settle.durationSeconds >= 0.2)
+  t.like(await s.waitForLog('drain_started'), { by: 'hook', userAgent: 'kube-lifecycle/1.33' })
+})
+
+test('an endpoint with no ready condition holds the hook until it goes, then the settle applies', async (t) => {
+  const { kube, env } = await cluster(t)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...me }, other] }))
+  const s = await sidecar(t, env())
+  const answer = hook(s.url)
+  await kube.untilWatching()
+  await s.waitForLog('endpoints_listed')
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [other] }))
+  const { body } = await answer
+  t.is(body.outcome, 'completed')
+  t.is(body.phases.endpoints.status, 'ok')
+})
+
+test('a pod in no slice is released after the settle alone', async (t) => {
+  const { kube, env } = await cluster(t)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [other] }))
+  const s = await sidecar(t, env())
+  const { body } = await hook(s.url)
+  t.is(body.outcome, 'completed')
+  t.is(body.phases.endpoints.slicesAtStart, 0)
+  t.is(kube.countRequests('watch'), 0, 'nothing to watch')
+})
+
+test('at DRAIN_TIMEOUT concurrent hooks are all answered with outcome "timeout"', async (t) => {
+  const { kube, env } = await cluster(t)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...me, ...READY }] }))
+  const s = await sidecar(t, env({ DRAIN_TIMEOUT: '1500ms' }))
+  const started = performance.now()
+  const answers = await Promise.all([hook(s.url), hook(s.url), hook(s.url, { method: 'POST' })])
+  const elapsed = performance.now() - started
+  for (const { status, body } of answers) {
+    t.is(status, 200)
+    t.is(body.outcome, 'timeout')
+  }
+  t.deepEqual(answers[1]!.body, answers[0]!.body, 'one drain, one summary')
+  t.true(elapsed >= 1_400 && elapsed < 6_000, `answered after ${Math.round(elapsed)} ms`)
+  t.is(s.logs.filter((l) => l.event === 'drain_started').length, 1)
+  const metrics = await (await fetch(`${s.url}/metrics`)).text()
+  t.regex(metrics, /drain_coordinator_drains_total\{outcome="timeout"\} 1/)
+})
+
+test('SIGTERM before the hook starts the drain; the hook joins it; the process exits 0 after answering', async (t) => {
+  const { kube, env } = await cluster(t)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...me, ...READY }] }))
+  const s = await sidecar(t, env())
+  s.child.kill('SIGTERM')
+  await s.waitForLog('drain_started', { by: 'signal' })
+  t.is((await fetch(`${s.url}/ready`)).status, 503)
+  t.is((await fetch(`${s.url}/healthz`)).status, 200, 'still healthy while draining')
+  const answer = hook(s.url)
+  await s.waitForLog('drain_joined')
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...me, ...TERMINATING }] }))
+  const { body } = await answer
+  t.is(body.trigger, 'signal')
+  t.is(body.outcome, 'completed')
+  t.deepEqual(await s.exited, { code: 0, signal: null })
+})
+
+test('poll mode lists every DRAIN_POLL_INTERVAL and never watches', async (t) => {
+  const { kube, env } = await cluster(t)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...me, ...READY }] }))
+  const s = await sidecar(t, env({ DRAIN_ENDPOINT_MODE: 'poll', DRAIN_POLL_INTERVAL: '100ms' }))
+  const answer = hook(s.url)
+  await s.waitForLog('endpoints_listed')
+  while (kube.countRequests('list') < 3) await new Promise((resolve) => setTimeout(resolve, 20))
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...me, ...TERMINATING }] }))
+  const { body } = await answer
+  t.is(body.outcome, 'completed')
+  t.is(body.phases.endpoints.mode, 'poll')
+  t.is(kube.countRequests('watch'), 0)
+})
+
+test('without an API server the sidecar warns once at start-up and drains on the settle alone', async (t) => {
+  const s = await sidecar(t, { DRAIN_SETTLE: '100ms', POD_NAME: 'web-1' })
+  t.is(s.logs.filter((l) => l.event === 'endpoint_wait_disabled').length, 1)
+  const { body } = await hook(s.url)
+  t.is(body.phases.endpoints.status, 'skipped')
+})
+
+test('the API client sends our User-Agent and the bearer token, and the token is not logged', async (t) => {
+  const { kube, env } = await cluster(t)
+  const s = await sidecar(t, env())
+  await hook(s.url)
+  t.regex(kube.requests[0]!.userAgent ?? '', /^drain-coordinator\//)
+  t.is(kube.requests[0]!.authorization, 'Bearer test-token')
+  t.false(JSON.stringify(s.logs).includes('test-token'))
+})
+
+const badConfigs: Array<[Record<string, string>, RegExp]> = [
+  [{ DRAIN_TIMEOUT: 'abc' }, /^drain-coordinator: DRAIN_TIMEOUT="abc" is not valid: expected a duration such as 500ms, 5s, 2m, 1m30s, or a number of seconds/],
+  [{ DRAIN_SETTLE: '30s', DRAIN_TIMEOUT: '20s' }, /^drain-coordinator: DRAIN_SETTLE="30s" is not valid: expected a duration shorter than DRAIN_TIMEOUT/],
+  [{ DRAIN_PORT: '99999' }, /^drain-coordinator: DRAIN_PORT="99999" is not valid: expected a port number from 1 to 65535/],
+  [{ DRAIN_ENVOY_ADMIN_URL: '127.0.0.1:15000' }, /^drain-coordinator: DRAIN_ENVOY_ADMIN_URL="127.0.0.1:15000" is not valid/],
+  [{ DRAIN_KUBE_API_URL: 'https://127.0.0.1:6443', DRAIN_KUBE_CA_FILE: '/nonexistent/ca.crt', POD_NAMESPACE: 'default', POD_NAME: 'x' }, /^drain-coordinator: DRAIN_KUBE_CA_FILE="\/nonexistent\/ca.crt" cannot be read/],
+]
+
+for (const [env, message] of badConfigs) {
+  test(`bad configuration ${JSON.stringify(env)} exits non-zero with one line on stderr`, async (t) => {
+    const error = await t.throwsAsync(run(process.execPath, [BUNDLE], { env: { PATH: process.env.PATH ?? '', ...env } }))
+    const { code, stderr, stdout } = error as unknown as { code: number; stderr: string; stdout: string }
+    t.is(code, 2)
+    t.regex(stderr, message)
+    t.is(stderr.trim().split('\n').length, 1)
+    t.is(stdout, '')
+  })
+}
