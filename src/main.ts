@@ -11,6 +11,7 @@ import { Registry } from 'prom-client'
 import { systemClock } from './clock.ts'
 import { type Config, describeConfig, parseConfig } from './config.ts'
 import { ConfigError, describeError } from './errors.ts'
+import { checkKubeAccess } from './kube/access-check.ts'
 import { createKubeClient } from './kube/client.ts'
 import { waitForEndpointRemoval } from './kube/endpoint-wait.ts'
 import { createFileTokenSource } from './kube/token.ts'
@@ -25,6 +26,21 @@ import { USER_AGENT, VERSION } from './version.ts'
 
 /** How long to let answered hooks flush before exiting anyway. */
 const CLOSE_GRACE_MS = 2_000
+
+/**
+ * Limits on the one HTTP port. Node's requestTimeout bounds receiving a request (not a held answer), but it is
+ * kept above DRAIN_TIMEOUT anyway so no setting of it can ever cut a /prestop short; headersTimeout stops
+ * clients that dribble headers; the check interval makes both act within a second rather than Node's 30 s.
+ */
+function serverOptions(timeoutMs: number) {
+  return {
+    headersTimeout: 10_000,
+    requestTimeout: timeoutMs + 30_000,
+    keepAliveTimeout: 5_000,
+    connectionsCheckingInterval: 1_000,
+    maxHeaderSize: 16 * 1024,
+  }
+}
 
 function fail(message: string): never {
   process.stderr.write(`drain-coordinator: ${message}\n`)
@@ -52,7 +68,7 @@ function readCa(config: Config): string | undefined {
 function listen(app: { fetch: (request: Request, env: unknown) => Response | Promise<Response> }, config: Config, log: Logger): Promise<ServerType> {
   const start = (hostname: string) =>
     new Promise<ServerType>((resolve, reject) => {
-      const server = serve({ fetch: app.fetch, port: config.port, hostname }, () => resolve(server))
+      const server = serve({ fetch: app.fetch, port: config.port, hostname, serverOptions: serverOptions(config.timeoutMs) }, () => resolve(server))
       server.once('error', reject)
     })
   if (config.host !== undefined) return start(config.host)
@@ -73,17 +89,22 @@ async function main(): Promise<void> {
   const sideFetch = createFetch({ bodyTimeoutMs: config.sideCallTimeoutMs })
 
   let waitForEndpoints: ((signal: AbortSignal) => ReturnType<typeof waitForEndpointRemoval>) | undefined
+  let checkAccess: (() => Promise<unknown>) | undefined
   if (config.kube !== undefined) {
     const kubeConfig = config.kube
+    const kubeFetch = createFetch({ ca })
+    const kubeToken = createFileTokenSource(kubeConfig.tokenFile, {
+      clock,
+      readFile: (path) => readFile(path, 'utf8'),
+      onError: (error) => log.warn('kube_token_unreadable', { file: kubeConfig.tokenFile, error: describeError(error) }),
+    })
+    checkAccess = () =>
+      checkKubeAccess({ apiUrl: kubeConfig.apiUrl, namespace: config.pod.namespace!, fetch: kubeFetch, token: kubeToken, clock, log, userAgent: USER_AGENT })
     const kube = createKubeClient({
       apiUrl: kubeConfig.apiUrl,
       namespace: config.pod.namespace!,
-      fetch: createFetch({ ca }),
-      token: createFileTokenSource(kubeConfig.tokenFile, {
-        clock,
-        readFile: (path) => readFile(path, 'utf8'),
-        onError: (error) => log.warn('kube_token_unreadable', { file: kubeConfig.tokenFile, error: describeError(error) }),
-      }),
+      fetch: kubeFetch,
+      token: kubeToken,
       clock,
       userAgent: USER_AGENT,
       onRequest: metrics.kubeRequest,
@@ -128,6 +149,8 @@ async function main(): Promise<void> {
   if (config.kube === undefined) {
     log.warn('endpoint_wait_disabled', { reason: 'no API server configured (DRAIN_KUBE_API_URL, or KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT)', effect: 'a drain waits only DRAIN_SETTLE' })
   }
+  // After listen: the check must never delay serving, and never end the process (it logs, it does not throw).
+  void checkAccess?.().catch((error: unknown) => log.warn('kube_access_unchecked', { error: describeError(error) }))
 
   installSignalHandlers(process, {
     coordinator,

@@ -11,6 +11,7 @@ import test from 'ava'
 import { systemClock } from '../src/clock.ts'
 import type { PodIdentity } from '../src/config.ts'
 import { UpstreamError } from '../src/errors.ts'
+import { checkKubeAccess } from '../src/kube/access-check.ts'
 import { createKubeClient, type KubeClient } from '../src/kube/client.ts'
 import { waitForEndpointRemoval } from '../src/kube/endpoint-wait.ts'
 import { createFileTokenSource, staticToken, type TokenSource } from '../src/kube/token.ts'
@@ -18,6 +19,7 @@ import { createLogger, type Logger } from '../src/log.ts'
 import { createFetch } from '../src/transport.ts'
 import { CLUSTER_CA_FILE, startFakeKube, type FakeKube } from './helpers/fake-kube.ts'
 import { endpointSlice, READY, TERMINATING } from './helpers/fixtures.ts'
+import { startSidecar } from './helpers/sidecar-process.ts'
 
 const NS = 'shop'
 const POD: PodIdentity = { name: 'web-1', namespace: NS, uid: 'uid-web-1', ips: ['10.0.0.7'] }
@@ -344,4 +346,88 @@ test('a namespace with thousands of slices is listed page by page, and only slic
   removeLater(kube, 300)
   const { result } = await drainWait(client, log, 15_000)
   t.is(result?.slicesAtStart, 1)
+})
+
+// ---- Start-up access check (403 from missing RBAC) ----
+
+async function accessCheck(t: Parameters<typeof setup>[0], options: Parameters<typeof setup>[1] = {}) {
+  const { kube, fetch } = await setup(t, options)
+  const { log, lines } = capture()
+  const run = () =>
+    checkKubeAccess({ apiUrl: kube.url, namespace: NS, fetch, token: staticToken('test-token'), clock: systemClock, log, userAgent: 't', requestTimeoutMs: 1_000, retryDelayMs: 50 })
+  return { kube, lines, run }
+}
+
+test('access check: with list and watch granted it says so in one line, via SelfSubjectAccessReview', async (t) => {
+  const { kube, lines, run } = await accessCheck(t)
+  t.deepEqual(await run(), { result: 'allowed', via: 'review' })
+  t.deepEqual(lines.map((l) => l.event), ['kube_access_ok'])
+  const reviews = kube.requests.filter((r) => r.verb === 'create')
+  t.is(reviews.length, 2)
+  t.true(reviews.every((r) => r.method === 'POST' && r.path === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews'))
+  t.is(kube.countRequests('list') + kube.countRequests('watch'), 0)
+})
+
+test('access check: a missing verb is reported in ONE line naming the verb, the resource and the namespace', async (t) => {
+  const { kube, lines, run } = await accessCheck(t)
+  kube.forbid('watch')
+  t.deepEqual(await run(), { result: 'denied', via: 'review', missing: ['watch'] })
+  t.is(lines.length, 1)
+  t.like(lines[0], { level: 'error', event: 'kube_access_denied', verb: 'watch', resource: 'endpointslices.discovery.k8s.io', namespace: NS })
+  t.regex(String(lines[0]!.message), /may not watch endpointslices\.discovery\.k8s\.io in namespace shop/)
+})
+
+test('access check: both verbs missing are still one line', async (t) => {
+  const { kube, lines, run } = await accessCheck(t)
+  kube.forbid('list')
+  kube.forbid('watch')
+  await run()
+  t.is(lines.length, 1)
+  t.like(lines[0], { event: 'kube_access_denied', verb: 'list,watch' })
+})
+
+test('access check: where reviews are unavailable, a LIST and a WATCH that match nothing are probed for 403', async (t) => {
+  const { kube, lines, run } = await accessCheck(t, { accessReviews: false })
+  kube.forbid('list')
+  kube.upsert(holding())
+  t.deepEqual(await run(), { result: 'denied', via: 'probe', missing: ['list'] })
+  t.like(lines[0], { event: 'kube_access_denied', verb: 'list', namespace: NS })
+  const probes = kube.requests.filter((r) => r.verb !== 'create')
+  t.deepEqual(probes.map((r) => r.verb), ['list', 'watch'])
+  t.true(probes.every((r) => r.query.get('labelSelector') === 'drain-coordinator.io/access-check=never-set'))
+})
+
+test('access check: an unreachable API is reported as unchecked after a few attempts, never thrown', async (t) => {
+  const { kube, lines, run } = await accessCheck(t)
+  for (let i = 0; i < 3; i++) kube.fault({ kind: 'status', status: 503, body: 'unavailable' }, 'create')
+  const report = await run()
+  t.is(report.result, 'unknown')
+  t.deepEqual(lines.map((l) => l.event), ['kube_access_unchecked'])
+  t.is(kube.countRequests('create'), 3)
+})
+
+test('black box: the bundle reports missing RBAC once at start-up, keeps serving, and a drain holds to its deadline', async (t) => {
+  const kube = await startFakeKube({ namespace: NS })
+  t.teardown(() => kube.close())
+  kube.upsert(holding())
+  kube.forbid('list')
+  kube.forbid('watch')
+  const dir = await mkdtemp(join(tmpdir(), 'dc-bb-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await writeFile(join(dir, 'token'), 'test-token')
+  const sidecar = await startSidecar({
+    DRAIN_KUBE_API_URL: kube.url, DRAIN_KUBE_CA_FILE: CLUSTER_CA_FILE, DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
+    POD_NAMESPACE: NS, POD_NAME: POD.name!, POD_UID: POD.uid!, POD_IP: '10.0.0.7', DRAIN_TIMEOUT: '1500ms', DRAIN_SETTLE: '100ms',
+  })
+  t.teardown(() => sidecar.stop())
+  const denied = await sidecar.waitForLog('kube_access_denied')
+  t.like(denied, { verb: 'list,watch', resource: 'endpointslices.discovery.k8s.io', namespace: NS })
+  t.is((await fetch(`${sidecar.url}/healthz`)).status, 200)
+  const startedAt = performance.now()
+  const summary = (await (await fetch(`${sidecar.url}/prestop`)).json()) as { outcome: string; phases: { endpoints: { status: string } } }
+  const ms = performance.now() - startedAt
+  t.is(summary.outcome, 'timeout')
+  t.not(summary.phases.endpoints.status, 'ok')
+  t.true(ms < 1_500 + 3_000, `answered after ${Math.round(ms)}ms`)
+  t.is(sidecar.logs.filter((l) => l.event === 'kube_access_denied').length, 1)
 })

@@ -14,12 +14,15 @@ import { fileURLToPath } from 'node:url'
 import type { EndpointSlice } from '../../src/kube/types.ts'
 import { parseLabelSelector } from './label-selector.ts'
 
+const SSAR_PATH = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews'
 const TLS_DIR = fileURLToPath(new URL('../fixtures/tls/', import.meta.url))
 export const CLUSTER_CA_FILE = `${TLS_DIR}cluster-ca.crt`
 export const ROGUE_CA_FILE = `${TLS_DIR}rogue-ca.crt`
 
 export type Verb = 'list' | 'watch'
-export type RecordedRequest = { verb: Verb; method: string; path: string; query: URLSearchParams; authorization: string | undefined; userAgent: string | undefined; at: number }
+/** `create`: a SelfSubjectAccessReview (POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews). */
+export type RequestVerb = Verb | 'create'
+export type RecordedRequest = { verb: RequestVerb; method: string; path: string; query: URLSearchParams; authorization: string | undefined; userAgent: string | undefined; at: number }
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR'
 
 export type Fault =
@@ -45,6 +48,8 @@ export type FakeKubeOptions = {
   historyLimit?: number
   /** Send BOOKMARK events this often to watchers that asked for them; 0: never. */
   bookmarkIntervalMs?: number
+  /** Answer SelfSubjectAccessReviews (default true); false: 404, as a server without authorization.k8s.io/v1. */
+  accessReviews?: boolean
   port?: number
   host?: string
 }
@@ -67,7 +72,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
   /** Lowest resourceVersion a WATCH may start from; below it the history is gone. */
   let oldestWatchable = resourceVersion
   const watchers = new Set<Watcher>()
-  const faults: Array<{ verb: Verb | undefined; fault: Fault }> = []
+  const faults: Array<{ verb: RequestVerb | undefined; fault: Fault }> = []
   const requests: RecordedRequest[] = []
   const sockets = new Set<Socket>()
   let bytesSent = 0
@@ -80,12 +85,19 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     const query = url.searchParams
     const watchParam = query.get('watch')
     // apimachinery: any value but "0" or "false" (case-insensitive), even an empty one, means watch.
-    const verb: Verb = watchParam !== null && watchParam !== '0' && watchParam.toLowerCase() !== 'false' ? 'watch' : 'list'
+    const review = url.pathname === SSAR_PATH
+    const verb: RequestVerb = review ? 'create' : watchParam !== null && watchParam !== '0' && watchParam.toLowerCase() !== 'false' ? 'watch' : 'list'
     requests.push({ verb, method: req.method ?? 'GET', path: url.pathname, query, authorization: req.headers.authorization, userAgent: req.headers['user-agent'], at: performance.now() })
 
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
     if (bearer === undefined || !tokens.has(bearer)) {
       return sendStatus(res, 401, 'Unauthorized', 'Unauthorized')
+    }
+    if (review && options.accessReviews !== false) {
+      // A fault queued without a verb is meant for LIST/WATCH; reviews take only faults queued for 'create'.
+      const reviewFault = faults.findIndex((f) => f.verb === 'create')
+      if (reviewFault !== -1) return applyFault(req, res, faults.splice(reviewFault, 1)[0]!.fault)
+      return void answerReview(req, res)
     }
     if (url.pathname !== collection) {
       return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource`)
@@ -93,12 +105,12 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     if (req.method !== 'GET') {
       return sendStatus(res, 405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`)
     }
-    if (forbidden.has(verb)) {
+    if (verb !== 'create' && forbidden.has(verb)) {
       return sendStatus(res, 403, 'Forbidden',
         `endpointslices.discovery.k8s.io is forbidden: User "system:serviceaccount:${namespace}:drain-coordinator" cannot ${verb} resource "endpointslices" in API group "discovery.k8s.io" in the namespace "${namespace}"`,
         { group: 'discovery.k8s.io', kind: 'endpointslices' })
     }
-    const faultIndex = faults.findIndex((f) => f.verb === undefined || f.verb === verb)
+    const faultIndex = faults.findIndex((f) => (f.verb === undefined && verb !== 'create') || f.verb === verb)
     if (faultIndex !== -1) {
       const { fault } = faults.splice(faultIndex, 1)[0]!
       return applyFault(req, res, fault)
@@ -111,6 +123,23 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     }
     if (verb === 'list') return serveList(res, query, matches)
     return serveWatch(req, res, query, matches)
+  }
+
+  /** Allowed: list and watch on endpointslices.discovery.k8s.io in this namespace, unless forbidden. */
+  async function answerReview(req: IncomingMessage, res: ServerResponse) {
+    if (req.method !== 'POST') return sendStatus(res, 405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource')
+    let text = ''
+    for await (const chunk of req) text += chunk
+    let spec: { resourceAttributes?: { namespace?: string; verb?: string; group?: string; resource?: string } }
+    try {
+      spec = (JSON.parse(text) as { spec?: typeof spec }).spec ?? {}
+    } catch {
+      return sendStatus(res, 400, 'BadRequest', 'the body of the request was in an unknown format')
+    }
+    const attrs = spec.resourceAttributes ?? {}
+    const allowed = attrs.group === 'discovery.k8s.io' && attrs.resource === 'endpointslices' && attrs.namespace === namespace &&
+      (attrs.verb === 'list' || attrs.verb === 'watch') && !forbidden.has(attrs.verb)
+    sendJson(res, 201, { kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec, status: { allowed, ...(allowed ? { reason: 'RBAC: allowed by RoleBinding "drain-coordinator/' + namespace + '"' } : {}) } })
   }
 
   function serveList(res: ServerResponse, query: URLSearchParams, matches: Watcher['matches']) {
@@ -312,15 +341,15 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     allow(verb: Verb) {
       forbidden.delete(verb)
     },
-    /** Queues a fault for the next request of that verb (or of any verb). */
-    fault(fault: Fault, verb?: Verb) {
+    /** Queues a fault for the next request of that verb (or of any LIST/WATCH; reviews only for 'create'). */
+    fault(fault: Fault, verb?: RequestVerb) {
       faults.push({ verb, fault })
     },
     /** Plain-text 429 as API Priority and Fairness sends it. */
     tooManyRequests(retryAfterSeconds: number, verb?: Verb) {
       faults.push({ verb, fault: { kind: 'status', status: 429, body: 'Too many requests, please try again later.\n', headers: { 'retry-after': String(retryAfterSeconds) } } })
     },
-    countRequests(verb?: Verb) {
+    countRequests(verb?: RequestVerb) {
       return verb === undefined ? requests.length : requests.filter((r) => r.verb === verb).length
     },
     async untilWatching(count = 1, timeoutMs = 10_000) {

@@ -1,0 +1,157 @@
+/**
+ * The start-up access check: can this service account list and watch EndpointSlices in POD_NAMESPACE? Missing
+ * RBAC otherwise shows up only at the first drain, as a drain that waits for DRAIN_TIMEOUT. Asks the API server
+ * with a SelfSubjectAccessReview (any authenticated user may create one: system:basic-user grants it, so this
+ * needs no extra Role); where reviews cannot be created, probes a LIST (limit=1) and a WATCH (timeoutSeconds=1)
+ * that match nothing and reads a 403 Status. Reports ONE line, and never throws: a denied verb is logged, the
+ * sidecar keeps serving, and a drain then treats the API as an outage like any other.
+ */
+import { type Clock, deadline } from '../clock.ts'
+import { describeError, UpstreamError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { Fetch } from '../transport.ts'
+import type { TokenSource } from './token.ts'
+
+export const REQUIRED_VERBS = ['list', 'watch'] as const
+export type RequiredVerb = (typeof REQUIRED_VERBS)[number]
+export const RESOURCE = 'endpointslices'
+export const GROUP = 'discovery.k8s.io'
+export const SSAR_PATH = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews'
+/** A label selector no EndpointSlice carries: the fallback probes then transfer no objects. */
+export const NOTHING_SELECTOR = 'drain-coordinator.io/access-check=never-set'
+
+export type AccessCheckDeps = {
+  apiUrl: string
+  namespace: string
+  fetch: Fetch
+  token: TokenSource
+  clock: Clock
+  log: Logger
+  userAgent: string
+  requestTimeoutMs?: number
+  /** Attempts when the API cannot be reached at all; the check then gives up and says so. */
+  attempts?: number
+  retryDelayMs?: number
+}
+
+export type AccessReport =
+  | { result: 'allowed'; via: 'review' | 'probe' }
+  | { result: 'denied'; via: 'review' | 'probe'; missing: RequiredVerb[] }
+  | { result: 'unknown'; error: string }
+
+type Verdict = { allowed: boolean; reason?: string }
+
+export async function checkKubeAccess(deps: AccessCheckDeps): Promise<AccessReport> {
+  const attempts = deps.attempts ?? 3
+  let lastError: unknown
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      const report = await checkOnce(deps)
+      logReport(deps, report)
+      return report
+    } catch (error) {
+      lastError = error
+      if (attempt < attempts) await deps.clock.sleep((deps.retryDelayMs ?? 1_000) * attempt)
+    }
+  }
+  const report: AccessReport = { result: 'unknown', error: describeError(lastError) }
+  logReport(deps, report)
+  return report
+}
+
+async function checkOnce(deps: AccessCheckDeps): Promise<Exclude<AccessReport, { result: 'unknown' }>> {
+  const verdicts = new Map<RequiredVerb, Verdict>()
+  let via: 'review' | 'probe' = 'review'
+  for (const verb of REQUIRED_VERBS) {
+    const verdict = await review(deps, verb)
+    if (verdict === 'unavailable') {
+      via = 'probe'
+      break
+    }
+    verdicts.set(verb, verdict)
+  }
+  if (via === 'probe') for (const verb of REQUIRED_VERBS) verdicts.set(verb, await probe(deps, verb))
+  const missing = REQUIRED_VERBS.filter((verb) => !verdicts.get(verb)!.allowed)
+  return missing.length === 0 ? { result: 'allowed', via } : { result: 'denied', via, missing }
+}
+
+function logReport(deps: AccessCheckDeps, report: AccessReport): void {
+  const where = { resource: `${RESOURCE}.${GROUP}`, namespace: deps.namespace }
+  if (report.result === 'allowed') {
+    deps.log.info('kube_access_ok', { verbs: [...REQUIRED_VERBS], ...where, via: report.via })
+  } else if (report.result === 'denied') {
+    const verbs = report.missing.join(' and ')
+    deps.log.error('kube_access_denied', {
+      verb: report.missing.join(','),
+      ...where,
+      via: report.via,
+      message: `this service account may not ${verbs} ${RESOURCE}.${GROUP} in namespace ${deps.namespace}: every drain will hold its hook until DRAIN_TIMEOUT; grant a Role with verbs [list, watch] on ${RESOURCE} (apiGroups: ["${GROUP}"]) bound to the pod's service account`,
+    })
+  } else {
+    deps.log.warn('kube_access_unchecked', { ...where, error: report.error, effect: 'RBAC not verified at start-up; drains will use the API as usual' })
+  }
+}
+
+/** One SelfSubjectAccessReview; 'unavailable' when the server will not take reviews from us (403, 404). */
+async function review(deps: AccessCheckDeps, verb: RequiredVerb): Promise<Verdict | 'unavailable'> {
+  const url = `${deps.apiUrl}${SSAR_PATH}`
+  const body = JSON.stringify({
+    kind: 'SelfSubjectAccessReview',
+    apiVersion: 'authorization.k8s.io/v1',
+    spec: { resourceAttributes: { namespace: deps.namespace, verb, group: GROUP, resource: RESOURCE } },
+  })
+  const response = await request(deps, 'POST', url, body)
+  try {
+    if (response.status === 403 || response.status === 404) return 'unavailable'
+    if (!response.ok) throw await failure(`POST ${url}`, response)
+    const parsed = (await response.json()) as { status?: { allowed?: unknown; reason?: unknown } } | null
+    if (typeof parsed?.status?.allowed !== 'boolean') throw new UpstreamError(`POST ${url}`, { status: response.status, message: 'answer has no status.allowed' })
+    return { allowed: parsed.status.allowed, ...(typeof parsed.status.reason === 'string' && parsed.status.reason ? { reason: parsed.status.reason } : {}) }
+  } finally {
+    await response.body?.cancel().catch(() => {})
+  }
+}
+
+/** A LIST or WATCH that matches nothing: 2xx means allowed, 403 means denied, anything else is an error. */
+async function probe(deps: AccessCheckDeps, verb: RequiredVerb): Promise<Verdict> {
+  const query = new URLSearchParams({ labelSelector: NOTHING_SELECTOR, ...(verb === 'list' ? { limit: '1' } : { watch: '1', timeoutSeconds: '1' }) })
+  const url = `${deps.apiUrl}/apis/${GROUP}/v1/namespaces/${encodeURIComponent(deps.namespace)}/${RESOURCE}?${query}`
+  const response = await request(deps, 'GET', url)
+  // A watch's headers are the answer; its body is not needed.
+  await response.body?.cancel().catch(() => {})
+  if (response.ok) return { allowed: true }
+  if (response.status === 403) return { allowed: false }
+  throw new UpstreamError(`${verb.toUpperCase()} ${url}`, { status: response.status })
+}
+
+/** One bounded request; after a 401 the token is read again once, as the client does. */
+async function request(deps: AccessCheckDeps, method: 'GET' | 'POST', url: string, body?: string): Promise<Response> {
+  const timeoutMs = deps.requestTimeoutMs ?? 10_000
+  for (let attempt = 1; ; attempt++) {
+    const bearer = await deps.token.get()
+    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': deps.userAgent }
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`
+    const timeout = deadline(deps.clock, timeoutMs, new UpstreamError(`${method} ${url}`, { message: `no answer within ${timeoutMs}ms` }))
+    let response: Response
+    try {
+      response = await deps.fetch(url, { method, headers, signal: timeout.signal, ...(body === undefined ? {} : { body }) })
+    } catch (error) {
+      if (timeout.signal.aborted) throw timeout.signal.reason
+      throw new UpstreamError(`${method} ${url}`, { message: describeError(error) }, { cause: error })
+    } finally {
+      timeout.cancel()
+    }
+    if (response.status === 401 && attempt === 1) {
+      await response.body?.cancel().catch(() => {})
+      deps.token.invalidate()
+      continue
+    }
+    return response
+  }
+}
+
+async function failure(what: string, response: Response): Promise<UpstreamError> {
+  const text = await response.text().catch(() => '')
+  return new UpstreamError(what, { status: response.status, message: text.trim().slice(0, 200) })
+}
