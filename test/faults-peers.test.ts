@@ -1,0 +1,130 @@
+/**
+ * Envoy admin and the app's shutdown URL misbehaving: down, hanging, 5xx, slow. Promise: neither delays the
+ * endpoint wait or the release, each failure is reported as what it was, and the deadline holds. Real HTTP
+ * (undici transport against the fakes) and the real clock, with short timeouts and generous margins.
+ */
+import test from 'ava'
+import { Registry } from 'prom-client'
+import { systemClock } from '../src/clock.ts'
+import { createDrainCoordinator, type DrainSummary } from '../src/drain.ts'
+import { createMetrics } from '../src/metrics.ts'
+import { createFetch } from '../src/transport.ts'
+import { captureLog } from './helpers/capture-log.ts'
+import { startFakeApp } from './helpers/fake-app.ts'
+import { startFakeEnvoy, type Mode } from './helpers/fake-envoy.ts'
+import { freePort, startSidecar } from './helpers/sidecar-process.ts'
+
+type Peers = { envoy?: Mode; app?: 'ok' | 'hang' | 500 | 'down'; endpointsMs?: number | 'never'; sideCallTimeoutMs?: number; timeoutMs?: number; settleMs?: number }
+
+async function drain(t: { teardown: (fn: () => unknown) => void }, peers: Peers) {
+  const envoy = await startFakeEnvoy()
+  const app = await startFakeApp()
+  t.teardown(() => envoy.close())
+  t.teardown(() => app.close())
+  if (peers.envoy) envoy.setMode(peers.envoy)
+  if (peers.app === 'hang') app.setHang(true)
+  if (typeof peers.app === 'number') app.setShutdownStatus(peers.app)
+  const appShutdownUrl = peers.app === 'down' ? `http://127.0.0.1:${await freePort()}/shutdown` : app.shutdownUrl
+  const fetch = createFetch({ bodyTimeoutMs: 10_000 })
+  t.teardown(() => fetch.close())
+  const log = captureLog()
+  const registry = new Registry()
+  const metrics = createMetrics(registry, { version: 't', processMetrics: false })
+  let endpointsStartedAt: number | undefined
+  const coordinator = createDrainCoordinator({
+    clock: systemClock,
+    log,
+    metrics,
+    appFetch: fetch,
+    envoyFetch: fetch,
+    waitForEndpoints: async (signal) => {
+      endpointsStartedAt = performance.now()
+      if (peers.endpointsMs === 'never') await new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))
+      else await systemClock.sleep(peers.endpointsMs ?? 100, signal)
+      return { slicesAtStart: 1, mode: 'watch' }
+    },
+    config: { appShutdownUrl, envoyAdminUrl: envoy.url, settleMs: peers.settleMs ?? 50, timeoutMs: peers.timeoutMs ?? 5_000, sideCallTimeoutMs: peers.sideCallTimeoutMs ?? 10_000 },
+  })
+  const startedAt = performance.now()
+  const summary: DrainSummary = await coordinator.start('hook')
+  const ms = performance.now() - startedAt
+  const failures = (await registry.getSingleMetric('drain_coordinator_phase_failures_total')!.get()).values
+  const failed = (phase: string) => failures.find((v) => v.labels.phase === phase)?.value
+  return { summary, ms, envoy, app, log, endpointsDelayMs: (endpointsStartedAt ?? Infinity) - startedAt, failed }
+}
+
+test('a hanging Envoy and a hanging app delay neither the endpoint wait nor the release; both are reported cancelled', async (t) => {
+  const { summary, ms, endpointsDelayMs, envoy, app } = await drain(t, { envoy: { kind: 'hang' }, app: 'hang', sideCallTimeoutMs: 10_000 })
+  t.is(summary.outcome, 'completed')
+  t.true(endpointsDelayMs < 1_000, `endpoint wait began ${Math.round(endpointsDelayMs)}ms in`)
+  t.true(ms < 5_000, `released after ${Math.round(ms)}ms, the side calls would have waited 10s`)
+  t.is(summary.phases.endpoints.status, 'ok')
+  t.is(summary.phases.settle.status, 'ok')
+  t.is(summary.phases.envoy.status, 'cancelled')
+  t.is(summary.phases.app.status, 'cancelled')
+  t.is(envoy.calls.length, 1)
+  t.is(app.calls.length, 1)
+})
+
+test('a hanging Envoy is cut off at the side-call timeout and reported failed with that reason', async (t) => {
+  const { summary, failed } = await drain(t, { envoy: { kind: 'hang' }, sideCallTimeoutMs: 200, endpointsMs: 800 })
+  t.is(summary.outcome, 'completed')
+  t.is(summary.phases.envoy.status, 'failed')
+  t.regex(String(summary.phases.envoy.error), /no answer within 200ms/)
+  t.is(summary.phases.app.status, 'ok')
+  t.is(failed('envoy'), 1)
+  t.is(failed('app'), 0)
+})
+
+test('Envoy answering 503 and the app answering 500 are each reported failed with the status; the drain completes', async (t) => {
+  const { summary, failed, log } = await drain(t, { envoy: { kind: 'status', status: 503 }, app: 500 })
+  t.is(summary.outcome, 'completed')
+  t.is(summary.phases.envoy.status, 'failed')
+  t.regex(String(summary.phases.envoy.error), /status 503/)
+  t.is(summary.phases.app.status, 'failed')
+  t.regex(String(summary.phases.app.error), /status 500/)
+  t.is(failed('envoy'), 1)
+  t.is(failed('app'), 1)
+  t.is(log.lines.filter((l) => l.event === 'phase_failed').length, 2)
+})
+
+test('an app that is down (connection refused) is reported failed, the drain completes', async (t) => {
+  const { summary } = await drain(t, { app: 'down' })
+  t.is(summary.outcome, 'completed')
+  t.is(summary.phases.app.status, 'failed')
+  t.regex(String(summary.phases.app.error), /ECONNREFUSED|fetch failed/)
+  t.is(summary.phases.envoy.status, 'ok')
+})
+
+test('a slow Envoy (answers after 300ms) is reported ok with its duration, and is POSTed the graceful inbound drain', async (t) => {
+  const { summary, envoy } = await drain(t, { envoy: { kind: 'delay', ms: 300 }, endpointsMs: 600 })
+  t.is(summary.phases.envoy.status, 'ok')
+  t.true((summary.phases.envoy.durationSeconds ?? 0) >= 0.29)
+  t.like(envoy.calls[0], { method: 'POST', path: '/drain_listeners', query: '?inboundonly&graceful' })
+  t.true(envoy.drainingInbound)
+})
+
+test('hanging peers and an endpoint wait that never ends: the deadline still releases the hook with outcome timeout', async (t) => {
+  const { summary, ms } = await drain(t, { envoy: { kind: 'hang' }, app: 'hang', endpointsMs: 'never', timeoutMs: 600, sideCallTimeoutMs: 10_000 })
+  t.is(summary.outcome, 'timeout')
+  t.true(ms < 600 + 2_000, `answered after ${Math.round(ms)}ms`)
+  t.is(summary.phases.endpoints.status, 'cancelled')
+  t.is(summary.phases.settle.status, 'cancelled')
+})
+
+test('black box: with Envoy hanging and the app down, the bundle answers the hook after DRAIN_SETTLE and says what failed', async (t) => {
+  const envoy = await startFakeEnvoy()
+  t.teardown(() => envoy.close())
+  envoy.setMode({ kind: 'hang' })
+  const sidecar = await startSidecar({ DRAIN_ENVOY_ADMIN_URL: envoy.url, DRAIN_APP_SHUTDOWN_URL: `http://127.0.0.1:${await freePort()}/shutdown`, DRAIN_SETTLE: '300ms', DRAIN_TIMEOUT: '5s' })
+  t.teardown(() => sidecar.stop())
+  const startedAt = performance.now()
+  const response = await fetch(`${sidecar.url}/prestop`)
+  const ms = performance.now() - startedAt
+  const summary = (await response.json()) as DrainSummary
+  t.is(summary.outcome, 'completed')
+  t.true(ms < 5_000, `answered after ${Math.round(ms)}ms`)
+  t.is(summary.phases.app.status, 'failed')
+  t.true(['failed', 'cancelled'].includes(summary.phases.envoy.status))
+  t.is(summary.phases.settle.status, 'ok')
+})
