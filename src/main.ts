@@ -143,7 +143,21 @@ async function main(): Promise<void> {
           : async () => (await readFile(hookToken.file, 'utf8').catch(() => '')).trim() || undefined,
   })
 
-  const server = await listen(app, config, log)
+  // Before listening: a SIGTERM that arrives while the port opens must already start a drain.
+  let server: ServerType | undefined
+  installSignalHandlers(process, {
+    coordinator,
+    log,
+    closeServer: () =>
+      new Promise<void>((resolve) => {
+        if (server === undefined) return resolve()
+        setTimeout(resolve, CLOSE_GRACE_MS).unref()
+        server.close(() => resolve())
+      }),
+    exit: (code) => process.exit(code),
+  })
+
+  server = await listen(app, config, log)
   const address = server.address()
   log.info('started', { version: VERSION, listening: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, config: describeConfig(config) })
   if (config.kube === undefined) {
@@ -152,16 +166,6 @@ async function main(): Promise<void> {
   // After listen: the check must never delay serving, and never end the process (it logs, it does not throw).
   void checkAccess?.().catch((error: unknown) => log.warn('kube_access_unchecked', { error: describeError(error) }))
 
-  installSignalHandlers(process, {
-    coordinator,
-    log,
-    closeServer: () =>
-      new Promise<void>((resolve) => {
-        setTimeout(resolve, CLOSE_GRACE_MS).unref()
-        server.close(() => resolve())
-      }),
-    exit: (code) => process.exit(code),
-  })
 }
 
 await main()
