@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
+import type { Server as HttpServer } from 'node:http'
 import { serve, type ServerType } from '@hono/node-server'
 import { Registry } from 'prom-client'
 import { systemClock } from './clock.ts'
@@ -86,13 +87,13 @@ async function main(): Promise<void> {
   const clock = systemClock
   const log = createLogger((line) => process.stdout.write(line))
   const metrics = createMetrics(new Registry(), { version: VERSION })
-  const sideFetch = createFetch({ bodyTimeoutMs: config.sideCallTimeoutMs })
+  const sideFetch = createFetch({ bodyTimeoutMs: config.sideCallTimeoutMs, userAgent: USER_AGENT })
 
   let waitForEndpoints: ((signal: AbortSignal) => ReturnType<typeof waitForEndpointRemoval>) | undefined
   let checkAccess: (() => Promise<unknown>) | undefined
   if (config.kube !== undefined) {
     const kubeConfig = config.kube
-    const kubeFetch = createFetch({ ca })
+    const kubeFetch = createFetch({ ca, userAgent: USER_AGENT })
     const kubeToken = createFileTokenSource(kubeConfig.tokenFile, {
       clock,
       readFile: (path) => readFile(path, 'utf8'),
@@ -151,8 +152,16 @@ async function main(): Promise<void> {
     closeServer: () =>
       new Promise<void>((resolve) => {
         if (server === undefined) return resolve()
+        const open = server as HttpServer
         setTimeout(resolve, CLOSE_GRACE_MS).unref()
-        server.close(() => resolve())
+        // close() drops only the connections idle at that instant; a hook connection that finishes its answer a
+        // moment later would hold the exit for the keep-alive timeout (or CLOSE_GRACE_MS) without this sweep.
+        const sweep = setInterval(() => open.closeIdleConnections(), 50).unref()
+        open.close(() => {
+          clearInterval(sweep)
+          resolve()
+        })
+        open.closeIdleConnections()
       }),
     exit: (code) => process.exit(code),
   })

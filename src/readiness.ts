@@ -20,7 +20,7 @@ export function createReadinessCheck(deps: {
     if (deps.upstream === undefined) return { ready: true, reason: 'serving' }
     const timeout = deadline(deps.clock, deps.timeoutMs, new UpstreamError(`readiness upstream: GET ${deps.upstream}`, { message: `no answer within ${deps.timeoutMs}ms` }), signal)
     try {
-      const response = await deps.fetch(deps.upstream, { signal: timeout.signal, headers: { 'user-agent': 'drain-coordinator' } })
+      const response = await deps.fetch(deps.upstream, { signal: timeout.signal })
       await response.body?.cancel().catch(() => {})
       // A drain may have started while we waited: it wins.
       if (deps.isDraining()) return { ready: false, reason: 'draining' }

@@ -18,7 +18,7 @@ export function envoyDrainUrl(adminUrl: string): string {
 export async function postExpectingSuccess(fetch: Fetch, what: string, url: string, signal: AbortSignal): Promise<number> {
   let response: Response
   try {
-    response = await fetch(url, { method: 'POST', signal, headers: { 'user-agent': 'drain-coordinator' } })
+    response = await fetch(url, { method: 'POST', signal })
   } catch (error) {
     if (signal.aborted && signal.reason instanceof Error) throw signal.reason
     throw new UpstreamError(`${what}: POST ${url}`, { message: describeError(error) }, { cause: error })

@@ -15,9 +15,11 @@ export type TransportOptions = {
   connectTimeoutMs?: number
   /** Longest silence allowed inside a response body; a watch stays open much longer than a LIST. */
   bodyTimeoutMs?: number
+  /** Sent on every request that sets no User-Agent of its own. */
+  userAgent?: string
 }
 
-export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_000 }: TransportOptions = {}): Fetch & { close(): Promise<void> } {
+export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_000, userAgent }: TransportOptions = {}): Fetch & { close(): Promise<void> } {
   const dispatcher = new Agent({
     // rejectUnauthorized stays at its default (true): certificate checks are never skipped.
     connect: { timeout: connectTimeoutMs, ...(ca === undefined ? {} : { ca }) },
@@ -25,9 +27,12 @@ export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_
     bodyTimeout: bodyTimeoutMs,
     keepAliveTimeout: 4_000,
   })
-  const fetch = ((url: string, init?: RequestInit) =>
+  const fetch = ((url: string, init?: RequestInit) => {
+    const headers = new Headers(init?.headers)
+    if (userAgent !== undefined && !headers.has('user-agent')) headers.set('user-agent', userAgent)
     // undici's RequestInit and Response are structurally the global ones; the cast stays here.
-    undiciFetch(url, { ...(init as object), dispatcher }) as unknown as Promise<Response>) as Fetch & { close(): Promise<void> }
+    return undiciFetch(url, { ...(init as object), headers, dispatcher }) as unknown as Promise<Response>
+  }) as Fetch & { close(): Promise<void> }
   fetch.close = () => dispatcher.close()
   return fetch
 }

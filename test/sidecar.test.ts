@@ -68,6 +68,7 @@ test('a dual-stack pod in two Services is released only after it leaves the IPv4
   t.is((await fetch(`${s.url}/ready`)).status, 503, '/ready flips at once')
   t.true(envoy.drainingInbound, 'Envoy was asked to drain inbound listeners gracefully')
   t.deepEqual(app.calls.map((c) => `${c.method} ${c.path}`), ['POST /shutdown'])
+  t.regex(app.calls[0]!.userAgent ?? '', /^drain-coordinator\/\d+\.\d+\.\d+$/)
 
   dualStackSlices(kube, TERMINATING)
   await s.waitForLog('endpoint_changed', { slice: 'web-v6', to: 'not-ready' })

@@ -3,13 +3,13 @@ import { createServer } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 
 export async function startFakeApp() {
-  const calls: Array<{ method: string; path: string; at: number }> = []
+  const calls: Array<{ method: string; path: string; at: number; userAgent: string | undefined }> = []
   let readyStatus = 200
   let hang = false
   let shutdownStatus = 200
   const sockets = new Set<Socket>()
   const server = createServer((req, res) => {
-    calls.push({ method: req.method ?? 'GET', path: req.url ?? '/', at: performance.now() })
+    calls.push({ method: req.method ?? 'GET', path: req.url ?? '/', at: performance.now(), userAgent: req.headers['user-agent'] })
     if (hang) return
     if (req.url === '/shutdown' && req.method === 'POST') {
       res.writeHead(shutdownStatus).end(shutdownStatus < 300 ? 'shutting down\n' : 'no\n')
