@@ -28,8 +28,8 @@ export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_
     keepAliveTimeout: 4_000,
   })
   const fetch = ((url: string, init?: RequestInit) => {
-    const headers = new Headers(init?.headers)
-    if (userAgent !== undefined && !headers.has('user-agent')) headers.set('user-agent', userAgent)
+    const headers = Object.fromEntries(new Headers(init?.headers))
+    if (userAgent !== undefined && headers['user-agent'] === undefined) headers['user-agent'] = userAgent
     // undici's RequestInit and Response are structurally the global ones; the cast stays here.
     return undiciFetch(url, { ...(init as object), headers, dispatcher }) as unknown as Promise<Response>
   }) as Fetch & { close(): Promise<void> }
