@@ -65,7 +65,7 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
   })
   const hookRequests = new Counter({
     name: 'drain_coordinator_hook_requests_total',
-    help: 'Calls to /prestop, by result: answered, or unauthorized (wrong or missing X-Drain-Token).',
+    help: 'Calls to /prestop, by result: answered, disconnected (the caller hung up before the answer), or unauthorized (wrong or missing X-Drain-Token).',
     labelNames: ['result'] as const,
     registers,
   })
@@ -73,7 +73,7 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
   for (const outcome of OUTCOMES) drains.inc({ outcome }, 0)
   for (const phase of PHASES) phaseFailures.inc({ phase }, 0)
   for (const verb of KUBE_VERBS) kubeRequests.inc({ verb, code: '200' }, 0)
-  for (const result of ['answered', 'unauthorized']) hookRequests.inc({ result }, 0)
+  for (const result of ['answered', 'disconnected', 'unauthorized']) hookRequests.inc({ result }, 0)
   draining.set(0)
 
   return {
@@ -96,7 +96,7 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
     kubeRequest(verb: KubeVerb, code: number | 'error') {
       kubeRequests.inc({ verb, code: String(code) })
     },
-    hookRequest(result: 'answered' | 'unauthorized') {
+    hookRequest(result: 'answered' | 'disconnected' | 'unauthorized') {
       hookRequests.inc({ result })
     },
   }

@@ -38,7 +38,11 @@ export function createServerApp({ coordinator, readiness, metrics, log, hookToke
       }
     }
     const summary = await coordinator.start('hook', c.req.header('user-agent'))
-    metrics.hookRequest('answered')
+    // A caller that hung up (kubelet gave up at the grace period, a client timeout) was not answered: say so.
+    if (c.req.raw.signal.aborted) {
+      metrics.hookRequest('disconnected')
+      log.info('hook_disconnected', { outcome: summary.outcome, userAgent: c.req.header('user-agent') ?? null, remote: remoteOf(c.env) })
+    } else metrics.hookRequest('answered')
     return c.json(summary)
   })
 
