@@ -1,0 +1,121 @@
+/**
+ * The sidecar's own clients misbehaving: hooks that hang up before the answer, a hook after the drain, many
+ * hooks at once, SIGTERM before, during and after a drain, and a second signal. Black box against the bundle,
+ * with margins generous enough for two busy cores; the exact sequencing is unit-tested with a fake clock.
+ */
+import { request } from 'node:http'
+import test from 'ava'
+import type { DrainSummary } from '../src/drain.ts'
+import { type Sidecar, startSidecar } from './helpers/sidecar-process.ts'
+
+const getJson = async (url: string) => {
+  const response = await fetch(url)
+  return { status: response.status, body: (await response.json()) as DrainSummary }
+}
+
+async function metric(sidecar: Sidecar, name: string, labels: string): Promise<number | undefined> {
+  const text = await (await fetch(`${sidecar.url}/metrics`)).text()
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`))
+  return line === undefined ? undefined : Number(line.split(' ').at(-1))
+}
+
+/** A hook that hangs up after `ms`, before the drain answers. */
+function abandonedHook(sidecar: Sidecar, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const req = request(`${sidecar.url}/prestop`, { agent: false })
+    req.on('error', () => resolve())
+    req.on('response', () => resolve())
+    req.end()
+    setTimeout(() => {
+      req.destroy()
+      resolve()
+    }, ms)
+  })
+}
+
+const allJson = (sidecar: Sidecar) => sidecar.logs.filter((l) => l.event === 'non_json_line')
+
+test('a hook that hangs up before the answer does not stop the drain; a later hook gets the same summary at once', async (t) => {
+  const sidecar = await startSidecar({ DRAIN_SETTLE: '1500ms', DRAIN_TIMEOUT: '10s' })
+  t.teardown(() => sidecar.stop())
+  await abandonedHook(sidecar, 100)
+  const finished = await sidecar.waitForLog('drain_finished')
+  t.is(finished.outcome, 'completed')
+  const startedAt = performance.now()
+  const again = await getJson(`${sidecar.url}/prestop`)
+  const ms = performance.now() - startedAt
+  t.is(again.status, 200)
+  t.is(again.body.startedAt, finished.startedAt as string)
+  t.is(again.body.outcome, 'completed')
+  // A second drain would take DRAIN_SETTLE (1.5s) again.
+  t.true(ms < 1_500, `answered after ${Math.round(ms)}ms`)
+  t.truthy(sidecar.logs.find((l) => l.event === 'drain_joined' && l.state === 'drained'))
+  t.is(await metric(sidecar, 'drain_coordinator_drains_total', 'outcome="completed"'), 1)
+  t.is(await metric(sidecar, 'drain_coordinator_hook_requests_total', 'result="answered"'), 1)
+  t.is(await metric(sidecar, 'drain_coordinator_hook_requests_total', 'result="disconnected"'), 1)
+  t.truthy(sidecar.logs.find((l) => l.event === 'hook_disconnected'))
+  t.deepEqual(allJson(sidecar), [])
+  t.is((await fetch(`${sidecar.url}/healthz`)).status, 200)
+})
+
+test('many concurrent hooks all get the one drain\'s summary', async (t) => {
+  const sidecar = await startSidecar({ DRAIN_SETTLE: '500ms', DRAIN_TIMEOUT: '10s' })
+  t.teardown(() => sidecar.stop())
+  const answers = await Promise.all(Array.from({ length: 100 }, () => getJson(`${sidecar.url}/prestop`)))
+  t.true(answers.every((a) => a.status === 200))
+  t.is(new Set(answers.map((a) => a.body.startedAt)).size, 1)
+  t.is(sidecar.logs.filter((l) => l.event === 'drain_started').length, 1)
+  t.is(await metric(sidecar, 'drain_coordinator_drains_total', 'outcome="completed"'), 1)
+  t.is(await metric(sidecar, 'drain_coordinator_hook_requests_total', 'result="answered"'), 100)
+})
+
+test('SIGTERM before any hook starts a drain, and the process exits 0 once it is over', async (t) => {
+  const sidecar = await startSidecar({ DRAIN_SETTLE: '300ms', DRAIN_TIMEOUT: '10s' })
+  t.teardown(() => sidecar.stop())
+  sidecar.child.kill('SIGTERM')
+  const { code } = await sidecar.exited
+  t.is(code, 0)
+  const started = sidecar.logs.find((l) => l.event === 'drain_started')
+  t.is(started?.by, 'signal')
+  const events = sidecar.logs.map((l) => l.event)
+  t.true(events.indexOf('drain_finished') < events.indexOf('exiting'))
+})
+
+test('SIGTERM during a drain: the waiting hook is answered with the summary before the process exits 0', async (t) => {
+  const sidecar = await startSidecar({ DRAIN_SETTLE: '1s', DRAIN_TIMEOUT: '10s' })
+  t.teardown(() => sidecar.stop())
+  const hook = getJson(`${sidecar.url}/prestop`)
+  await sidecar.waitForLog('drain_started')
+  sidecar.child.kill('SIGTERM')
+  const answer = await hook
+  const answeredAt = performance.now()
+  t.is(answer.status, 200)
+  t.is(answer.body.trigger, 'hook')
+  t.is(answer.body.outcome, 'completed')
+  t.is((await sidecar.exited).code, 0)
+  // The answered hook's keep-alive connection must not hold the exit (it used to, for the 2s close grace).
+  const exitMs = performance.now() - answeredAt
+  t.true(exitMs < 1_500, `exited ${Math.round(exitMs)}ms after the answer`)
+  t.is(sidecar.logs.filter((l) => l.event === 'drain_started').length, 1)
+})
+
+test('SIGTERM after a drain exits 0 without draining again', async (t) => {
+  const sidecar = await startSidecar({ DRAIN_SETTLE: '200ms', DRAIN_TIMEOUT: '10s' })
+  t.teardown(() => sidecar.stop())
+  t.is((await getJson(`${sidecar.url}/prestop`)).status, 200)
+  sidecar.child.kill('SIGTERM')
+  t.is((await sidecar.exited).code, 0)
+  t.is(sidecar.logs.filter((l) => l.event === 'drain_started').length, 1)
+  t.like(sidecar.logs.find((l) => l.event === 'signal_received'), { signal: 'SIGTERM', state: 'drained' })
+})
+
+test('a second signal exits at once (128+15), without waiting for the drain', async (t) => {
+  const sidecar = await startSidecar({ DRAIN_SETTLE: '30s', DRAIN_TIMEOUT: '60s' })
+  t.teardown(() => sidecar.stop())
+  sidecar.child.kill('SIGTERM')
+  await sidecar.waitForLog('drain_started')
+  sidecar.child.kill('SIGTERM')
+  const { code } = await sidecar.exited
+  t.is(code, 143)
+  t.like(sidecar.logs.find((l) => l.event === 'exit_on_second_signal'), { signal: 'SIGTERM', state: 'draining' })
+})
