@@ -24,6 +24,8 @@ export async function startControlPlane(options: {
   controllerDelayMs: number
   tls?: boolean
   onEvent?: (event: string, fields: Record<string, unknown>) => void
+  /** Called just before each slice write or deletion is committed (and broadcast to watchers). */
+  onSliceWrite?: (name: string, at: number) => void
 }) {
   const kube: FakeKube = await startFakeKube({ tls: options.tls ?? true, bookmarkIntervalMs: 0 })
   /** The controller's desired endpoint state for each pod, by name; absent: not in any slice. */
@@ -79,9 +81,14 @@ export async function startControlPlane(options: {
       } as EndpointSlice
       const before = kube.get(name)
       if (before && JSON.stringify(before.endpoints) === JSON.stringify(slice.endpoints)) return
+      options.onSliceWrite?.(name, now())
       kube.upsert(slice)
     })
-    for (const name of sliceNames) if (!names.includes(name)) kube.remove(name)
+    for (const name of sliceNames) {
+      if (names.includes(name)) continue
+      options.onSliceWrite?.(name, now())
+      kube.remove(name)
+    }
     sliceNames = names
   }
 
@@ -109,6 +116,11 @@ export async function startControlPlane(options: {
 
   return {
     kube,
+    /** The slice a pod's endpoint is in (once placed). */
+    sliceOf(pod: PodRef): string | undefined {
+      const index = placement.get(pod.name)
+      return index === undefined ? undefined : `${options.service}-${String(index).padStart(5, '0')}`
+    },
     /** Seeds ready pods at once, without delay (the state before the scenario starts). */
     seed(pods: PodRef[]) {
       for (const pod of pods) desired.set(pod.name, { pod, condition: 'ready' })

@@ -67,7 +67,8 @@ export type ScenarioResult = {
   terminations: Termination[]
   hookHoldMs: { median: number | undefined; max: number | undefined; values: number[] }
   deletionToExitMs: { median: number | undefined; max: number | undefined; values: number[] }
-  apiRequests: { total: number; perDrain: number; list: number; watch: number }
+  /** LIST and WATCH requests the sidecars made (the endpoint waits), and other requests per sidecar (start-up checks). */
+  apiRequests: { total: number; perDrain: number; list: number; watch: number; startupPerPod: number }
   /** Outcome and phases each sidecar reported in its drain_finished log line. */
   drains: Array<{ pod: string; outcome: unknown; endpoints: unknown }>
   timeline: TimelineEntry[]
@@ -217,6 +218,8 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     timeline.sort((a, b) => a.at - b.at)
 
     const sidecarRequests = controlPlane.kube.requests.filter((r) => r.userAgent?.startsWith('drain-coordinator'))
+    // The endpoint wait's LISTs and WATCHes; anything else (a start-up permission check) is counted apart.
+    const drainRequests = sidecarRequests.filter((r) => r.verb === 'list' || r.verb === 'watch')
     const drainCount = usesSidecar ? rollout : 0
     const finished = done
     const holds = finished.filter((t) => t.hookStartedAt !== undefined).map((t) => t.hookEndedAt! - t.hookStartedAt!)
@@ -231,10 +234,11 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       hookHoldMs: { median: median(holds), max: holds.length ? Math.max(...holds) : undefined, values: holds },
       deletionToExitMs: { median: median(exits), max: Math.max(...exits), values: exits },
       apiRequests: {
-        total: sidecarRequests.length,
-        perDrain: drainCount === 0 ? 0 : sidecarRequests.length / drainCount,
-        list: sidecarRequests.filter((r) => r.verb === 'list').length,
-        watch: sidecarRequests.filter((r) => r.verb === 'watch').length,
+        total: drainRequests.length,
+        perDrain: drainCount === 0 ? 0 : drainRequests.length / drainCount,
+        list: drainRequests.filter((r) => r.verb === 'list').length,
+        watch: drainRequests.filter((r) => r.verb === 'watch').length,
+        startupPerPod: usesSidecar ? (sidecarRequests.length - drainRequests.length) / o.replicas : 0,
       },
       drains,
       timeline,

@@ -1,0 +1,65 @@
+/**
+ * The rollout benchmark: every strategy under every condition, one after the other with the same load and
+ * delays, then the scale run. Markdown tables on stdout, progress on stderr, everything in a JSON file.
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { cpus } from 'node:os'
+import { join } from 'node:path'
+import { scaleTable, scenarioTable } from './report.ts'
+import { runScale, type ScaleResult } from './scale.ts'
+import { CONDITIONS, type ConditionName, runScenario, type ScenarioOptions, type ScenarioResult, STRATEGIES, type Strategy } from './scenario.ts'
+
+export type BenchOptions = {
+  strategies?: Strategy[]
+  conditions?: ConditionName[]
+  scaleSizes?: number[]
+  skipScenarios?: boolean
+  skipScale?: boolean
+  outDir: string
+  scenario?: Partial<Omit<ScenarioOptions, 'strategy' | 'condition'>>
+}
+
+export const BENCH_DEFAULTS = {
+  replicas: 3, rollout: 3, ratePerSecond: 200, workMs: 5, graceMs: 30_000, sleepMs: 5_000, settleMs: 2_000, drainTimeoutMs: 20_000, pollIntervalMs: 1_000,
+} satisfies Partial<ScenarioOptions>
+
+export async function runBench(options: BenchOptions): Promise<{ file: string; scenarios: ScenarioResult[]; scale: ScaleResult[] }> {
+  const log = (text: string) => process.stderr.write(`${text}\n`)
+  const scenarios: ScenarioResult[] = []
+  const scale: ScaleResult[] = []
+  const settings = { ...BENCH_DEFAULTS, ...options.scenario }
+  const startedAt = new Date()
+  if (!options.skipScenarios) {
+    for (const conditionName of options.conditions ?? (Object.keys(CONDITIONS) as ConditionName[])) {
+      const condition = CONDITIONS[conditionName]
+      for (const strategy of options.strategies ?? [...STRATEGIES]) {
+        const began = performance.now()
+        const result = await runScenario({ ...settings, strategy, condition })
+        scenarios.push(result)
+        log(`  ${condition.name.padEnd(19)} ${strategy.padEnd(11)} ${String(result.load.sent).padStart(5)} sent ${String(result.load.failed).padStart(4)} failed  (${((performance.now() - began) / 1_000).toFixed(1)} s)`)
+      }
+    }
+  }
+  if (!options.skipScale) {
+    for (const mode of ['watch', 'poll'] as const) {
+      for (const n of options.scaleSizes ?? [1, 100, 1_000]) {
+        const began = performance.now()
+        const result = await runScale({ n, mode })
+        scale.push(result)
+        log(`  scale ${mode.padEnd(5)} N=${String(n).padEnd(5)} p99 ${Math.round(result.detectionMs.p99 ?? NaN)} ms, ${result.apiRequestsPerDrain.toFixed(2)} requests/drain  (${((performance.now() - began) / 1_000).toFixed(1)} s)`)
+      }
+    }
+  }
+  await mkdir(options.outDir, { recursive: true })
+  const file = join(options.outDir, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`)
+  const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, platform: process.platform }
+  await writeFile(file, JSON.stringify({ startedAt: startedAt.toISOString(), machine, settings, conditions: CONDITIONS, scenarios, scale }, null, 2) + '\n')
+  return { file, scenarios, scale }
+}
+
+export function benchMarkdown(result: { scenarios: ScenarioResult[]; scale: ScaleResult[] }): string {
+  const parts: string[] = []
+  if (result.scenarios.length > 0) parts.push(scenarioTable(result.scenarios))
+  if (result.scale.length > 0) parts.push(scaleTable(result.scale))
+  return parts.join('\n\n')
+}
