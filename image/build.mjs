@@ -45,7 +45,7 @@ export async function main(argvList, { forcePush = false } = {}) {
   let plan
   try {
     plan = imagePlan({
-      image, version: pkg.version, revision, dirty, source, license: pkg.license, push,
+      image, version: pkg.version, revision, dirty, source, license: pkg.license, description: pkg.description, push,
       platforms: argv.platforms ? String(argv.platforms).split(',') : PLATFORMS,
       builder: argv.builder,
     })

@@ -13,12 +13,13 @@ export const PLATFORMS = ['linux/amd64', 'linux/arm64']
  * @param {boolean} o.dirty     the work tree has uncommitted changes
  * @param {string} o.source     repository URL for org.opencontainers.image.source
  * @param {string} o.license    SPDX expression from package.json
+ * @param {string} o.description package.json description
  * @param {boolean} o.push
  * @param {string[]} [o.platforms]
  * @param {string} [o.builder]  a buildx builder name (multi-platform needs a docker-container or remote driver)
  * @returns {{ tags: string[], labels: Record<string, string>, commands: string[][] }}
  */
-export function imagePlan({ image, version, revision, dirty, source, license, push, platforms = PLATFORMS, builder }) {
+export function imagePlan({ image, version, revision, dirty, source, license, description, push, platforms = PLATFORMS, builder }) {
   if (!/^[0-9a-f]{40}$/.test(revision)) throw new Error(`revision must be a full 40-hex git commit, got ${JSON.stringify(revision)}`)
   if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) throw new Error(`version must be semver, got ${JSON.stringify(version)}`)
   const commitTag = `sha-${revision.slice(0, 12)}${dirty ? '-dirty' : ''}`
@@ -26,6 +27,7 @@ export function imagePlan({ image, version, revision, dirty, source, license, pu
   const tags = dirty ? [`${image}:${commitTag}`] : [`${image}:${version}`, `${image}:${commitTag}`]
   const labels = {
     'org.opencontainers.image.title': 'drain-coordinator',
+    'org.opencontainers.image.description': description,
     'org.opencontainers.image.source': source,
     'org.opencontainers.image.version': version,
     'org.opencontainers.image.revision': revision,

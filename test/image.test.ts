@@ -1,0 +1,152 @@
+/**
+ * The image: image/build.mjs and image/push.mjs print the exact docker buildx commands with --dry-run (no Docker
+ * engine runs here), the Dockerfile keeps to its promises, and the bundle it ships runs with nothing but Node 24.
+ */
+import { execFile, spawn } from 'node:child_process'
+import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import test from 'ava'
+import { DEFAULTS } from '../src/config.ts'
+import { REPO_ROOT } from './helpers/manifests.ts'
+import { BUNDLE, freePort } from './helpers/sidecar-process.ts'
+
+const run = promisify(execFile)
+const PKG = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string; license: string; description: string; scripts: Record<string, string> }
+const ROOT = REPO_ROOT.replace(/\/$/, '')
+const DOCKERFILE = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
+const REVISION = '0123456789abcdef0123456789abcdef01234567'
+const SOURCE = 'https://github.com/acme/drain-coordinator'
+
+async function script(name: 'build' | 'push', args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [join(ROOT, 'image', `${name}.mjs`), ...args], { cwd: tmpdir() })
+    return { code: 0, stdout, stderr }
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string }
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
+  }
+}
+
+const LABELS = [
+  '--label org.opencontainers.image.title=drain-coordinator',
+  // Spaces and the apostrophe make this one a single-quoted shell word.
+  `--label 'org.opencontainers.image.description=${PKG.description.replaceAll("'", "'\\''")}'`,
+  `--label org.opencontainers.image.source=${SOURCE}`,
+  `--label org.opencontainers.image.version=${PKG.version}`,
+  `--label org.opencontainers.image.revision=${REVISION}`,
+  `--label org.opencontainers.image.licenses=${PKG.license}`,
+].join(' ')
+
+test('build --dry-run prints the multi-arch buildx build, tagged with the package version and the commit', async (t) => {
+  const { code, stdout } = await script('build', ['--dry-run', '--image', 'ghcr.io/acme/drain-coordinator', '--revision', REVISION, '--source', SOURCE])
+  t.is(code, 0)
+  t.is(
+    stdout,
+    `docker buildx build --platform linux/amd64,linux/arm64 ${LABELS} ` +
+      `--tag ghcr.io/acme/drain-coordinator:${PKG.version} --tag ghcr.io/acme/drain-coordinator:sha-0123456789ab ` +
+      `--file ${ROOT}/Dockerfile ${ROOT}\n`,
+  )
+})
+
+test('push --dry-run prints the same build with --push, then the manifest list inspection', async (t) => {
+  const { code, stdout } = await script('push', ['--dry-run', '--image', 'ghcr.io/acme/drain-coordinator', '--revision', REVISION, '--source', SOURCE, '--builder', 'multiarch'])
+  t.is(code, 0)
+  t.is(
+    stdout,
+    `docker buildx build --builder multiarch --platform linux/amd64,linux/arm64 ${LABELS} ` +
+      `--tag ghcr.io/acme/drain-coordinator:${PKG.version} --tag ghcr.io/acme/drain-coordinator:sha-0123456789ab ` +
+      `--push --file ${ROOT}/Dockerfile ${ROOT}\n` +
+      `docker buildx imagetools inspect ghcr.io/acme/drain-coordinator:${PKG.version}\n`,
+  )
+})
+
+test('without --revision the commit tag comes from git, marked -dirty (and no version tag) for uncommitted changes', async (t) => {
+  const head = (await run('git', ['rev-parse', 'HEAD'], { cwd: ROOT })).stdout.trim()
+  const dirty = (await run('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT })).stdout.trim() !== ''
+  const { code, stdout } = await script('build', ['--dry-run', '--image', 'registry.example/dc', '--source', SOURCE])
+  t.is(code, 0)
+  t.true(stdout.includes(`--label org.opencontainers.image.revision=${head} `))
+  const tags = [...stdout.matchAll(/--tag (\S+)/g)].map((m) => m[1])
+  t.deepEqual(tags, dirty ? [`registry.example/dc:sha-${head.slice(0, 12)}-dirty`] : [`registry.example/dc:${PKG.version}`, `registry.example/dc:sha-${head.slice(0, 12)}`])
+})
+
+test('a push needs a registry path, and a bad revision is refused', async (t) => {
+  const noRegistry = await script('push', ['--dry-run', '--image', 'drain-coordinator', '--revision', REVISION, '--source', SOURCE])
+  t.is(noRegistry.code, 1)
+  t.regex(noRegistry.stderr, /--push needs a registry path/)
+  t.is(noRegistry.stdout, '')
+  const badRevision = await script('build', ['--dry-run', '--revision', 'main', '--source', SOURCE])
+  t.is(badRevision.code, 1)
+  t.regex(badRevision.stderr, /40-hex/)
+})
+
+test('npm scripts image:build and image:push run these scripts', (t) => {
+  t.is(PKG.scripts['image:build'], 'node image/build.mjs')
+  t.is(PKG.scripts['image:push'], 'node image/push.mjs')
+})
+
+test('the Dockerfile builds on Node 24, runs the bundle alone on distroless Node 24 as 65532, exposes the port, has no HEALTHCHECK', (t) => {
+  const instructions = DOCKERFILE.split('\n').filter((line) => /^[A-Z]+\s/.test(line))
+  const froms = instructions.filter((line) => line.startsWith('FROM '))
+  t.is(froms.length, 2, 'two stages')
+  t.regex(froms[0]!, /^FROM --platform=\$BUILDPLATFORM node:24-[\w.-]+ AS build$/)
+  t.is(froms[1], 'FROM gcr.io/distroless/nodejs24-debian12:nonroot')
+  const runtime = instructions.slice(instructions.indexOf(froms[1]!))
+  const copies = runtime.filter((line) => line.startsWith('COPY '))
+  t.deepEqual(copies, ['COPY --from=build --chown=0:0 --chmod=0444 /src/dist/drain-coordinator.mjs /app/drain-coordinator.mjs'])
+  t.false(runtime.some((line) => line.startsWith('RUN ')), 'no RUN in the runtime stage: it has no shell')
+  t.true(runtime.includes('USER 65532:65532'))
+  t.true(runtime.includes(`EXPOSE ${DEFAULTS.port}`))
+  t.true(runtime.includes('CMD ["/app/drain-coordinator.mjs"]'))
+  t.false(/^HEALTHCHECK/m.test(DOCKERFILE))
+  t.true(DOCKERFILE.includes('RUN npm ci') && DOCKERFILE.includes('RUN npm run build'))
+  // The same OCI label keys as the build script passes, so a hand build is labelled too.
+  const labelKeys = [...DOCKERFILE.matchAll(/(org\.opencontainers\.image\.[a-z]+)=/g)].map((m) => m[1]).sort()
+  t.deepEqual(labelKeys, [...LABELS.matchAll(/--label '?(org\.opencontainers\.image\.[a-z]+)=/g)].map((m) => m[1]).sort())
+  t.true(DOCKERFILE.includes(`org.opencontainers.image.licenses="${PKG.license}"`))
+  t.true(DOCKERFILE.includes(`org.opencontainers.image.description="${PKG.description}"`))
+})
+
+test('.dockerignore sends only what the build stage copies', (t) => {
+  const lines = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'))
+  t.deepEqual(lines, ['*', '!package.json', '!package-lock.json', '!tsconfig.json', '!scripts/', '!src/'])
+  for (const copied of [...DOCKERFILE.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(' '))) {
+    t.true(lines.includes(`!${copied}`), `${copied} is in the build context`)
+  }
+})
+
+test('the bundle starts and answers /healthz from a directory holding only the bundle, with only Node 24', async (t) => {
+  t.regex(process.version, /^v24\./)
+  const dir = await mkdtemp(join(tmpdir(), 'drain-coordinator-image-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await copyFile(BUNDLE, join(dir, 'drain-coordinator.mjs'))
+  t.deepEqual(await readdir(dir), ['drain-coordinator.mjs'])
+  const port = await freePort()
+  // As in the image: no PATH, no NODE_PATH, no node_modules anywhere above the file.
+  const child = spawn(process.execPath, [join(dir, 'drain-coordinator.mjs')], {
+    cwd: dir,
+    env: { DRAIN_PORT: String(port), DRAIN_HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  t.teardown(async () => {
+    child.kill('SIGKILL')
+    await exited
+  })
+  let answer: Response | undefined
+  for (const until = Date.now() + 20_000; Date.now() < until && child.exitCode === null; ) {
+    answer = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined)
+    if (answer) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.truthy(answer, `no answer on /healthz; stderr: ${stderr}`)
+  t.is(answer!.status, 200)
+  t.like(await answer!.json(), { healthy: true, state: 'serving' })
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  t.true(metrics.includes(`drain_coordinator_build_info{version="${PKG.version}"} 1`), 'the version is inlined in the bundle')
+})
