@@ -4,6 +4,7 @@
  * with margins generous enough for two busy cores; the exact sequencing is unit-tested with a fake clock.
  */
 import { request } from 'node:http'
+import { connect } from 'node:net'
 import test from 'ava'
 import type { DrainSummary } from '../src/drain.ts'
 import { type Sidecar, startSidecar } from './helpers/sidecar-process.ts'
@@ -118,4 +119,64 @@ test('a second signal exits at once (128+15), without waiting for the drain', as
   const { code } = await sidecar.exited
   t.is(code, 143)
   t.like(sidecar.logs.find((l) => l.event === 'exit_on_second_signal'), { signal: 'SIGTERM', state: 'draining' })
+})
+
+/** Sends raw bytes and collects what comes back until the server closes the connection (or `timeoutMs`). */
+function raw(sidecar: Sidecar, chunks: string[], { gapMs = 0, timeoutMs = 20_000 } = {}): Promise<{ text: string; closedAfterMs: number }> {
+  return new Promise((resolve) => {
+    const startedAt = performance.now()
+    const socket = connect(sidecar.port, '127.0.0.1')
+    let text = ''
+    const done = () => resolve({ text, closedAfterMs: performance.now() - startedAt })
+    const timer = setTimeout(() => socket.destroy(), timeoutMs)
+    socket.setEncoding('utf8').on('data', (d: string) => (text += d))
+    socket.on('close', () => {
+      clearTimeout(timer)
+      done()
+    })
+    socket.on('error', () => {})
+    let i = 0
+    const next = () => {
+      if (i >= chunks.length || socket.destroyed) return
+      socket.write(chunks[i++]!)
+      setTimeout(next, gapMs)
+    }
+    socket.on('connect', next)
+  })
+}
+
+test('hostile requests get clean errors: unknown paths and methods, garbage, huge headers, huge bodies', async (t) => {
+  const sidecar = await startSidecar({ DRAIN_SETTLE: '200ms', DRAIN_TIMEOUT: '10s', DRAIN_HOOK_TOKEN: 'hook-token-123456' })
+  t.teardown(() => sidecar.stop())
+  const notFound = await fetch(`${sidecar.url}/nope`)
+  t.is(notFound.status, 404)
+  t.like(await notFound.json(), { error: 'not found' })
+  const wrongMethod = await fetch(`${sidecar.url}/prestop`, { method: 'DELETE' })
+  t.is(wrongMethod.status, 405)
+  t.is(wrongMethod.headers.get('allow'), 'GET, POST')
+  t.is((await fetch(`${sidecar.url}/metrics`, { method: 'PATCH' })).status, 405)
+  const garbage = await raw(sidecar, ['\x16\x03\x01 this is not http\r\n\r\n'])
+  t.regex(garbage.text, /^HTTP\/1\.1 400/)
+  const bigHeader = await raw(sidecar, [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(32 * 1024)}\r\n\r\n`])
+  t.regex(bigHeader.text, /^HTTP\/1\.1 431/)
+  // 8 MiB bodies: refused or answered without being read, and the sidecar stays healthy.
+  const body = new Uint8Array(8 * 1024 * 1024)
+  t.is((await fetch(`${sidecar.url}/prestop`, { method: 'POST', body })).status, 401)
+  t.is((await fetch(`${sidecar.url}/nope`, { method: 'POST', body })).status, 404)
+  t.is(sidecar.logs.filter((l) => l.event === 'drain_started').length, 0)
+  const hook = await fetch(`${sidecar.url}/prestop`, { method: 'POST', body, headers: { 'x-drain-token': 'hook-token-123456' } })
+  t.is(hook.status, 200)
+  t.like(await hook.json(), { outcome: 'completed' })
+  t.is((await fetch(`${sidecar.url}/healthz`)).status, 200)
+  t.is(sidecar.logs.filter((l) => l.level === 'error' || l.event === 'non_json_line').length, 0)
+})
+
+test('a client that dribbles its headers is cut off by headersTimeout (10s), not kept forever', async (t) => {
+  const sidecar = await startSidecar({ DRAIN_SETTLE: '200ms', DRAIN_TIMEOUT: '10s' })
+  t.teardown(() => sidecar.stop())
+  const chunks = ['GET /healthz HTTP/1.1\r\n', ...Array.from({ length: 60 }, (_, i) => `X-Slow-${i}: y\r\n`)]
+  const { text, closedAfterMs } = await raw(sidecar, chunks, { gapMs: 500, timeoutMs: 40_000 })
+  t.regex(text, /^HTTP\/1\.1 408/)
+  t.true(closedAfterMs >= 9_000 && closedAfterMs < 25_000, `closed after ${Math.round(closedAfterMs)}ms`)
+  t.is((await fetch(`${sidecar.url}/healthz`)).status, 200)
 })
