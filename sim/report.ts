@@ -54,13 +54,13 @@ export function formatLoad(result: ScenarioResult): string {
 
 export function scenarioTable(results: ScenarioResult[]): string {
   const rows = [
-    '| condition | strategy | requests sent | failed | failures by kind | hook hold median / max | deletion → pod exit median / max | API requests per drain |',
+    '| condition | strategy | requests sent (load duration) | failed | failures by kind | hook hold median / max | deletion → pod exit median / max | API requests per drain |',
     '|---|---|---:|---:|---|---|---|---:|',
   ]
   for (const r of results) {
     const kinds = Object.entries(r.load.byKind).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || '–'
     const hold = r.hookHoldMs.values.length === 0 ? 'no hook' : `${seconds(r.hookHoldMs.median)} / ${seconds(r.hookHoldMs.max)}`
-    rows.push(`| ${r.condition} | ${r.strategy} | ${r.load.sent} | ${r.load.failed} | ${kinds} | ${hold} | ${seconds(r.deletionToExitMs.median)} / ${seconds(r.deletionToExitMs.max)} | ${r.strategy.startsWith('dc-') ? r.apiRequests.perDrain.toFixed(1) : '–'} |`)
+    rows.push(`| ${r.condition} | ${r.strategy} | ${r.load.sent} (${(r.load.durationMs / 1_000).toFixed(1)} s) | ${r.load.failed} | ${kinds} | ${hold} | ${seconds(r.deletionToExitMs.median)} / ${seconds(r.deletionToExitMs.max)} | ${r.strategy.startsWith('dc-') ? r.apiRequests.perDrain.toFixed(1) : '–'} |`)
   }
   return rows.join('\n')
 }
