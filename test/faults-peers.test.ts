@@ -128,3 +128,12 @@ test('black box: with Envoy hanging and the app down, the bundle answers the hoo
   t.true(['failed', 'cancelled'].includes(summary.phases.envoy.status))
   t.is(summary.phases.settle.status, 'ok')
 })
+
+test('a settle cut short by the deadline (real clock) is reported cancelled, not failed, and counts no phase failure', async (t) => {
+  const { summary, failed, log } = await drain(t, { endpointsMs: 100, settleMs: 2_000, timeoutMs: 700 })
+  t.is(summary.outcome, 'timeout')
+  t.is(summary.phases.endpoints.status, 'ok')
+  t.is(summary.phases.settle.status, 'cancelled')
+  t.is(failed('settle'), 0)
+  t.false(log.lines.some((l) => l.event === 'phase_failed'))
+})
