@@ -70,8 +70,16 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
     registers,
   })
 
-  for (const outcome of OUTCOMES) drains.inc({ outcome }, 0)
-  for (const phase of PHASES) phaseFailures.inc({ phase }, 0)
+  // Each sidecar drains once: a series born holding its only observation is invisible to rate() and increase(),
+  // so every labelled series, histograms included, exists from start-up.
+  for (const outcome of OUTCOMES) {
+    drains.inc({ outcome }, 0)
+    drainDuration.zero({ outcome })
+  }
+  for (const phase of PHASES) {
+    phaseFailures.inc({ phase }, 0)
+    phaseDuration.zero({ phase })
+  }
   for (const verb of KUBE_VERBS) kubeRequests.inc({ verb, code: '200' }, 0)
   for (const result of ['answered', 'disconnected', 'unauthorized']) hookRequests.inc({ result }, 0)
   draining.set(0)
