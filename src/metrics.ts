@@ -80,7 +80,8 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
     phaseFailures.inc({ phase }, 0)
     phaseDuration.zero({ phase })
   }
-  for (const verb of KUBE_VERBS) kubeRequests.inc({ verb, code: '200' }, 0)
+  // The codes an outage shows, zeroed so increase() sees the first one; others appear when they happen.
+  for (const verb of KUBE_VERBS) for (const code of ['200', '401', '403', '410', '429', '500', '503', 'error']) kubeRequests.inc({ verb, code }, 0)
   for (const result of ['answered', 'disconnected', 'unauthorized']) hookRequests.inc({ result }, 0)
   draining.set(0)
 
