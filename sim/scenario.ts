@@ -192,7 +192,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     for (const e of lb.events) {
       if (e.event !== 'routing') continue
       for (const backend of e.removed as string[]) note('load-balancer', 'stopped_routing', { at: e.at, pod: podOf(backend, oldPods, newPods), detail: backend })
-      for (const backend of e.added as string[]) if (e.at > startedAt && timeline.some((t) => t.event === 'load_started')) note('load-balancer', 'started_routing', { at: e.at, pod: podOf(backend, oldPods, newPods), detail: backend })
+      for (const backend of e.added as string[]) note('load-balancer', 'started_routing', { at: e.at, pod: podOf(backend, oldPods, newPods), detail: backend })
     }
     const drains: ScenarioResult['drains'] = []
     for (const pod of oldPods.slice(0, rollout)) {
