@@ -8,6 +8,7 @@
  * endpoint wait.
  */
 import { fork } from 'node:child_process'
+import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { systemClock } from '../src/clock.ts'
 import { createKubeClient } from '../src/kube/client.ts'
@@ -32,6 +33,8 @@ export type ScaleResult = {
   detectionMs: { p50: number | undefined; p99: number | undefined; max: number | undefined }
   /** Time the fake API server took to write every slice and queue each event to every watcher. */
   apiFanOutMs: number
+  /** File descriptors this process held with every wait running (Linux; undefined elsewhere). */
+  openFds: number | undefined
   setupMs: number
   runMs: number
 }
@@ -114,6 +117,12 @@ export async function runScale({ n, mode, pollIntervalMs = 1_000, waitLimitMs = 
       await sleep(200)
     }
     const setupMs = now() - startedAt
+    let openFds: number | undefined
+    try {
+      openFds = readdirSync('/proc/self/fd').length
+    } catch {
+      openFds = undefined
+    }
     await sleep(mode === 'poll' ? pollIntervalMs : 300)
 
     const runStart = now()
@@ -135,7 +144,7 @@ export async function runScale({ n, mode, pollIntervalMs = 1_000, waitLimitMs = 
       apiRequestsPerDrain: requests / n, listPerDrain: (stats.list as number) / n, watchPerDrain: (stats.watch as number) / n,
       bytesPerDrain: bytes / n,
       detectionMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.length ? Math.max(...latencies) : undefined },
-      apiFanOutMs: fanOutMs, setupMs, runMs,
+      apiFanOutMs: fanOutMs, openFds, setupMs, runMs,
     }
   } finally {
     abort.abort(new Error('scale run over'))
