@@ -232,3 +232,24 @@ test('the wait never ends on its own while the endpoint stays ready: only its si
   h.controller.abort(new Error('deadline'))
   await t.throwsAsync(waiting, { message: 'deadline' })
 })
+
+test('with one slice routing to the pod, the watch asks for that slice by name', async (t) => {
+  const h = setup()
+  h.kube.upsert(endpointSlice({ name: 'web-aaaaa', service: 'web', endpoints: [{ ...me, ...READY }, other] }))
+  h.kube.upsert(endpointSlice({ name: 'web-bbbbb', service: 'web', endpoints: [other] }))
+  void h.start()
+  await h.clock.settle()
+  const watch = h.kube.calls.find((c) => c.verb === 'watch')
+  t.is(watch?.fieldSelector, 'metadata.name=web-aaaaa')
+  t.is(watch?.labelSelector, undefined)
+  h.controller.abort()
+})
+
+test('polling after the first LIST asks only for the Services that route to the pod', async (t) => {
+  const h = setup('poll')
+  h.kube.upsert(endpointSlice({ name: 'web-aaaaa', service: 'web', endpoints: [{ ...me, ...READY }] }))
+  void h.start()
+  await h.clock.advance(1_000)
+  t.deepEqual(h.kube.calls.map((c) => c.labelSelector), [undefined, 'kubernetes.io/service-name in (web)'])
+  h.controller.abort()
+})

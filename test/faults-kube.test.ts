@@ -106,7 +106,7 @@ async function drainWait(client: KubeClient, log: Logger, deadlineMs: number, ex
 
 const removeLater = (kube: FakeKube, ms: number) => setTimeout(() => kube.upsert(holding('web-abcde', TERMINATING)), ms)
 
-test('a watch that stalls without bookmarks is abandoned after the idle limit and the wait finishes from a fresh LIST', async (t) => {
+test('a watch that stalls without bookmarks is abandoned after the idle limit and resumed from its resourceVersion, which replays the missed change', async (t) => {
   const { kube, client } = await setup(t)
   const { log, lines } = capture()
   kube.upsert(holding())
@@ -119,7 +119,10 @@ test('a watch that stalls without bookmarks is abandoned after the idle limit an
   t.false(deadlineHit)
   t.truthy(result)
   t.true(lines.some((l) => l.event === 'endpoint_watch_idle'))
-  t.true(kube.countRequests('list') >= 2, 'listed again after the idle watch')
+  const watches = kube.requests.filter((r) => r.verb === 'watch')
+  t.true(watches.length >= 2, 'watched again after the idle watch')
+  t.is(watches[1]!.query.get('resourceVersion'), watches[0]!.query.get('resourceVersion'), 'from the same resourceVersion')
+  t.is(kube.countRequests('list'), 1, 'no LIST needed: the server replays what the stalled stream missed')
 })
 
 test('a quiet but healthy watch is renewed, not reported as failing', async (t) => {

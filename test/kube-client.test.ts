@@ -77,6 +77,26 @@ test('the label selector reaches the server', async (t) => {
   t.deepEqual(list.items.map((s) => s.metadata?.name), ['web-aaaaa'])
 })
 
+test('a field selector narrows a WATCH to one slice, as the API server does', async (t) => {
+  const { kube, client } = await setup(t)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...READY }] }))
+  kube.upsert(endpointSlice({ name: 'web-bbbbb', endpoints: [{ ip: '10.0.0.2', ...READY }] }))
+  const from = String(kube.resourceVersion)
+  const names: string[] = []
+  const watching = (async () => {
+    for await (const event of client.watchEndpointSlices({ resourceVersion: from, fieldSelector: 'metadata.name=web-bbbbb' }, never)) {
+      if (event.type !== 'ERROR') names.push(event.object.metadata?.name ?? '')
+      break
+    }
+  })()
+  await kube.untilWatching()
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...TERMINATING }] }))
+  kube.upsert(endpointSlice({ name: 'web-bbbbb', endpoints: [{ ip: '10.0.0.2', ...TERMINATING }] }))
+  await watching
+  t.deepEqual(names, ['web-bbbbb'])
+  t.is(kube.requests.at(-1)!.query.get('fieldSelector'), 'metadata.name=web-bbbbb')
+})
+
 test('a 401 re-reads the token file at once: a rotated token is picked up', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'dc-token-'))
   const file = join(dir, 'token')

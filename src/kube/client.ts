@@ -25,7 +25,7 @@ export interface KubeClient {
    * stream that delivers no bytes (no event, no bookmark) for that long is abandoned with a WatchIdleError.
    */
   watchEndpointSlices(
-    options: { resourceVersion: string; labelSelector?: string | undefined; timeoutSeconds?: number; idleTimeoutMs?: number },
+    options: { resourceVersion: string; labelSelector?: string | undefined; fieldSelector?: string | undefined; timeoutSeconds?: number; idleTimeoutMs?: number },
     signal: AbortSignal,
   ): AsyncIterable<WatchEvent>
 }
@@ -135,7 +135,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
       }
     },
 
-    async *watchEndpointSlices({ resourceVersion, labelSelector, timeoutSeconds = 60, idleTimeoutMs }, signal) {
+    async *watchEndpointSlices({ resourceVersion, labelSelector, fieldSelector, timeoutSeconds = 60, idleTimeoutMs }, signal) {
       const query = new URLSearchParams({
         watch: '1',
         allowWatchBookmarks: 'true',
@@ -143,6 +143,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         timeoutSeconds: String(timeoutSeconds),
       })
       if (labelSelector) query.set('labelSelector', labelSelector)
+      if (fieldSelector) query.set('fieldSelector', fieldSelector)
       const url = `${base}?${query}`
       const idle = new AbortController()
       let idleTimer: { cancel: () => void } | undefined

@@ -39,11 +39,12 @@ const WATCH_TIMEOUT_SECONDS = 60
 /** A watch that closes this fast without an event is a failure (client-go's "very short watch"). */
 const VERY_SHORT_WATCH_MS = 1_000
 /**
- * A watch that delivers nothing for this long is re-established from a fresh LIST. The API server sends a
- * bookmark only about once a minute, so a healthy but quiet watch is also renewed: one LIST per interval while
- * a drain waits, in exchange for never sitting on a stalled connection until the deadline.
+ * A watch that delivers nothing for this long is resumed on a new connection from the last resourceVersion (the
+ * server replays what was missed). The API server sends a bookmark only about once a minute, so a healthy but
+ * quiet watch is renewed too: one WATCH request per interval while a drain waits, in exchange for never sitting
+ * on a stalled connection until the deadline.
  */
-export const WATCH_IDLE_MS = 5_000
+export const WATCH_IDLE_MS = 10_000
 
 export async function waitForEndpointRemoval(deps: EndpointWaitDeps, signal: AbortSignal): Promise<EndpointWaitResult> {
   const tracker = new SliceTracker(deps)
@@ -58,15 +59,16 @@ export async function waitForEndpointRemoval(deps: EndpointWaitDeps, signal: Abo
   deps.log.info('endpoints_listed', { holding: tracker.describe(), resourceVersion })
   if (tracker.done) return { slicesAtStart, mode: deps.mode }
 
+  // Later LISTs ask only for the Services that route to the pod.
+  const services = tracker.serviceSelector()
   if (deps.mode === 'watch') {
-    const selector = tracker.serviceSelector()
-    const outcome = await followWatch(deps, signal, tracker, resourceVersion, () => list(selector), selector)
+    const outcome = await followWatch(deps, signal, tracker, resourceVersion, () => list(services))
     if (outcome === 'done') return { slicesAtStart, mode: 'watch' }
     deps.log.warn('endpoint_watch_abandoned', { reason: `${WATCH_FAILURES_BEFORE_POLL} consecutive failures`, fallback: 'poll', pollIntervalMs: deps.pollIntervalMs })
   }
   for (;;) {
     await deps.clock.sleep(deps.pollIntervalMs, signal)
-    await withRetries(deps, signal, () => list())
+    await withRetries(deps, signal, () => list(services))
     if (tracker.done) return { slicesAtStart, mode: 'poll' }
   }
 }
@@ -77,7 +79,6 @@ async function followWatch(
   tracker: SliceTracker,
   startVersion: string,
   relist: () => Promise<string>,
-  labelSelector: string | undefined,
 ): Promise<'done' | 'failing'> {
   let resourceVersion: string | undefined = startVersion
   let failures = 0
@@ -92,7 +93,7 @@ async function followWatch(
       }
       const startedAt = deps.clock.now()
       let events = 0
-      const watchOptions: Parameters<KubeClient['watchEndpointSlices']>[0] = { resourceVersion, labelSelector, timeoutSeconds: WATCH_TIMEOUT_SECONDS, idleTimeoutMs: deps.watchIdleMs ?? WATCH_IDLE_MS }
+      const watchOptions: Parameters<KubeClient['watchEndpointSlices']>[0] = { resourceVersion, ...tracker.watchSelector(), timeoutSeconds: WATCH_TIMEOUT_SECONDS, idleTimeoutMs: deps.watchIdleMs ?? WATCH_IDLE_MS }
       for await (const event of deps.kube.watchEndpointSlices(watchOptions, signal)) {
         if (event.type === 'ERROR') {
           const status = event.object
@@ -118,9 +119,8 @@ async function followWatch(
     } catch (error) {
       if (signal.aborted) throw signal.reason
       if (error instanceof WatchIdleError) {
-        // Not a failure: the LIST that follows is the truth whether the stream was stalled or only quiet.
-        deps.log.info('endpoint_watch_idle', { resourceVersion, idleMs: deps.watchIdleMs ?? WATCH_IDLE_MS, next: 'list and watch again' })
-        resourceVersion = undefined
+        // Not a failure: stalled or only quiet, a new watch from the same resourceVersion replays what was missed.
+        deps.log.info('endpoint_watch_idle', { resourceVersion, idleMs: deps.watchIdleMs ?? WATCH_IDLE_MS, next: 'watch again from the same resourceVersion' })
         continue
       }
       if (isExpired(error)) {
@@ -199,6 +199,17 @@ class SliceTracker {
   remove(slice: EndpointSlice): void {
     const name = slice.metadata?.name ?? '<unnamed>'
     this.#set(name, 'absent', undefined, 'slice deleted')
+  }
+
+  /**
+   * What a watch needs to see: the one slice that still routes to the pod, by name (each sidecar then receives
+   * only its own slice's changes, not every change to a large Service), or else its Services' slices.
+   */
+  watchSelector(): { fieldSelector?: string; labelSelector?: string } {
+    const holding = [...this.#states].filter(([, { state }]) => holdsTraffic(state))
+    if (holding.length === 1) return { fieldSelector: `metadata.name=${holding[0]![0]}` }
+    const labelSelector = this.serviceSelector()
+    return labelSelector === undefined ? {} : { labelSelector }
   }
 
   /** `kubernetes.io/service-name in (a,b)` for the Services that route to the pod, if every slice is labelled. */

@@ -56,7 +56,8 @@ export type FakeKubeOptions = {
 
 type Stored = { slice: EndpointSlice; labels: Record<string, string> }
 type HistoryEntry = { rv: number; type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: EndpointSlice; labels: Record<string, string> }
-type Watcher = { res: ServerResponse; matches: (labels: Record<string, string>) => boolean; bookmarks: boolean; bytes: number }
+type Matcher = (labels: Record<string, string>, object: EndpointSlice) => boolean
+type Watcher = { res: ServerResponse; matches: Matcher; bookmarks: boolean; bytes: number }
 
 export type FakeKube = Awaited<ReturnType<typeof startFakeKube>>
 
@@ -115,11 +116,13 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
       const { fault } = faults.splice(faultIndex, 1)[0]!
       return applyFault(req, res, fault)
     }
-    let matches: (labels: Record<string, string>) => boolean
+    let matches: Matcher
     try {
-      matches = parseLabelSelector(query.get('labelSelector') ?? '')
+      const labels = parseLabelSelector(query.get('labelSelector') ?? '')
+      const fields = parseFieldSelector(query.get('fieldSelector') ?? '')
+      matches = (labelSet, object) => labels(labelSet) && fields(object)
     } catch (error) {
-      return sendStatus(res, 400, 'BadRequest', `unable to parse requirement: ${(error as Error).message}`)
+      return sendStatus(res, 400, 'BadRequest', (error as Error).message)
     }
     if (verb === 'list') return serveList(res, query, matches)
     return serveWatch(req, res, query, matches)
@@ -142,7 +145,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     sendJson(res, 201, { kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec, status: { allowed, ...(allowed ? { reason: 'RBAC: allowed by RoleBinding "drain-coordinator/' + namespace + '"' } : {}) } })
   }
 
-  function serveList(res: ServerResponse, query: URLSearchParams, matches: Watcher['matches']) {
+  function serveList(res: ServerResponse, query: URLSearchParams, matches: Matcher) {
     const limit = Number(query.get('limit') ?? 0)
     let offset = 0
     let listVersion = resourceVersion
@@ -156,7 +159,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
       offset = decoded.offset
       listVersion = decoded.rv
     }
-    const all = [...slices.values()].filter((s) => matches(s.labels)).sort((a, b) => (a.slice.metadata!.name! < b.slice.metadata!.name! ? -1 : 1))
+    const all = [...slices.values()].filter((s) => matches(s.labels, s.slice)).sort((a, b) => (a.slice.metadata!.name! < b.slice.metadata!.name! ? -1 : 1))
     const page = limit > 0 ? all.slice(offset, offset + limit) : all.slice(offset)
     const more = limit > 0 && offset + limit < all.length
     // List items carry no kind/apiVersion: the API server leaves TypeMeta off them.
@@ -175,13 +178,13 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     })
   }
 
-  function serveWatch(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, matches: Watcher['matches']) {
+  function serveWatch(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, matches: Matcher) {
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private' })
     res.flushHeaders()
     const watcher: Watcher = { res, matches, bookmarks: query.get('allowWatchBookmarks') === 'true', bytes: 0 }
     const rvParam = query.get('resourceVersion')
     if (rvParam === null || rvParam === '' || rvParam === '0') {
-      for (const stored of slices.values()) if (matches(stored.labels)) write(watcher, 'ADDED', stored.slice)
+      for (const stored of slices.values()) if (matches(stored.labels, stored.slice)) write(watcher, 'ADDED', stored.slice)
     } else {
       const from = Number(rvParam)
       if (!Number.isFinite(from) || from < oldestWatchable) {
@@ -189,7 +192,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
         res.end()
         return
       }
-      for (const entry of history) if (entry.rv > from && matches(entry.labels)) write(watcher, entry.type, entry.object)
+      for (const entry of history) if (entry.rv > from && matches(entry.labels, entry.object)) write(watcher, entry.type, entry.object)
     }
     watchers.add(watcher)
     const timeoutSeconds = Number(query.get('timeoutSeconds') ?? 0)
@@ -206,9 +209,9 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     req.on('close', cleanup)
   }
 
-  function write(watcher: Watcher, type: EventType, object: unknown) {
+  function write(watcher: Watcher, type: EventType, object: unknown, serialized?: string) {
     if (watcher.res.writableEnded || watcher.res.destroyed) return
-    const line = JSON.stringify({ type, object }) + '\n'
+    const line = serialized ?? JSON.stringify({ type, object }) + '\n'
     watcher.bytes += line.length
     bytesSent += line.length
     watcher.res.write(line)
@@ -220,7 +223,13 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
       history = history.slice(-historyLimit)
       oldestWatchable = history[0]!.rv - 1
     }
-    for (const watcher of watchers) if (watcher.matches(entry.labels)) write(watcher, entry.type, entry.object)
+    // Serialized once per event, however many watchers get it, as the API server's watch cache does.
+    let line: string | undefined
+    for (const watcher of watchers) {
+      if (!watcher.matches(entry.labels, entry.object)) continue
+      line ??= JSON.stringify({ type: entry.type, object: entry.object }) + '\n'
+      write(watcher, entry.type, entry.object, line)
+    }
   }
 
   function applyFault(req: IncomingMessage, res: ServerResponse, fault: Fault) {
@@ -370,6 +379,21 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     // An empty EndpointSlice with only the resourceVersion, as the watch cache builds it (c.newFunc()).
     return { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', metadata: { resourceVersion: String(resourceVersion) }, addressType: '', endpoints: null, ports: null }
   }
+}
+
+/** Field selectors: EndpointSlices, like every resource, support only metadata.name and metadata.namespace. */
+function parseFieldSelector(selector: string): (object: EndpointSlice) => boolean {
+  const requirements: Array<(object: EndpointSlice) => boolean> = []
+  for (const clause of selector.split(',')) {
+    if (clause.trim() === '') continue
+    const match = /^\s*([\w.]+)\s*(==|=|!=)\s*([^,]*?)\s*$/.exec(clause)
+    if (!match) throw new Error(`invalid selector: '${selector}'; can't understand '${clause}'`)
+    const [, field, op, value] = match as unknown as [string, string, string, string]
+    const read = field === 'metadata.name' ? (o: EndpointSlice) => o.metadata?.name : field === 'metadata.namespace' ? (o: EndpointSlice) => o.metadata?.namespace : undefined
+    if (read === undefined) throw new Error(`field label not supported: ${field}`)
+    requirements.push(op === '!=' ? (o) => read(o) !== value : (o) => read(o) === value)
+  }
+  return (object) => requirements.every((requirement) => requirement(object))
 }
 
 function expiredStatus(message: string) {

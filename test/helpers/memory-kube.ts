@@ -16,7 +16,7 @@ export function createMemoryKube() {
   let oldest = rv
   const history: Array<{ rv: number; event: WatchEvent }> = []
   const streams = new Set<Stream>()
-  const calls: Array<{ verb: 'list' | 'watch'; resourceVersion?: string; labelSelector?: string | undefined }> = []
+  const calls: Array<{ verb: 'list' | 'watch'; resourceVersion?: string; labelSelector?: string | undefined; fieldSelector?: string | undefined }> = []
   const listFailures: Error[] = []
   const watchFailures: Error[] = []
   let watchesToExpire = 0
@@ -35,9 +35,9 @@ export function createMemoryKube() {
       if (failure) throw failure
       return { resourceVersion: String(rv), items: [...slices.values()].map((s) => structuredClone(s)) }
     },
-    async *watchEndpointSlices({ resourceVersion, labelSelector }, signal) {
+    async *watchEndpointSlices({ resourceVersion, labelSelector, fieldSelector }, signal) {
       signal.throwIfAborted()
-      calls.push({ verb: 'watch', resourceVersion, labelSelector })
+      calls.push({ verb: 'watch', resourceVersion, labelSelector, fieldSelector })
       const failure = watchFailures.shift()
       if (failure) throw failure
       const queue: Array<WatchEvent | 'end' | Error> = []
