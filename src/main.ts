@@ -43,6 +43,21 @@ function serverOptions(timeoutMs: number) {
   }
 }
 
+/** Stops accepting, lets answered hooks flush, and resolves once the server is closed or after CLOSE_GRACE_MS. */
+function closeGracefully(server: HttpServer): Promise<void> {
+  return new Promise<void>((resolve) => {
+    setTimeout(resolve, CLOSE_GRACE_MS).unref()
+    // close() drops only the connections idle at that instant; a hook connection that finishes its answer a
+    // moment later would hold the exit for the keep-alive timeout (or CLOSE_GRACE_MS) without this sweep.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50).unref()
+    server.close(() => {
+      clearInterval(sweep)
+      resolve()
+    })
+    server.closeIdleConnections()
+  })
+}
+
 function fail(message: string): never {
   process.stderr.write(`drain-coordinator: ${message}\n`)
   process.exit(2)
@@ -149,20 +164,7 @@ async function main(): Promise<void> {
   installSignalHandlers(process, {
     coordinator,
     log,
-    closeServer: () =>
-      new Promise<void>((resolve) => {
-        if (server === undefined) return resolve()
-        const open = server as HttpServer
-        setTimeout(resolve, CLOSE_GRACE_MS).unref()
-        // close() drops only the connections idle at that instant; a hook connection that finishes its answer a
-        // moment later would hold the exit for the keep-alive timeout (or CLOSE_GRACE_MS) without this sweep.
-        const sweep = setInterval(() => open.closeIdleConnections(), 50).unref()
-        open.close(() => {
-          clearInterval(sweep)
-          resolve()
-        })
-        open.closeIdleConnections()
-      }),
+    closeServer: () => (server === undefined ? Promise.resolve() : closeGracefully(server as HttpServer)),
     exit: (code) => process.exit(code),
   })
 
@@ -174,7 +176,6 @@ async function main(): Promise<void> {
   }
   // After listen: the check must never delay serving, and never end the process (it logs, it does not throw).
   void checkAccess?.().catch((error: unknown) => log.warn('kube_access_unchecked', { error: describeError(error) }))
-
 }
 
 await main()
