@@ -215,6 +215,9 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     watcher.bytes += line.length
     bytesSent += line.length
     watcher.res.write(line)
+    // Out now, as the API server flushes each watch event once written (serveWatch's flusher.Flush()); Node's http
+    // would otherwise cork the socket until the next tick, so every event of a burst would wait for the last one.
+    watcher.res.socket?.uncork()
   }
 
   function broadcast(entry: HistoryEntry) {
