@@ -67,12 +67,13 @@ export function scenarioTable(results: ScenarioResult[]): string {
 
 export function scaleTable(results: ScaleResult[]): string {
   const rows = [
-    '| mode | N drains | slices | API requests per drain | bytes received per drain | detection p50 | detection p99 | max | fake API fan-out time | unresolved |',
-    '|---|---:|---:|---|---:|---:|---:|---:|---:|---:|',
+    '| mode | N drains | slices | API requests per drain | bytes received per drain | sidecars in their own process | detection p50 | detection p99 | max | sidecars sharing one process: detection p50 / p99 | fake API fan-out time | unresolved |',
+    '|---|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|',
   ]
   for (const r of results) {
     const requests = `${r.apiRequestsPerDrain.toFixed(2)} (${r.listPerDrain.toFixed(2)} LIST + ${r.watchPerDrain.toFixed(2)} WATCH)`
-    rows.push(`| ${r.mode} | ${r.n} | ${r.slices} | ${requests} | ${Math.round(r.bytesPerDrain).toLocaleString('en')} | ${ms(r.detectionMs.p50)} ms | ${ms(r.detectionMs.p99)} ms | ${ms(r.detectionMs.max)} ms | ${ms(r.apiFanOutMs)} ms | ${r.unresolved} |`)
+    const shared = r.sharedDetectionMs.count === 0 ? '–' : `${ms(r.sharedDetectionMs.p50)} ms / ${ms(r.sharedDetectionMs.p99)} ms (${r.sharedDetectionMs.count})`
+    rows.push(`| ${r.mode} | ${r.n} | ${r.slices} | ${requests} | ${Math.round(r.bytesPerDrain).toLocaleString('en')} | ${r.detectionMs.count} | ${ms(r.detectionMs.p50)} ms | ${ms(r.detectionMs.p99)} ms | ${ms(r.detectionMs.max)} ms | ${shared} | ${ms(r.apiFanOutMs)} ms | ${r.unresolved} |`)
   }
   return rows.join('\n')
 }
