@@ -2,8 +2,6 @@
  * Time as a dependency. Everything that waits takes a Clock, so tests drive the drain with a fake one; only
  * this file and main.ts touch real timers.
  */
-import { setTimeout as delay } from 'node:timers/promises'
-
 export interface Clock {
   /** Milliseconds on a monotonic scale; only differences are meaningful. */
   now(): number
@@ -16,13 +14,26 @@ export interface Clock {
 export const systemClock: Clock = {
   now: () => performance.now(),
   wallTime: () => new Date(),
-  // timers/promises rejects with its own AbortError (the reason only as `cause`); the contract is the reason itself,
-  // which is how the drain tells a phase cut short by the deadline from one that failed.
+  // By hand rather than timers/promises: that rejects with an AbortError of its own (the reason only as `cause`),
+  // while the contract is the reason itself, which is how the drain tells a phase cut short by the deadline from
+  // one that failed; and it builds an error with a stack trace on every cancelled timer.
   sleep: (ms, signal) =>
-    delay(Math.max(0, ms), undefined, signal ? { signal } : undefined).catch((error: unknown) => {
-      throw signal?.aborted ? signal.reason : error
+    new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason)
+      const onAbort = () => {
+        clearTimeout(timer)
+        reject(signal!.reason)
+      }
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort)
+        resolve()
+      }, Math.max(0, ms))
+      signal?.addEventListener('abort', onAbort, { once: true })
     }),
 }
+
+/** The reason a deadline's own timer is stopped with: one shared value, not a new error per cancel. */
+const CANCELLED = Symbol('deadline cancelled')
 
 /**
  * An AbortSignal that aborts after `ms` on the given clock, with `reason`. Also aborts when `parent` does.
@@ -46,18 +57,8 @@ export function deadline(
   return {
     signal: controller.signal,
     cancel: () => {
-      stop.abort()
+      stop.abort(CANCELLED)
       parent?.removeEventListener('abort', onParentAbort)
     },
-  }
-}
-
-/** Sleeps, but resolves false instead of throwing when the signal aborts. */
-export async function sleepUnlessAborted(clock: Clock, ms: number, signal: AbortSignal): Promise<boolean> {
-  try {
-    await clock.sleep(ms, signal)
-    return true
-  } catch {
-    return false
   }
 }
