@@ -157,9 +157,10 @@ test('poll mode lists every DRAIN_POLL_INTERVAL and never watches', async (t) =>
 
 test('without an API server the sidecar warns once at start-up and drains on the settle alone', async (t) => {
   const s = await sidecar(t, { DRAIN_SETTLE: '100ms', POD_NAME: 'web-1' })
-  t.is(s.logs.filter((l) => l.event === 'endpoint_wait_disabled').length, 1)
+  await s.waitForLog('endpoint_wait_disabled')
   const { body } = await hook(s.url)
   t.is(body.phases.endpoints.status, 'skipped')
+  t.is(s.logs.filter((l) => l.event === 'endpoint_wait_disabled').length, 1, 'warned once, not per drain')
 })
 
 test('the API client sends our User-Agent and the bearer token, and the token is not logged', async (t) => {
