@@ -191,7 +191,9 @@ async function watchSelectorFor(services: string[]): Promise<string | undefined>
   let selector: string | undefined
   const kube: KubeClient = {
     async listEndpointSlices() {
-      const items: EndpointSlice[] = services.map((service, i) => endpointSlice({ name: `${service}-s${i}`, service, endpoints: [{ ip: '10.0.0.1', podName: 'me', ...READY }] }))
+      // Two slices per Service (IPv4 and IPv6, say): with more than one slice routing to the pod, the watch
+      // selects by Service label rather than by one slice's name.
+      const items: EndpointSlice[] = services.flatMap((service, i) => ['a', 'b'].map((family) => endpointSlice({ name: `${service}-s${i}${family}`, service, endpoints: [{ ip: '10.0.0.1', podName: 'me', ...READY }] })))
       return { resourceVersion: '5', items }
     },
     // eslint-disable-next-line require-yield
@@ -205,7 +207,7 @@ async function watchSelectorFor(services: string[]): Promise<string | undefined>
   return selector
 }
 
-test('label selector: the WATCH selector matches exactly the slices of the pod\'s Services', async (t) => {
+test('label selector: with several slices routing to the pod, the WATCH selector matches exactly the slices of its Services', async (t) => {
   await fc.assert(
     fc.asyncProperty(fc.uniqueArray(serviceName, { minLength: 1, maxLength: 6 }), fc.array(serviceName, { maxLength: 6 }), async (services, others) => {
       const selector = await watchSelectorFor(services)
