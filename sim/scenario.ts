@@ -10,11 +10,10 @@
  */
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startFakeEnvoy } from '../test/helpers/fake-envoy.ts'
-import { BUNDLE } from '../test/helpers/sidecar-process.ts'
+import { BUNDLE, freePort } from '../test/helpers/sidecar-process.ts'
 import { type Child, type ChildEvent, killAllChildren, median, now, SIM_DIR, sleep, startChild, within } from './common.ts'
 import { startControlPlane, type PodRef } from './control-plane.ts'
 import { terminatePod, type PreStop, type SimPod, type Termination } from './kubelet.ts'
@@ -76,13 +75,6 @@ export type ScenarioResult = {
   firstDeletionAt: number | undefined
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
 
 export async function runScenario(options: ScenarioOptions): Promise<ScenarioResult> {
   const o = {
