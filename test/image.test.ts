@@ -4,12 +4,13 @@
  */
 import { execFile, spawn } from 'node:child_process'
 import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { DEFAULTS } from '../src/config.ts'
+import { contextFiles, dockerfileInstructions, linkNodeModules, replayStage, stage, stageContext } from './helpers/docker-build.ts'
 import { REPO_ROOT } from './helpers/manifests.ts'
 import { BUNDLE, freePort } from './helpers/sidecar-process.ts'
 
@@ -102,7 +103,7 @@ test('the Dockerfile builds on Node 24, runs the bundle alone on distroless Node
   t.true(runtime.includes(`EXPOSE ${DEFAULTS.port}`))
   t.true(runtime.includes('CMD ["/app/drain-coordinator.mjs"]'))
   t.false(/^HEALTHCHECK/m.test(DOCKERFILE))
-  t.true(DOCKERFILE.includes('RUN npm ci') && DOCKERFILE.includes('RUN npm run build'))
+  t.true(DOCKERFILE.includes('RUN npm ci') && DOCKERFILE.includes('RUN npm run build:bundle'))
   // The same OCI label keys as the build script passes, so a hand build is labelled too.
   const labelKeys = [...DOCKERFILE.matchAll(/(org\.opencontainers\.image\.[a-z]+)=/g)].map((m) => m[1]).sort()
   t.deepEqual(labelKeys, [...LABELS.matchAll(/--label '?(org\.opencontainers\.image\.[a-z]+)=/g)].map((m) => m[1]).sort())
@@ -110,24 +111,29 @@ test('the Dockerfile builds on Node 24, runs the bundle alone on distroless Node
   t.true(DOCKERFILE.includes(`org.opencontainers.image.description="${PKG.description}"`))
 })
 
-test('.dockerignore sends only what the build stage copies', (t) => {
+test('.dockerignore sends only what the build stage copies', async (t) => {
   const lines = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'))
-  t.deepEqual(lines, ['*', '!package.json', '!package-lock.json', '!tsconfig.json', '!scripts/', '!src/'])
-  for (const copied of [...DOCKERFILE.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(' '))) {
-    t.true(lines.includes(`!${copied}`), `${copied} is in the build context`)
-  }
+  t.deepEqual(lines, ['*', '!package.json', '!package-lock.json', '!tsconfig*.json', '!src/', '!scripts/bundle.mjs'])
+  const files = await contextFiles(ROOT, lines.join('\n'))
+  const copied = [...DOCKERFILE.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(' '))
+  for (const source of copied) t.true(files.some((f) => f === source || f.startsWith(source.endsWith('/') ? source : `${source}/`)), `${source} is in the build context`)
+  // Nothing else: every file in the context is one a COPY takes.
+  for (const file of files) t.true(copied.some((source) => file === source || (source.endsWith('/') && file.startsWith(source))), `${file} is copied`)
+  t.deepEqual(files.filter((f) => !f.startsWith('src/')), ['package-lock.json', 'package.json', 'scripts/bundle.mjs', 'tsconfig.build.json', 'tsconfig.json'])
 })
 
-test('the bundle starts and answers /healthz from a directory holding only the bundle, with only Node 24', async (t) => {
-  t.regex(process.version, /^v24\./)
-  const dir = await mkdtemp(join(tmpdir(), 'drain-coordinator-image-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await copyFile(BUNDLE, join(dir, 'drain-coordinator.mjs'))
-  t.deepEqual(await readdir(dir), ['drain-coordinator.mjs'])
+test('npm script build:bundle type-checks src/ only, then bundles; build still checks everything', (t) => {
+  t.is(PKG.scripts['build:bundle'], 'tsc -p tsconfig.build.json && node scripts/bundle.mjs')
+  t.is(PKG.scripts.build, 'tsc -p tsconfig.json && node scripts/bundle.mjs')
+  const build = JSON.parse(readFileSync(join(ROOT, 'tsconfig.build.json'), 'utf8').replace(/^\s*\/\/.*$/gm, '')) as { extends: string; include: string[] }
+  t.deepEqual(build, { extends: './tsconfig.json', include: ['src'] })
+})
+
+/** Runs a bundle the way the image does (no PATH, no NODE_PATH) and returns its /healthz answer, or a failure. */
+async function serveHealthz(t: ExecutionContext, bundle: string, cwd: string): Promise<Response> {
   const port = await freePort()
-  // As in the image: no PATH, no NODE_PATH, no node_modules anywhere above the file.
-  const child = spawn(process.execPath, [join(dir, 'drain-coordinator.mjs')], {
-    cwd: dir,
+  const child = spawn(process.execPath, [bundle], {
+    cwd,
     env: { DRAIN_PORT: String(port), DRAIN_HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -144,9 +150,47 @@ test('the bundle starts and answers /healthz from a directory holding only the b
     if (answer) break
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  t.truthy(answer, `no answer on /healthz; stderr: ${stderr}`)
-  t.is(answer!.status, 200)
-  t.like(await answer!.json(), { healthy: true, state: 'serving' })
+  if (!answer) throw new Error(`no answer on /healthz from ${bundle}; stderr: ${stderr}`)
+  return answer
+}
+
+test('the bundle starts and answers /healthz from a directory holding only the bundle, with only Node 24', async (t) => {
+  t.regex(process.version, /^v24\./)
+  const dir = await mkdtemp(join(tmpdir(), 'drain-coordinator-image-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await copyFile(BUNDLE, join(dir, 'drain-coordinator.mjs'))
+  t.deepEqual(await readdir(dir), ['drain-coordinator.mjs'])
+  // As in the image: no PATH, no NODE_PATH, no node_modules anywhere above the file.
+  const answer = await serveHealthz(t, join(dir, 'drain-coordinator.mjs'), dir)
+  t.is(answer.status, 200)
+  t.like(await answer.json(), { healthy: true, state: 'serving' })
+  const port = new URL(answer.url).port
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
   t.true(metrics.includes(`drain_coordinator_build_info{version="${PKG.version}"} 1`), 'the version is inlined in the bundle')
+})
+
+test('the build stage succeeds on the build context .dockerignore admits, and its bundle starts', async (t) => {
+  t.regex(process.version, /^v24\./)
+  const dir = await mkdtemp(join(tmpdir(), 'drain-coordinator-build-stage-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  // The context Docker would send: every file of the repository that .dockerignore does not leave out.
+  const files = await contextFiles(ROOT, readFileSync(join(ROOT, '.dockerignore'), 'utf8'))
+  t.true(files.includes('package.json') && files.some((f) => f.startsWith('src/')), `context: ${files.join(' ')}`)
+  t.false(files.some((f) => f.startsWith('node_modules/') || f.startsWith('dist/') || f.startsWith('.git/') || f.startsWith('test/')), 'no node_modules, dist, .git or tests in the context')
+  await stageContext(ROOT, files, join(dir, 'context'))
+  // The build stage's own instructions, in order; `npm ci` is the repository's node_modules, linked.
+  const instructions = dockerfileInstructions(DOCKERFILE)
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('npm_')))
+  env.PATH = `${dirname(process.execPath)}:${process.env.PATH ?? ''}`
+  const ran = await replayStage(stage(instructions, 'build'), { context: join(dir, 'context'), rootfs: join(dir, 'rootfs'), npmCi: linkNodeModules(ROOT), env })
+  t.true(ran.some((command) => command.startsWith('npm ci')), 'the stage installs with npm ci')
+  t.true(ran.length >= 2, 'and builds')
+  // What the runtime stage copies out of the build stage exists, and it serves.
+  const fromBuild = instructions.filter(([keyword, rest]) => keyword === 'COPY' && rest.includes('--from=build')).map(([, rest]) => rest.split(/\s+/).at(-2)!)
+  t.deepEqual(fromBuild, ['/src/dist/drain-coordinator.mjs'])
+  const bundle = join(dir, 'rootfs', fromBuild[0]!)
+  t.true(existsSync(bundle), `${fromBuild[0]} was built`)
+  const answer = await serveHealthz(t, bundle, dirname(bundle))
+  t.is(answer.status, 200)
+  t.like(await answer.json(), { healthy: true, state: 'serving' })
 })
