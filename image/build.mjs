@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { $, minimist } from 'zx'
-import { PLATFORMS, REPO_ROOT, imagePlan, renderCommand, sourceUrlFromRemote } from './plan.mjs'
+import { PLATFORMS, REPO_ROOT, imagePlan, renderCommand, sourceUrl } from './plan.mjs'
 
 export async function main(argvList, { forcePush = false } = {}) {
   const argv = minimist(argvList, { boolean: ['push', 'dry-run', 'help'], string: ['image', 'platforms', 'builder', 'revision', 'source'] })
@@ -31,13 +31,13 @@ export async function main(argvList, { forcePush = false } = {}) {
     revision = head.stdout.trim()
     dirty = (await git('status', '--porcelain', '--untracked-files=no')).stdout.trim() !== ''
   }
-  let source = argv.source
-  if (source === undefined) {
-    const origin = await git('remote', 'get-url', 'origin')
-    source = (origin.exitCode === 0 ? sourceUrlFromRemote(origin.stdout) : undefined)
-      ?? (typeof pkg.repository === 'string' ? pkg.repository : pkg.repository?.url)
+  let origin
+  if (argv.source === undefined) {
+    const remote = await git('remote', 'get-url', 'origin')
+    if (remote.exitCode === 0) origin = remote.stdout
   }
-  if (!source) return fail('no source URL for org.opencontainers.image.source: pass --source <repository URL> (or add a git remote "origin")')
+  const source = sourceUrl({ source: argv.source, origin, pkg })
+  if (!source) return fail('no source URL for org.opencontainers.image.source: pass --source <repository URL> (or add a git remote "origin", or "repository" to package.json)')
   const image = argv.image ?? process.env.DRAIN_IMAGE ?? 'drain-coordinator'
   if (push && !image.includes('/')) return fail(`--push needs a registry path, e.g. --image ghcr.io/acme/drain-coordinator (got ${image})`)
   if (push && dirty) return fail('refusing to push from a work tree with uncommitted changes: commit first (or build without --push)')

@@ -55,6 +55,19 @@ export function renderCommand(argv) {
   return argv.map((arg) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`)).join(' ')
 }
 
+/**
+ * The URL for org.opencontainers.image.source: --source if given, else the git remote "origin", else package.json's
+ * `repository` (a string or { url }, the same URL as the Dockerfile's SOURCE default). undefined when none is known.
+ * @param {{ source?: string, origin?: string, pkg: { repository?: string | { url?: string } } }} o
+ */
+export function sourceUrl({ source, origin, pkg }) {
+  if (source !== undefined && source !== '') return source
+  const fromOrigin = origin === undefined ? undefined : sourceUrlFromRemote(origin)
+  if (fromOrigin) return fromOrigin
+  const repository = typeof pkg.repository === 'string' ? pkg.repository : pkg.repository?.url
+  return repository ? sourceUrlFromRemote(repository) : undefined
+}
+
 /** https URL of a git remote (git@host:owner/repo.git and ssh:// forms too), or undefined. */
 export function sourceUrlFromRemote(remote) {
   const text = remote.trim()

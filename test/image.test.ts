@@ -15,15 +15,21 @@ import { REPO_ROOT } from './helpers/manifests.ts'
 import { BUNDLE, freePort } from './helpers/sidecar-process.ts'
 
 const run = promisify(execFile)
-const PKG = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string; license: string; description: string; scripts: Record<string, string> }
+const PKG = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+  version: string
+  license: string
+  description: string
+  scripts: Record<string, string>
+  repository?: { type: string; url: string }
+}
 const ROOT = REPO_ROOT.replace(/\/$/, '')
 const DOCKERFILE = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
 const REVISION = '0123456789abcdef0123456789abcdef01234567'
 const SOURCE = 'https://github.com/acme/drain-coordinator'
 
-async function script(name: 'build' | 'push', args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function script(name: 'build' | 'push', args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [join(ROOT, 'image', `${name}.mjs`), ...args], { cwd: tmpdir() })
+    const { stdout, stderr } = await run(process.execPath, [join(ROOT, 'image', `${name}.mjs`), ...args], { cwd: tmpdir(), env: { ...process.env, ...env } })
     return { code: 0, stdout, stderr }
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string }
@@ -72,6 +78,31 @@ test('without --revision the commit tag comes from git, marked -dirty (and no ve
   t.true(stdout.includes(`--label org.opencontainers.image.revision=${head} `))
   const tags = [...stdout.matchAll(/--tag (\S+)/g)].map((m) => m[1])
   t.deepEqual(tags, dirty ? [`registry.example/dc:sha-${head.slice(0, 12)}-dirty`] : [`registry.example/dc:${PKG.version}`, `registry.example/dc:sha-${head.slice(0, 12)}`])
+})
+
+test('without --source and without a git remote, the source label is package.json\'s repository, the Dockerfile\'s default', async (t) => {
+  // A git directory with no remote at all: what `git remote get-url origin` sees in a fresh clone-less checkout.
+  const gitDir = await mkdtemp(join(tmpdir(), 'drain-coordinator-no-remote-'))
+  t.teardown(() => rm(gitDir, { recursive: true, force: true }))
+  await run('git', ['init', '--quiet', '--bare', gitDir])
+  const { code, stdout, stderr } = await script('build', ['--dry-run', '--image', 'ghcr.io/acme/drain-coordinator', '--revision', REVISION], { GIT_DIR: gitDir })
+  t.is(stderr, '')
+  t.is(code, 0)
+  const repository = 'https://github.com/drain-coordinator/drain-coordinator'
+  t.is(
+    stdout,
+    `docker buildx build --platform linux/amd64,linux/arm64 ${LABELS.replace(`source=${SOURCE}`, `source=${repository}`)} ` +
+      `--tag ghcr.io/acme/drain-coordinator:${PKG.version} --tag ghcr.io/acme/drain-coordinator:sha-0123456789ab ` +
+      `--file ${ROOT}/Dockerfile ${ROOT}\n`,
+  )
+  // One URL in both places: package.json's repository and the Dockerfile's default for a hand build.
+  t.deepEqual(PKG.repository, { type: 'git', url: repository })
+  t.is(/^ARG SOURCE=(\S+)$/m.exec(DOCKERFILE)?.[1], PKG.repository?.url)
+})
+
+test('npm run image:build -- --dry-run works in this checkout as it is', async (t) => {
+  const { stdout } = await run('npm', ['run', '--silent', 'image:build', '--', '--dry-run'], { cwd: ROOT })
+  t.regex(stdout, /^docker buildx build .*--label org\.opencontainers\.image\.source=https:\/\/\S+ /)
 })
 
 test('a push needs a registry path, and a bad revision is refused', async (t) => {
