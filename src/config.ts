@@ -45,6 +45,8 @@ export type Config = Readonly<{
   /** Bound on each call to the app, to Envoy and to the readiness upstream. */
   sideCallTimeoutMs: number
   hookToken: HookTokenConfig | undefined
+  /** Longest wait, on the way out, for one scrape of the drain's final metrics; 0: exit at once. */
+  finalScrapeWaitMs: number
 }>
 
 export const DEFAULTS = Object.freeze({
@@ -55,6 +57,7 @@ export const DEFAULTS = Object.freeze({
   pollInterval: '1s',
   settle: '5s',
   timeout: '20s',
+  finalScrapeWait: '15s',
   sideCallTimeoutMs: 2_000,
 })
 
@@ -89,6 +92,7 @@ export function parseConfig(env: Env): Config {
     timeoutMs,
     sideCallTimeoutMs: DEFAULTS.sideCallTimeoutMs,
     hookToken: readHookToken(env),
+    finalScrapeWaitMs: readDuration(env, 'DRAIN_FINAL_SCRAPE_WAIT', DEFAULTS.finalScrapeWait, { min: 0 }),
   })
 }
 
@@ -109,6 +113,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     settleMs: config.settleMs,
     timeoutMs: config.timeoutMs,
     hookToken: config.hookToken === undefined ? 'off' : 'file' in config.hookToken ? `file ${config.hookToken.file}` : 'set',
+    finalScrapeWaitMs: config.finalScrapeWaitMs,
   }
 }
 
@@ -190,6 +195,10 @@ function readKube(env: Env): KubeConfig | undefined {
   const explicit = read(env, 'DRAIN_KUBE_API_URL')
   if (explicit !== undefined) {
     const url = parseHttpUrl('DRAIN_KUBE_API_URL', explicit)
+    // The bearer token must never cross a network in clear text: plain http only to this pod (kubectl proxy).
+    if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
+      throw new ConfigError('DRAIN_KUBE_API_URL', explicit, 'an https:// URL (plain http only to a loopback address such as http://127.0.0.1:8001)')
+    }
     return Object.freeze({ apiUrl: url.href.replace(/\/+$/, ''), tokenFile, caFile })
   }
   const host = read(env, 'KUBERNETES_SERVICE_HOST')
@@ -200,6 +209,11 @@ function readKube(env: Env): KubeConfig | undefined {
   const bracketed = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
   const url = parseHttpUrl('KUBERNETES_SERVICE_HOST', `https://${bracketed}:${port}`)
   return Object.freeze({ apiUrl: url.href.replace(/\/+$/, ''), tokenFile, caFile })
+}
+
+function isLoopback(hostname: string): boolean {
+  const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }
 
 function readHookToken(env: Env): HookTokenConfig | undefined {

@@ -92,6 +92,7 @@ export function createDrainCoordinator(deps: DrainDeps) {
         phaseStarts.delete(name)
         if (untilReleased.aborted && error === untilReleased.reason) return cancel(name, phaseStart, error)
         reports[name] = { status: 'failed', durationSeconds: seconds(phaseStart), error: describeError(error) }
+        metrics.phaseFinished(name, seconds(phaseStart))
         metrics.phaseFailed(name)
         log.warn('phase_failed', { phase: name, ...reports[name] })
       }
@@ -100,6 +101,7 @@ export function createDrainCoordinator(deps: DrainDeps) {
     /** A phase the deadline or the release overtook. */
     function cancel(name: Phase, phaseStart: number, reason: unknown) {
       reports[name] = { status: 'cancelled', durationSeconds: seconds(phaseStart), error: describeError(reason) }
+      metrics.phaseFinished(name, seconds(phaseStart))
       // The endpoint wait cut short by the deadline is what alerts care about; a settle cut short is not.
       if (name === 'endpoints') metrics.phaseFailed(name)
       log.info('phase_cancelled', { phase: name, ...reports[name] })

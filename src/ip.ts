@@ -11,7 +11,8 @@ const MAPPED_V4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i
 export function canonicalIp(text: string): string | undefined {
   const raw = text.trim()
   if (isIPv4(raw)) return raw
-  if (!isIPv6(raw)) return undefined
+  // A zone (fe80::1%eth0) is link-local and never in an EndpointSlice; the URL parser would throw on it.
+  if (!isIPv6(raw) || raw.includes('%')) return undefined
   // The WHATWG URL parser compresses and lower-cases IPv6 exactly as RFC 5952 (and Go) does.
   const host = new URL(`http://[${raw}]/`).hostname.slice(1, -1)
   // Go prints IPv4-mapped IPv6 addresses in dotted form; so must we, or they would never match.

@@ -22,6 +22,7 @@ import { createReadinessCheck } from './readiness.ts'
 import { createServerApp } from './server.ts'
 import { installSignalHandlers } from './signals.ts'
 import { createDrainCoordinator } from './drain.ts'
+import { createScrapeTracker } from './final-scrape.ts'
 import { createFetch } from './transport.ts'
 import { USER_AGENT, VERSION } from './version.ts'
 
@@ -146,11 +147,13 @@ async function main(): Promise<void> {
     timeoutMs: config.sideCallTimeoutMs,
   })
   const hookToken = config.hookToken
+  const scrapes = createScrapeTracker(clock)
   const app = createServerApp({
     coordinator,
     readiness,
     metrics,
     log,
+    scrapes,
     hookToken:
       hookToken === undefined
         ? undefined
@@ -164,11 +167,14 @@ async function main(): Promise<void> {
   installSignalHandlers(process, {
     coordinator,
     log,
+    beforeExit: async () => log.info('final_scrape', await scrapes.waitForFinalScrape(config.finalScrapeWaitMs)),
     closeServer: () => (server === undefined ? Promise.resolve() : closeGracefully(server as HttpServer)),
     exit: (code) => process.exit(code),
   })
 
-  server = await listen(app, config, log)
+  server = await listen(app, config, log).catch((error: NodeJS.ErrnoException) =>
+    fail(`cannot listen on ${config.host ?? '[::]'}:${config.port} (DRAIN_HOST, DRAIN_PORT): ${error.code ?? describeError(error)}`),
+  )
   const address = server.address()
   log.info('started', { version: VERSION, listening: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, config: describeConfig(config) })
   if (config.kube === undefined) {

@@ -41,7 +41,7 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
   })
   const phaseDuration = new Histogram({
     name: 'drain_coordinator_phase_duration_seconds',
-    help: 'Time each drain phase took (app, envoy, endpoints, settle); phases that were skipped are not observed.',
+    help: 'Time each drain phase took (app, envoy, endpoints, settle), however it ended; skipped phases are not observed.',
     labelNames: ['phase'] as const,
     buckets: DURATION_BUCKETS,
     registers,
@@ -59,7 +59,7 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
   })
   const kubeRequests = new Counter({
     name: 'drain_coordinator_kube_api_requests_total',
-    help: 'Requests to the Kubernetes API by verb and HTTP status code ("error" when no response came).',
+    help: 'EndpointSlice requests to the Kubernetes API by verb and HTTP status code ("error" when no response came).',
     labelNames: ['verb', 'code'] as const,
     registers,
   })

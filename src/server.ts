@@ -2,12 +2,13 @@
  * The one HTTP port: the preStop hook, the probes and the metrics. Handlers sit right after their paths; the
  * drain itself lives in drain.ts, the /ready verdict in readiness.ts.
  */
-import { Hono } from 'hono'
+import { type Context, Hono } from 'hono'
 import type { DrainCoordinator } from './drain.ts'
 import { HOOK_TOKEN_HEADER, type HookTokenSource, tokensMatch } from './hook-auth.ts'
 import type { Logger } from './log.ts'
 import type { Metrics } from './metrics.ts'
 import type { ReadinessVerdict } from './readiness.ts'
+import type { ScrapeTracker } from './final-scrape.ts'
 
 export type ServerDeps = {
   coordinator: DrainCoordinator
@@ -16,6 +17,8 @@ export type ServerDeps = {
   log: Logger
   /** undefined: /prestop is open to anyone who can reach the port. */
   hookToken: HookTokenSource | undefined
+  /** Told of every scrape, so the exit can wait for the one after the drain. */
+  scrapes?: Pick<ScrapeTracker, 'scraped'>
 }
 
 const ROUTES: Record<string, readonly string[]> = {
@@ -25,10 +28,12 @@ const ROUTES: Record<string, readonly string[]> = {
   '/metrics': ['GET', 'HEAD'],
 }
 
-export function createServerApp({ coordinator, readiness, metrics, log, hookToken }: ServerDeps): Hono {
+export function createServerApp({ coordinator, readiness, metrics, log, hookToken, scrapes }: ServerDeps): Hono {
   const app = new Hono()
 
   app.on(['GET', 'POST'], '/prestop', async (c) => {
+    // Hono answers HEAD with the GET handler; a HEAD (a link checker, a probe) must never start a drain.
+    if (c.req.method === 'HEAD') return methodNotAllowed(c, ROUTES['/prestop']!)
     if (hookToken !== undefined) {
       const expected = await hookToken()
       if (expected === undefined || !tokensMatch(expected, c.req.header(HOOK_TOKEN_HEADER))) {
@@ -54,14 +59,16 @@ export function createServerApp({ coordinator, readiness, metrics, log, hookToke
   // Healthy while draining too: a failing liveness probe would get the sidecar restarted mid-drain.
   app.on(['GET', 'HEAD'], '/healthz', (c) => c.json({ healthy: true, state: coordinator.state }))
 
-  app.on(['GET', 'HEAD'], '/metrics', async (c) => c.body(await metrics.render(), 200, { 'content-type': metrics.contentType }))
+  app.on(['GET', 'HEAD'], '/metrics', async (c) => {
+    const drained = coordinator.state === 'drained'
+    const body = await metrics.render()
+    scrapes?.scraped(drained)
+    return c.body(body, 200, { 'content-type': metrics.contentType })
+  })
 
   app.notFound((c) => {
     const allowed = ROUTES[c.req.path]
-    if (allowed) {
-      c.header('allow', allowed.join(', '))
-      return c.json({ error: 'method not allowed', message: `${c.req.method} ${c.req.path}: use ${allowed.join(' or ')}` }, 405)
-    }
+    if (allowed) return methodNotAllowed(c, allowed)
     return c.json({ error: 'not found', message: `no route ${c.req.path}; routes are ${Object.keys(ROUTES).join(', ')}` }, 404)
   })
 
@@ -71,6 +78,11 @@ export function createServerApp({ coordinator, readiness, metrics, log, hookToke
   })
 
   return app
+}
+
+function methodNotAllowed(c: Context, allowed: readonly string[]) {
+  c.header('allow', allowed.join(', '))
+  return c.json({ error: 'method not allowed', message: `${c.req.method} ${c.req.path}: use ${allowed.join(' or ')}` }, 405)
 }
 
 function remoteOf(env: unknown): string | null {

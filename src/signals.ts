@@ -12,7 +12,14 @@ type SignalEmitter = { on(event: keyof typeof SIGNALS, listener: () => void): un
 
 export function installSignalHandlers(
   emitter: SignalEmitter,
-  deps: { coordinator: DrainCoordinator; log: Logger; closeServer: () => Promise<void>; exit: (code: number) => void },
+  deps: {
+    coordinator: DrainCoordinator
+    log: Logger
+    /** Runs after the drain, before the server closes (the final scrape); a second signal cuts it short. */
+    beforeExit?: () => Promise<void>
+    closeServer: () => Promise<void>
+    exit: (code: number) => void
+  },
 ): void {
   let received: string | undefined
   for (const signal of Object.keys(SIGNALS) as (keyof typeof SIGNALS)[]) {
@@ -26,6 +33,7 @@ export function installSignalHandlers(
       deps.log.info('signal_received', { signal, state: deps.coordinator.state })
       void deps.coordinator
         .start('signal')
+        .then(() => deps.beforeExit?.())
         .then(() => deps.closeServer())
         .then(
           () => {

@@ -35,6 +35,17 @@ test('DRAIN_KUBE_API_URL overrides the in-cluster address and loses its trailing
   t.is(config.kube?.apiUrl, 'https://kube.example:6443')
 })
 
+test('plain http to the API server is accepted only on loopback (kubectl proxy), where the token stays in the pod', (t) => {
+  t.is(parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://127.0.0.1:8001' }).kube?.apiUrl, 'http://127.0.0.1:8001')
+  t.is(parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://[::1]:8001' }).kube?.apiUrl, 'http://[::1]:8001')
+  t.is(parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://localhost:8001' }).kube?.apiUrl, 'http://localhost:8001')
+})
+
+test('the final scrape wait defaults to 15 s and 0 turns it off', (t) => {
+  t.is(parseConfig(inCluster).finalScrapeWaitMs, 15_000)
+  t.is(parseConfig({ ...inCluster, DRAIN_FINAL_SCRAPE_WAIT: '0' }).finalScrapeWaitMs, 0)
+})
+
 test('no API server configured at all leaves the endpoint wait off', (t) => {
   const config = parseConfig({ POD_NAME: 'web-1' })
   t.is(config.kube, undefined)
@@ -69,6 +80,8 @@ const rejected: Array<[string, Record<string, string>, RegExp]> = [
   ['DRAIN_ENVOY_ADMIN_URL', { DRAIN_ENVOY_ADMIN_URL: 'ftp://127.0.0.1:15000' }, /DRAIN_ENVOY_ADMIN_URL="ftp:/],
   ['DRAIN_READINESS_UPSTREAM', { DRAIN_READINESS_UPSTREAM: 'http://user:pw@127.0.0.1/ready' }, /DRAIN_READINESS_UPSTREAM=/],
   ['DRAIN_KUBE_API_URL', { DRAIN_KUBE_API_URL: 'not a url' }, /DRAIN_KUBE_API_URL="not a url"/],
+  ['DRAIN_KUBE_API_URL', { DRAIN_KUBE_API_URL: 'http://10.96.0.1:80' }, /DRAIN_KUBE_API_URL="http:\/\/10.96.0.1:80" is not valid: expected an https:\/\/ URL \(plain http only to a loopback address/],
+  ['DRAIN_FINAL_SCRAPE_WAIT', { DRAIN_FINAL_SCRAPE_WAIT: 'soon' }, /DRAIN_FINAL_SCRAPE_WAIT="soon"/],
   ['KUBERNETES_SERVICE_PORT', { KUBERNETES_SERVICE_PORT: 'https' }, /KUBERNETES_SERVICE_PORT="https"/],
   ['POD_IP', { POD_IP: '10.1.0.5,banana' }, /POD_IP="10.1.0.5,banana" is not valid: expected one IP address, or several separated by commas/],
   ['POD_NAMESPACE', { POD_NAMESPACE: 'Shop_1' }, /POD_NAMESPACE="Shop_1"/],

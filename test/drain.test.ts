@@ -116,6 +116,7 @@ test('a hung app or Envoy call is cut off after its own short timeout and record
   t.regex(summary.phases.envoy.error!, /Envoy drain: POST .* failed with status 503/)
   t.is(await metricValue(h.registry, 'drain_coordinator_phase_failures_total', { phase: 'app' }), 1)
   t.is(await metricValue(h.registry, 'drain_coordinator_phase_failures_total', { phase: 'envoy' }), 1)
+  t.regex(await h.registry.metrics(), /drain_coordinator_phase_duration_seconds_sum\{phase="app"\} 2\n/, 'a failed phase still shows how long it took')
 })
 
 test('a refused app connection is logged with its URL and the drain goes on', async (t) => {

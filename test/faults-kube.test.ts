@@ -106,7 +106,7 @@ async function drainWait(client: KubeClient, log: Logger, deadlineMs: number, ex
 
 const removeLater = (kube: FakeKube, ms: number) => setTimeout(() => kube.upsert(holding('web-abcde', TERMINATING)), ms)
 
-test('a watch that stalls without bookmarks is abandoned after the idle limit and resumed from its resourceVersion, which replays the missed change', async (t) => {
+test('a watch that stalls without bookmarks is abandoned after the idle limit and the wait finishes from a fresh LIST', async (t) => {
   const { kube, client } = await setup(t)
   const { log, lines } = capture()
   kube.upsert(holding())
@@ -119,10 +119,20 @@ test('a watch that stalls without bookmarks is abandoned after the idle limit an
   t.false(deadlineHit)
   t.truthy(result)
   t.true(lines.some((l) => l.event === 'endpoint_watch_idle'))
-  const watches = kube.requests.filter((r) => r.verb === 'watch')
-  t.true(watches.length >= 2, 'watched again after the idle watch')
-  t.is(watches[1]!.query.get('resourceVersion'), watches[0]!.query.get('resourceVersion'), 'from the same resourceVersion')
-  t.is(kube.countRequests('list'), 1, 'no LIST needed: the server replays what the stalled stream missed')
+  t.is(kube.countRequests('list'), 2, 'listed again after the idle watch')
+})
+
+test('a path that stalls every watch (a buffering proxy) still ends the wait, through the LISTs', async (t) => {
+  const { kube, client } = await setup(t)
+  const { log } = capture()
+  kube.upsert(holding())
+  for (let i = 0; i < 50; i++) kube.fault({ kind: 'stall' }, 'watch')
+  const running = drainWait(client, log, 10_000, { watchIdleMs: 300 })
+  await until(() => kube.countRequests('watch') >= 2, 'two stalled watches')
+  kube.upsert(holding('web-abcde', TERMINATING))
+  const { result, deadlineHit } = await running
+  t.false(deadlineHit, 'released by the endpoint change, not by the deadline')
+  t.is(result?.mode, 'watch')
 })
 
 test('a quiet but healthy watch is renewed, not reported as failing', async (t) => {

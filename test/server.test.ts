@@ -119,7 +119,10 @@ test('unknown paths get 404 and wrong methods 405, both with a short JSON error'
   t.like(await wrong.json(), { error: 'method not allowed' })
   const put = await h.app.request('/prestop', { method: 'PUT' })
   t.is(put.status, 405)
-  t.is(h.coordinator.state, 'serving', 'a wrong method starts nothing')
+  const head = await h.app.request('/prestop', { method: 'HEAD' })
+  t.is(head.status, 405)
+  t.is(head.headers.get('allow'), 'GET, POST')
+  t.is(h.coordinator.state, 'serving', 'a wrong method (HEAD too) starts nothing')
 })
 
 test('with a hook token, /prestop without the X-Drain-Token header gets 401 and starts nothing', async (t) => {

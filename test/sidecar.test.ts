@@ -87,9 +87,12 @@ test('an endpoint with no ready condition holds the hook until it goes, then the
   const { kube, env } = await cluster(t)
   kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...me }, other] }))
   const s = await sidecar(t, env())
-  const answer = hook(s.url)
+  let answered = false
+  const answer = hook(s.url).finally(() => (answered = true))
   await kube.untilWatching()
   await s.waitForLog('endpoints_listed')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.false(answered, 'held while the endpoint, ready by default, is in the slice')
   kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [other] }))
   const { body } = await answer
   t.is(body.outcome, 'completed')
@@ -170,6 +173,36 @@ test('the API client sends our User-Agent and the bearer token, and the token is
   t.regex(kube.requests[0]!.userAgent ?? '', /^drain-coordinator\//)
   t.is(kube.requests[0]!.authorization, 'Bearer test-token')
   t.false(JSON.stringify(s.logs).includes('test-token'))
+})
+
+test('after a drain, SIGTERM waits for one scrape of the final metrics when Prometheus has been scraping', async (t) => {
+  const s = await sidecar(t, { DRAIN_SETTLE: '100ms', DRAIN_FINAL_SCRAPE_WAIT: '20s' })
+  await fetch(`${s.url}/metrics`).then((r) => r.text())
+  await hook(s.url)
+  s.child.kill('SIGTERM')
+  await s.waitForLog('signal_received')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.is(s.child.exitCode, null, 'still up, waiting for the scrape')
+  const final = await (await fetch(`${s.url}/metrics`)).text()
+  t.regex(final, /drain_coordinator_drains_total\{outcome="completed"\} 1/, 'the last scrape carries the drain')
+  t.deepEqual(await s.exited, { code: 0, signal: null })
+  t.like(await s.waitForLog('final_scrape'), { result: 'scraped' })
+})
+
+test('a sidecar nobody scrapes exits right after the drain', async (t) => {
+  const s = await sidecar(t, { DRAIN_SETTLE: '100ms' })
+  await hook(s.url)
+  s.child.kill('SIGTERM')
+  t.deepEqual(await s.exited, { code: 0, signal: null })
+  t.like(await s.waitForLog('final_scrape'), { result: 'not-scraped', waitedMs: 0 })
+})
+
+test('a port already in use exits non-zero with one line naming DRAIN_PORT', async (t) => {
+  const first = await sidecar(t, { DRAIN_SETTLE: '100ms' })
+  const error = await t.throwsAsync(run(process.execPath, [BUNDLE], { env: { PATH: process.env.PATH ?? '', DRAIN_PORT: String(first.port), DRAIN_HOST: '127.0.0.1' } }))
+  const { code, stderr } = error as unknown as { code: number; stderr: string }
+  t.is(code, 2)
+  t.regex(stderr, /^drain-coordinator: cannot listen on 127\.0\.0\.1:\d+ \(DRAIN_HOST, DRAIN_PORT\): EADDRINUSE\n$/)
 })
 
 const badConfigs: Array<[Record<string, string>, RegExp]> = [

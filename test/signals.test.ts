@@ -23,16 +23,21 @@ function harness() {
   })
   const emitter = new EventEmitter()
   const exits: number[] = []
+  const order: string[] = []
   let serverClosed = false
   installSignalHandlers(emitter, {
     coordinator,
     log,
+    beforeExit: async () => {
+      order.push('final scrape')
+    },
     closeServer: async () => {
+      order.push('close server')
       serverClosed = true
     },
     exit: (code) => exits.push(code),
   })
-  return { clock, log, coordinator, emitter, exits, serverClosed: () => serverClosed }
+  return { clock, log, coordinator, emitter, exits, order, serverClosed: () => serverClosed }
 }
 
 test('SIGTERM starts a drain and exits 0 only once it is done and the server has closed', async (t) => {
@@ -43,6 +48,7 @@ test('SIGTERM starts a drain and exits 0 only once it is done and the server has
   t.deepEqual(h.exits, [], 'keeps serving during the drain')
   await h.clock.advance(1)
   t.true(h.serverClosed())
+  t.deepEqual(h.order, ['final scrape', 'close server'], 'the final scrape is waited for before the server closes')
   t.deepEqual(h.exits, [0])
   t.is(h.coordinator.summary?.trigger, 'signal')
 })

@@ -39,10 +39,10 @@ const WATCH_TIMEOUT_SECONDS = 60
 /** A watch that closes this fast without an event is a failure (client-go's "very short watch"). */
 const VERY_SHORT_WATCH_MS = 1_000
 /**
- * A watch that delivers nothing for this long is resumed on a new connection from the last resourceVersion (the
- * server replays what was missed). The API server sends a bookmark only about once a minute, so a healthy but
- * quiet watch is renewed too: one WATCH request per interval while a drain waits, in exchange for never sitting
- * on a stalled connection until the deadline.
+ * A watch that delivers nothing for this long is replaced by a LIST (of the pod's Services) and a new WATCH. The
+ * API server sends a bookmark only about once a minute, so a healthy but quiet watch is renewed too: two requests
+ * per interval while a drain waits (a 20 s wait costs at most 4), in exchange for never sitting on a stalled
+ * connection until the deadline.
  */
 export const WATCH_IDLE_MS = 10_000
 
@@ -119,8 +119,10 @@ async function followWatch(
     } catch (error) {
       if (signal.aborted) throw signal.reason
       if (error instanceof WatchIdleError) {
-        // Not a failure: stalled or only quiet, a new watch from the same resourceVersion replays what was missed.
-        deps.log.info('endpoint_watch_idle', { resourceVersion, idleMs: deps.watchIdleMs ?? WATCH_IDLE_MS, next: 'watch again from the same resourceVersion' })
+        // Not a failure: a quiet watch and a stalled one look the same. A (narrowed) LIST tells the truth either
+        // way, and keeps a path that stalls every watch (a buffering proxy) from holding the hook to the deadline.
+        deps.log.info('endpoint_watch_idle', { resourceVersion, idleMs: deps.watchIdleMs ?? WATCH_IDLE_MS, next: 'list and watch again' })
+        resourceVersion = undefined
         continue
       }
       if (isExpired(error)) {

@@ -46,7 +46,8 @@ export async function startSidecar(env: Record<string, string>, { waitReady = tr
     stderr += chunk
   })
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': only then has every line the process wrote been read.
+    child.on('close', (code, signal) => {
       for (const wake of waiters) wake()
       resolve({ code, signal })
     })
