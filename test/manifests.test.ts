@@ -3,10 +3,13 @@
  * against the Kubernetes 1.36 OpenAPI schema, and what the manifests tell kubelet and the sidecar matches what
  * the sidecar serves (src/server.ts) and reads (src/config.ts).
  */
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
 import test from 'ava'
 import { Registry } from 'prom-client'
+import { YAML } from 'zx'
 import { parseConfig, type Config } from '../src/config.ts'
 import { HOOK_TOKEN_HEADER } from '../src/hook-auth.ts'
 import { silentLogger } from '../src/log.ts'
@@ -33,6 +36,7 @@ const { kustomizations, components } = kustomizationDirs()
 const WITH_SIDECAR: Record<string, { native: boolean }> = {
   example: { native: true },
   'examples/adopt-component': { native: true },
+  'examples/adopt-component-serviceaccount': { native: true },
   'overlays/classic-sidecar': { native: false },
   'overlays/istio': { native: true },
   'overlays/network-policy': { native: true },
@@ -88,7 +92,7 @@ function resolvePort(port: number | string, container: Container): number {
 }
 
 test('the manifest tree holds the kustomizations these tests know about', (t) => {
-  t.deepEqual(components, ['components/drain-coordinator'])
+  t.deepEqual(components, ['components/drain-coordinator', 'components/drain-coordinator-serviceaccount', 'components/drain-coordinator-sidecar'])
   for (const dir of Object.keys(WITH_SIDECAR)) t.true(kustomizations.includes(dir), dir)
   t.true(kustomizations.includes('base'))
   t.true(kustomizations.includes('monitoring'))
@@ -180,9 +184,15 @@ for (const [dir, { native }] of Object.entries(WITH_SIDECAR)) {
       const grace = pod.terminationGracePeriodSeconds ?? 30
       t.true(grace > config.timeoutMs / 1_000, `terminationGracePeriodSeconds ${grace} > DRAIN_TIMEOUT ${config.timeoutMs / 1_000}s`)
 
-      // RBAC: the pod runs as the ServiceAccount the Role is bound to.
-      const account = only(objects, 'ServiceAccount')
-      t.is(pod.serviceAccountName, account.metadata.name)
+      // RBAC: the Role is bound to the ServiceAccount the pod runs as, and that ServiceAccount is in the build.
+      const binding = only(objects, 'RoleBinding')
+      t.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: only(objects, 'Role').metadata.name })
+      t.truthy(pod.serviceAccountName, 'the pod names its ServiceAccount')
+      t.deepEqual(
+        binding.subjects.map((s: Container) => ({ kind: s.kind, name: s.name, namespace: s.namespace ?? binding.metadata.namespace })),
+        [{ kind: 'ServiceAccount', name: pod.serviceAccountName, namespace: deployment.metadata.namespace }],
+      )
+      t.is(only(objects, 'ServiceAccount', pod.serviceAccountName).metadata.namespace, deployment.metadata.namespace)
 
       // Hardened, and as the image's numeric user.
       const security = sidecar.container.securityContext
@@ -194,21 +204,91 @@ for (const [dir, { native }] of Object.entries(WITH_SIDECAR)) {
   })
 }
 
-test('the component adds the same sidecar as the example, minus the app-specific readiness upstream, and skips opted-out Deployments', (t) => {
+test('the component adds the same sidecar as the example, minus the app-specific readiness upstream, and keeps what the app had', (t) => {
   const example = sidecarOf(only(render('example'), 'Deployment'))!.container
-  const objects = render('examples/adopt-component')
-  const adopted = only(objects, 'Deployment', 'web')
-  const added = sidecarOf(adopted)!.container
   const expected = { ...example, env: example.env.filter((v: Container) => v.name !== 'DRAIN_READINESS_UPSTREAM') }
-  t.deepEqual(added, expected)
+  // The user's own Deployment, ServiceAccount and Service with namePrefix shop- and namespace shop.
+  const objects = render('examples/adopt-component')
+  const user = YAML.parseAllDocuments(readFileSync(join(MANIFESTS, 'examples/adopt-component/deployment.yaml'), 'utf8')).map((d) => d.toJSON() as K8sObject)
+  const before = only(user, 'Deployment').spec.template.spec
+  const adopted = only(objects, 'Deployment', 'shop-web')
+  const pod = adopted.spec.template.spec
+  t.is(adopted.metadata.namespace, 'shop')
+  t.deepEqual(sidecarOf(adopted)!.container, expected, 'the sidecar is added')
+  // The app's identity stays: its own ServiceAccount (renamed by namePrefix, with its IAM annotation), not ours.
+  t.is(before.serviceAccountName, 'web')
+  t.is(pod.serviceAccountName, 'shop-web')
+  const account = only(objects, 'ServiceAccount')
+  t.is(account.metadata.name, 'shop-web')
+  t.is(account.metadata.annotations?.['eks.amazonaws.com/role-arn'], 'arn:aws:iam::123456789012:role/web')
+  // The Role is bound to that ServiceAccount, in the same namespace.
+  const binding = only(objects, 'RoleBinding')
+  t.is(binding.metadata.namespace, 'shop')
+  t.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'shop-drain-coordinator' })
+  t.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'shop-web', namespace: 'shop' }])
+  // The app's init container is still there, unchanged, next to the sidecar.
+  t.deepEqual(pod.initContainers.map((c: Container) => c.name).sort(), ['drain-coordinator', 'migrate'])
+  t.deepEqual(pod.initContainers.find((c: Container) => c.name === 'migrate'), before.initContainers[0])
+  // Only preStop is added to the app's lifecycle: its postStart hook stays.
+  const app = pod.containers[0]
+  t.is(app.name, 'web')
+  t.deepEqual(app.lifecycle, { postStart: before.containers[0].lifecycle.postStart, preStop: { httpGet: { path: '/prestop', port: 8099 } } })
+  t.deepEqual(app.readinessProbe, { httpGet: { path: '/readyz', port: 'http' } }, 'the app keeps its own readiness probe')
+  t.deepEqual({ ...app, lifecycle: undefined }, { ...before.containers[0], lifecycle: undefined }, 'nothing else in the app container changes')
+  t.is(pod.containers.length, 1)
+})
+
+test('the serviceaccount component assigns its own ServiceAccount to pods that had none, and skips opted-out Deployments', (t) => {
+  const example = sidecarOf(only(render('example'), 'Deployment'))!.container
+  const objects = render('examples/adopt-component-serviceaccount')
+  const adopted = only(objects, 'Deployment', 'web')
+  t.deepEqual(sidecarOf(adopted)!.container, { ...example, env: example.env.filter((v: Container) => v.name !== 'DRAIN_READINESS_UPSTREAM') })
+  t.is(adopted.spec.template.spec.serviceAccountName, 'drain-coordinator')
   t.deepEqual(adopted.spec.template.spec.containers[0].lifecycle, { preStop: { httpGet: { path: '/prestop', port: 8099 } } })
-  t.deepEqual(adopted.spec.template.spec.containers[0].readinessProbe, { httpGet: { path: '/readyz', port: 'http' } }, 'the app keeps its own readiness probe')
+  t.deepEqual(only(objects, 'RoleBinding').subjects, [{ kind: 'ServiceAccount', name: 'drain-coordinator' }])
 
   const optedOut = only(objects, 'Deployment', 'batch-worker')
   t.is(sidecarOf(optedOut), undefined)
   t.is(optedOut.spec.template.spec.serviceAccountName, undefined)
   t.is(optedOut.spec.template.spec.containers[0].lifecycle, undefined)
   t.is(find(objects, 'Role').length, 1, 'the component brings the RBAC')
+})
+
+/** `kustomize build` of a throw-away kustomization using the component, with the given Deployments. */
+function buildWithComponent(deployments: object[]): { ok: true; objects: K8sObject[] } | { ok: false; stderr: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'drain-coordinator-component-'))
+  try {
+    writeFileSync(join(dir, 'deployments.yaml'), deployments.map((d) => YAML.stringify(d)).join('---\n'))
+    writeFileSync(join(dir, 'kustomization.yaml'), YAML.stringify({ resources: ['deployments.yaml'], components: [relative(dir, join(MANIFESTS, 'components/drain-coordinator'))] }))
+    const text = execFileSync('kustomize', ['build', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    return { ok: true, objects: YAML.parseAllDocuments(text).map((d) => d.toJSON() as K8sObject) }
+  } catch (error) {
+    return { ok: false, stderr: String((error as { stderr?: string }).stderr) }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+test('the component never guesses the ServiceAccount: no serviceAccountName, or several Deployments, fail the build', (t) => {
+  const deployment = (name: string, spec: object) => ({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name },
+    spec: { selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name, image: 'app:1' }], ...spec } } },
+  })
+  const none = buildWithComponent([deployment('a', {})])
+  t.false(none.ok)
+  t.regex((none as { stderr: string }).stderr, /spec\.template\.spec\.serviceAccountName` is missing/)
+  const several = buildWithComponent([deployment('a', { serviceAccountName: 'a' }), deployment('b', { serviceAccountName: 'b' })])
+  t.false(several.ok)
+  t.regex((several as { stderr: string }).stderr, /multiple matches/)
+  // `default`, written out, is bound as such; a pod without a lifecycle gets one holding only the hook.
+  const explicit = buildWithComponent([deployment('a', { serviceAccountName: 'default' })])
+  t.true(explicit.ok)
+  const objects = (explicit as { objects: K8sObject[] }).objects
+  t.deepEqual(only(objects, 'RoleBinding').subjects, [{ kind: 'ServiceAccount', name: 'default' }])
+  t.is(find(objects, 'ServiceAccount').length, 0, 'no unused drain-coordinator ServiceAccount')
+  t.deepEqual(only(objects, 'Deployment').spec.template.spec.containers[0].lifecycle, { preStop: { httpGet: { path: '/prestop', port: 8099 } } })
 })
 
 test('istio: Envoy admin URL set, and the sidecar port excluded from inbound capture', (t) => {
