@@ -9,6 +9,9 @@ import type { Clock } from './clock.ts'
 
 export type FinalScrapeResult = 'scraped' | 'not-scraped' | 'timed-out' | 'disabled'
 
+/** Gaps shorter than this are two scrapers (HA Prometheus pairs, a curl), not a scrape interval. */
+const MIN_INTERVAL_MS = 1_000
+
 export function createScrapeTracker(clock: Clock) {
   const scrapes: number[] = []
   let afterDrain = false
@@ -18,7 +21,7 @@ export function createScrapeTracker(clock: Clock) {
     /** Called for each /metrics answer; `drained` says whether the drain had finished when it was rendered. */
     scraped(drained: boolean): void {
       scrapes.push(clock.now())
-      if (scrapes.length > 2) scrapes.shift()
+      if (scrapes.length > 5) scrapes.shift()
       if (!drained) return
       afterDrain = true
       for (const wake of waiters) wake()
@@ -31,8 +34,10 @@ export function createScrapeTracker(clock: Clock) {
       if (maxWaitMs <= 0) return done('disabled')
       if (afterDrain) return done('scraped')
       if (scrapes.length === 0) return done('not-scraped')
-      // One scrape seen: assume the interval is as long as we may wait. Two: wait one and a half of it.
-      const interval = scrapes.length === 2 ? scrapes[1]! - scrapes[0]! : maxWaitMs
+      // The longest recent gap is the scrape interval (shorter ones are a second scraper); none seen yet: assume
+      // the interval is as long as we may wait. Wait one and a half of it.
+      const gaps = scrapes.slice(1).map((at, i) => at - scrapes[i]!).filter((gap) => gap >= MIN_INTERVAL_MS)
+      const interval = gaps.length > 0 ? Math.max(...gaps) : maxWaitMs
       const bound = Math.min(maxWaitMs, interval * 1.5)
       const stop = new AbortController()
       const scraped = new Promise<void>((resolve) => waiters.add(resolve))

@@ -62,7 +62,8 @@ export function createServerApp({ coordinator, readiness, metrics, log, hookToke
   app.on(['GET', 'HEAD'], '/metrics', async (c) => {
     const drained = coordinator.state === 'drained'
     const body = await metrics.render()
-    scrapes?.scraped(drained)
+    // A HEAD (curl -I, a link checker) carries no metrics away: it is not the scrape the exit waits for.
+    if (c.req.method !== 'HEAD') scrapes?.scraped(drained)
     return c.body(body, 200, { 'content-type': metrics.contentType })
   })
 

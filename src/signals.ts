@@ -1,7 +1,8 @@
 /**
  * SIGTERM and SIGINT. The first starts a drain if none has started (a classic sidecar gets SIGTERM at the same
  * moment kubelet calls the app's hook, so it must keep serving until the drain is over), then exits 0 once the
- * drain is done and every waiting hook has been answered. A second signal exits at once.
+ * drain is done and every waiting hook has been answered. A second signal exits at once: 128 + its number while
+ * the drain runs, 0 once it is over (only the final-scrape wait is cut short).
  */
 import type { DrainCoordinator } from './drain.ts'
 import type { Logger } from './log.ts'
@@ -25,8 +26,10 @@ export function installSignalHandlers(
   for (const signal of Object.keys(SIGNALS) as (keyof typeof SIGNALS)[]) {
     emitter.on(signal, () => {
       if (received !== undefined) {
-        deps.log.warn('exit_on_second_signal', { signal, first: received, state: deps.coordinator.state })
-        deps.exit(128 + SIGNALS[signal])
+        // Drained already: only the optional final-scrape wait is cut short, and the drain itself succeeded.
+        const code = deps.coordinator.state === 'drained' ? 0 : 128 + SIGNALS[signal]
+        deps.log.warn('exit_on_second_signal', { signal, first: received, state: deps.coordinator.state, code })
+        deps.exit(code)
         return
       }
       received = signal

@@ -253,3 +253,14 @@ test('polling after the first LIST asks only for the Services that route to the 
   t.deepEqual(h.kube.calls.map((c) => c.labelSelector), [undefined, 'kubernetes.io/service-name in (web)'])
   h.controller.abort()
 })
+
+test('a LIST narrowed to the pod\'s Services does not declare slices of other Services gone', async (t) => {
+  const h = setup('poll')
+  h.kube.upsert(endpointSlice({ name: 'web-aaaaa', service: 'web', endpoints: [{ ...me, ...READY }] }))
+  h.kube.upsert(endpointSlice({ name: 'admin-aaaaa', service: 'admin', endpoints: [{ ...me, ...TERMINATING }] }))
+  void h.start()
+  await h.clock.advance(1_000)
+  t.deepEqual(h.kube.calls.map((c) => c.labelSelector), [undefined, 'kubernetes.io/service-name in (web)'])
+  t.false(h.log.lines.some((l) => l.event === 'endpoint_changed' && l.slice === 'admin-aaaaa' && l.to === 'absent'))
+  h.controller.abort()
+})

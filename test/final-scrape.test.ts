@@ -49,3 +49,18 @@ test('the wait is bounded by DRAIN_FINAL_SCRAPE_WAIT, and 0 turns it off', async
   t.is((await waiting).result, 'timed-out')
   t.is((await tracker.waitForFinalScrape(0)).result, 'disabled')
 })
+
+test('two scrapers a few milliseconds apart do not make the wait collapse to nothing', async (t) => {
+  const clock = new FakeClock()
+  const tracker = createScrapeTracker(clock)
+  tracker.scraped(false)
+  await clock.advance(5)
+  tracker.scraped(false)
+  let settled: unknown
+  const waiting = tracker.waitForFinalScrape(15_000).then((value) => (settled = value))
+  await clock.advance(10_000)
+  t.is(settled, undefined, 'a 5 ms gap is not a scrape interval')
+  tracker.scraped(true)
+  await waiting
+  t.like(settled, { result: 'scraped' })
+})

@@ -108,6 +108,16 @@ test('GET /metrics serves the Prometheus text format', async (t) => {
   t.regex(await response.text(), /^drain_coordinator_draining 0$/m)
 })
 
+test('a HEAD of /metrics is not taken for the scrape the exit waits for', async (t) => {
+  const h = harness()
+  const seen: boolean[] = []
+  const app = createServerApp({ coordinator: h.coordinator, readiness: async () => ({ ready: true, reason: 'x' }), metrics: createMetrics(new Registry(), { version: 't', processMetrics: false }), log: h.log, hookToken: undefined, scrapes: { scraped: (drained) => seen.push(drained) } })
+  t.is((await app.request('/metrics', { method: 'HEAD' })).status, 200)
+  t.deepEqual(seen, [])
+  await app.request('/metrics')
+  t.deepEqual(seen, [false])
+})
+
 test('unknown paths get 404 and wrong methods 405, both with a short JSON error', async (t) => {
   const h = harness()
   const missing = await h.app.request('/prestopp')

@@ -8,7 +8,7 @@ import { captureLog } from './helpers/capture-log.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
 import { scriptedFetch } from './helpers/scripted-fetch.ts'
 
-function harness() {
+function harness({ finalScrape = async () => {} }: { finalScrape?: () => Promise<void> } = {}) {
   const clock = new FakeClock()
   const log = captureLog()
   const side = scriptedFetch()
@@ -30,6 +30,7 @@ function harness() {
     log,
     beforeExit: async () => {
       order.push('final scrape')
+      await finalScrape()
     },
     closeServer: async () => {
       order.push('close server')
@@ -87,5 +88,15 @@ test('SIGTERM after the drain finished exits at once with 0', async (t) => {
   await hook
   h.emitter.emit('SIGTERM')
   await h.clock.settle()
+  t.deepEqual(h.exits, [0])
+})
+
+test('a second signal during the final-scrape wait exits 0 at once: the drain itself is over', async (t) => {
+  const h = harness({ finalScrape: () => new Promise(() => {}) })
+  h.emitter.emit('SIGTERM')
+  await h.clock.advance(2_000)
+  t.deepEqual(h.order, ['final scrape'])
+  t.deepEqual(h.exits, [], 'waiting for the scrape')
+  h.emitter.emit('SIGTERM')
   t.deepEqual(h.exits, [0])
 })

@@ -48,10 +48,12 @@ export const WATCH_IDLE_MS = 10_000
 
 export async function waitForEndpointRemoval(deps: EndpointWaitDeps, signal: AbortSignal): Promise<EndpointWaitResult> {
   const tracker = new SliceTracker(deps)
-  const list = async (labelSelector?: string) => {
+  /** LIST everything, or only the slices of `services`. */
+  const list = async (services?: readonly string[]) => {
+    const labelSelector = services === undefined ? undefined : selectorFor(services)
     // Only slices that mention the pod are kept: a namespace with thousands of slices costs one page of memory.
     const result = await deps.kube.listEndpointSlices({ labelSelector, keep: (slice) => endpointStateIn(slice, deps.pod) !== 'absent' }, signal)
-    tracker.reset(result.items)
+    tracker.reset(result.items, services)
     return result.resourceVersion
   }
   const resourceVersion = await withRetries(deps, signal, () => list())
@@ -60,7 +62,7 @@ export async function waitForEndpointRemoval(deps: EndpointWaitDeps, signal: Abo
   if (tracker.done) return { slicesAtStart, mode: deps.mode }
 
   // Later LISTs ask only for the Services that route to the pod.
-  const services = tracker.serviceSelector()
+  const services = tracker.holdingServices()
   if (deps.mode === 'watch') {
     const outcome = await followWatch(deps, signal, tracker, resourceVersion, () => list(services))
     if (outcome === 'done') return { slicesAtStart, mode: 'watch' }
@@ -156,6 +158,11 @@ async function withRetries<T>(deps: EndpointWaitDeps, signal: AbortSignal, attem
   }
 }
 
+/** `kubernetes.io/service-name in (a,b)` */
+function selectorFor(services: readonly string[]): string {
+  return `${SERVICE_NAME_LABEL} in (${services.join(',')})`
+}
+
 /** Exponential backoff with full jitter between half and the whole step; never shorter than Retry-After. */
 function backoff(deps: EndpointWaitDeps, failures: number, retryAfterMs: number | undefined): number {
   const step = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1))
@@ -186,10 +193,15 @@ class SliceTracker {
     return count
   }
 
-  reset(items: EndpointSlice[]): void {
+  /** Takes a LIST as the truth for the slices it covered: all of them, or only those of `services`. */
+  reset(items: EndpointSlice[], services?: readonly string[]): void {
     const seen = new Set<string>()
     for (const slice of items) seen.add(this.apply(slice))
-    for (const name of [...this.#states.keys()]) if (!seen.has(name)) this.#set(name, 'absent', undefined, 'listed without it')
+    for (const [name, { service }] of [...this.#states]) {
+      if (seen.has(name)) continue
+      if (services !== undefined && (service === undefined || !services.includes(service))) continue
+      this.#set(name, 'absent', undefined, 'listed without it')
+    }
   }
 
   apply(slice: EndpointSlice): string {
@@ -210,19 +222,19 @@ class SliceTracker {
   watchSelector(): { fieldSelector?: string; labelSelector?: string } {
     const holding = [...this.#states].filter(([, { state }]) => holdsTraffic(state))
     if (holding.length === 1) return { fieldSelector: `metadata.name=${holding[0]![0]}` }
-    const labelSelector = this.serviceSelector()
-    return labelSelector === undefined ? {} : { labelSelector }
+    const services = this.holdingServices()
+    return services === undefined ? {} : { labelSelector: selectorFor(services) }
   }
 
-  /** `kubernetes.io/service-name in (a,b)` for the Services that route to the pod, if every slice is labelled. */
-  serviceSelector(): string | undefined {
+  /** The Services that route to the pod, if every slice that does is labelled with its Service. */
+  holdingServices(): string[] | undefined {
     const services = new Set<string>()
     for (const { state, service } of this.#states.values()) {
       if (!holdsTraffic(state)) continue
       if (service === undefined) return undefined
       services.add(service)
     }
-    return services.size === 0 ? undefined : `${SERVICE_NAME_LABEL} in (${[...services].sort().join(',')})`
+    return services.size === 0 ? undefined : [...services].sort()
   }
 
   describe(): Record<string, EndpointState> {
