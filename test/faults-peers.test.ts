@@ -4,12 +4,10 @@
  * (undici transport against the fakes) and the real clock, with short timeouts and generous margins.
  */
 import test from 'ava'
-import { Registry } from 'prom-client'
 import { systemClock } from '../src/clock.ts'
-import { createDrainCoordinator, type DrainSummary } from '../src/drain.ts'
-import { createMetrics } from '../src/metrics.ts'
+import type { DrainSummary } from '../src/drain.ts'
 import { createFetch } from '../src/transport.ts'
-import { captureLog } from './helpers/capture-log.ts'
+import { testCoordinator } from './helpers/coordinator.ts'
 import { startFakeApp } from './helpers/fake-app.ts'
 import { startFakeEnvoy, type Mode } from './helpers/fake-envoy.ts'
 import { freePort, startSidecar } from './helpers/sidecar-process.ts'
@@ -27,14 +25,8 @@ async function drain(t: { teardown: (fn: () => unknown) => void }, peers: Peers)
   const appShutdownUrl = peers.app === 'down' ? `http://127.0.0.1:${await freePort()}/shutdown` : app.shutdownUrl
   const fetch = createFetch({ bodyTimeoutMs: 10_000 })
   t.teardown(() => fetch.close())
-  const log = captureLog()
-  const registry = new Registry()
-  const metrics = createMetrics(registry, { version: 't', processMetrics: false })
   let endpointsStartedAt: number | undefined
-  const coordinator = createDrainCoordinator({
-    clock: systemClock,
-    log,
-    metrics,
+  const { coordinator, log, registry } = testCoordinator({
     appFetch: fetch,
     envoyFetch: fetch,
     waitForEndpoints: async (signal) => {

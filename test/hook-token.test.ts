@@ -8,32 +8,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
 import fc from 'fast-check'
-import { Registry } from 'prom-client'
-import { systemClock } from '../src/clock.ts'
 import { parseConfig } from '../src/config.ts'
-import { createDrainCoordinator } from '../src/drain.ts'
 import { ConfigError } from '../src/errors.ts'
 import { tokensMatch } from '../src/hook-auth.ts'
-import { createMetrics } from '../src/metrics.ts'
 import { createServerApp } from '../src/server.ts'
-import { captureLog } from './helpers/capture-log.ts'
+import { testCoordinator } from './helpers/coordinator.ts'
 import { startSidecar } from './helpers/sidecar-process.ts'
 
 const TOKEN = 's3cret-hook-token-0123'
 
 function harness(token: () => Promise<string | undefined>) {
-  const log = captureLog()
-  const registry = new Registry()
-  const metrics = createMetrics(registry, { version: 't', processMetrics: false })
-  const coordinator = createDrainCoordinator({
-    clock: systemClock,
-    log,
-    metrics,
-    appFetch: fetch,
-    envoyFetch: fetch,
-    waitForEndpoints: undefined,
-    config: { appShutdownUrl: undefined, envoyAdminUrl: undefined, settleMs: 10, timeoutMs: 5_000, sideCallTimeoutMs: 1_000 },
-  })
+  const { coordinator, log, registry, metrics } = testCoordinator()
   const app = createServerApp({ coordinator, readiness: async () => ({ ready: coordinator.state === 'serving', reason: 'x' }), metrics, log, hookToken: token })
   return { app, coordinator, log, registry }
 }

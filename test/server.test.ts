@@ -1,28 +1,16 @@
 import test from 'ava'
 import { Registry } from 'prom-client'
-import { createDrainCoordinator } from '../src/drain.ts'
 import { createMetrics } from '../src/metrics.ts'
 import { createReadinessCheck } from '../src/readiness.ts'
 import { createServerApp } from '../src/server.ts'
-import { captureLog } from './helpers/capture-log.ts'
+import { testCoordinator } from './helpers/coordinator.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
 import { type Script, scriptedFetch } from './helpers/scripted-fetch.ts'
 
 function harness({ upstream, hookToken }: { upstream?: Script; hookToken?: string } = {}) {
   const clock = new FakeClock()
-  const log = captureLog()
-  const registry = new Registry()
-  const metrics = createMetrics(registry, { version: 'test', processMetrics: false })
   const side = scriptedFetch(upstream)
-  const coordinator = createDrainCoordinator({
-    clock,
-    log,
-    metrics,
-    appFetch: side.fetch,
-    envoyFetch: side.fetch,
-    waitForEndpoints: undefined,
-    config: { appShutdownUrl: undefined, envoyAdminUrl: undefined, settleMs: 1_000, timeoutMs: 10_000, sideCallTimeoutMs: 2_000 },
-  })
+  const { coordinator, log, registry, metrics } = testCoordinator({ clock, config: { settleMs: 1_000, timeoutMs: 10_000 } })
   const readiness = createReadinessCheck({
     isDraining: () => coordinator.state !== 'serving',
     upstream: upstream === undefined ? undefined : 'http://127.0.0.1:8080/ready',

@@ -1,26 +1,12 @@
 import { EventEmitter } from 'node:events'
 import test from 'ava'
-import { Registry } from 'prom-client'
-import { createDrainCoordinator } from '../src/drain.ts'
-import { createMetrics } from '../src/metrics.ts'
 import { installSignalHandlers } from '../src/signals.ts'
-import { captureLog } from './helpers/capture-log.ts'
+import { testCoordinator } from './helpers/coordinator.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
-import { scriptedFetch } from './helpers/scripted-fetch.ts'
 
 function harness({ finalScrape = async () => {} }: { finalScrape?: () => Promise<void> } = {}) {
   const clock = new FakeClock()
-  const log = captureLog()
-  const side = scriptedFetch()
-  const coordinator = createDrainCoordinator({
-    clock,
-    log,
-    metrics: createMetrics(new Registry(), { version: 'test', processMetrics: false }),
-    appFetch: side.fetch,
-    envoyFetch: side.fetch,
-    waitForEndpoints: undefined,
-    config: { appShutdownUrl: undefined, envoyAdminUrl: undefined, settleMs: 2_000, timeoutMs: 10_000, sideCallTimeoutMs: 2_000 },
-  })
+  const { coordinator, log } = testCoordinator({ clock, config: { settleMs: 2_000, timeoutMs: 10_000 } })
   const emitter = new EventEmitter()
   const exits: number[] = []
   const order: string[] = []

@@ -1,0 +1,32 @@
+/**
+ * A drain coordinator for tests, with a captured log and its own registry. Defaults: the system clock, the
+ * global fetch, no app, Envoy or API server, a 10 ms settle and a 5 s deadline; tests override what they probe.
+ */
+import { Registry } from 'prom-client'
+import { type Clock, systemClock } from '../../src/clock.ts'
+import { createDrainCoordinator, type DrainDeps } from '../../src/drain.ts'
+import { createMetrics } from '../../src/metrics.ts'
+import type { Fetch } from '../../src/transport.ts'
+import { captureLog } from './capture-log.ts'
+
+export function testCoordinator(options: {
+  clock?: Clock
+  appFetch?: Fetch
+  envoyFetch?: Fetch
+  waitForEndpoints?: DrainDeps['waitForEndpoints']
+  config?: Partial<DrainDeps['config']>
+} = {}) {
+  const log = captureLog()
+  const registry = new Registry()
+  const metrics = createMetrics(registry, { version: 'test', processMetrics: false })
+  const coordinator = createDrainCoordinator({
+    clock: options.clock ?? systemClock,
+    log,
+    metrics,
+    appFetch: options.appFetch ?? fetch,
+    envoyFetch: options.envoyFetch ?? fetch,
+    waitForEndpoints: options.waitForEndpoints,
+    config: { appShutdownUrl: undefined, envoyAdminUrl: undefined, settleMs: 10, timeoutMs: 5_000, sideCallTimeoutMs: 1_000, ...options.config },
+  })
+  return { coordinator, log, registry, metrics }
+}
