@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import test from 'ava'
 import { systemClock } from '../src/clock.ts'
 import { UpstreamError } from '../src/errors.ts'
-import { createKubeClient, isExpired } from '../src/kube/client.ts'
+import { createKubeClient, isExpired, parseRetryAfter } from '../src/kube/client.ts'
 import { createFileTokenSource, staticToken } from '../src/kube/token.ts'
 import type { WatchEvent } from '../src/kube/types.ts'
 import { createFetch } from '../src/transport.ts'
@@ -213,4 +213,13 @@ test('an IPv6 API server address works when bracketed', async (t) => {
   const { client, kube } = await setup(t, { host: '::1' })
   t.regex(kube.url, /^https:\/\/\[::1\]:\d+$/)
   await t.notThrowsAsync(client.listEndpointSlices({}, never))
+})
+
+test('Retry-After is read in seconds or as an HTTP date, and capped at a minute', (t) => {
+  const now = Date.parse('2026-11-25T12:00:00Z')
+  t.is(parseRetryAfter('3', now), 3_000)
+  t.is(parseRetryAfter('Wed, 25 Nov 2026 12:00:10 GMT', now), 10_000)
+  t.is(parseRetryAfter('3600', now), 60_000)
+  t.is(parseRetryAfter('soon', now), undefined)
+  t.is(parseRetryAfter(null, now), undefined)
 })

@@ -82,7 +82,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
       deps.onRequest?.(verb, response.status)
       if (response.ok) return { response, done: timeout.cancel }
       try {
-        const error = await errorFrom(verb, url, response)
+        const error = await errorFrom(verb, url, response, clock.wallTime().getTime())
         if (response.status === 401 && attempt === 1) {
           token.invalidate()
           continue
@@ -180,7 +180,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
   }
 }
 
-async function errorFrom(verb: KubeVerb, url: string, response: Response): Promise<UpstreamError> {
+async function errorFrom(verb: KubeVerb, url: string, response: Response, nowMs: number): Promise<UpstreamError> {
   const text = await response.text().catch(() => '')
   let status: Partial<Status> | undefined
   try {
@@ -189,7 +189,7 @@ async function errorFrom(verb: KubeVerb, url: string, response: Response): Promi
   } catch {
     // Not a Status: APF's 429 and proxies answer in plain text.
   }
-  const retryAfterMs = parseRetryAfter(response.headers.get('retry-after')) ??
+  const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), nowMs) ??
     (status?.details?.retryAfterSeconds ? status.details.retryAfterSeconds * 1_000 : undefined)
   const message = (status?.message ?? text.trim()).slice(0, 300)
   return new UpstreamError(`${verb.toUpperCase()} ${url}`, {
@@ -201,9 +201,9 @@ async function errorFrom(verb: KubeVerb, url: string, response: Response): Promi
 }
 
 /** Retry-After in seconds (what the API server sends); HTTP dates are accepted too. Capped at a minute. */
-export function parseRetryAfter(value: string | null): number | undefined {
+export function parseRetryAfter(value: string | null, nowMs: number): number | undefined {
   if (value === null || value.trim() === '') return undefined
-  const seconds = /^\d+$/.test(value.trim()) ? Number(value.trim()) : (Date.parse(value) - Date.now()) / 1_000
+  const seconds = /^\d+$/.test(value.trim()) ? Number(value.trim()) : (Date.parse(value) - nowMs) / 1_000
   if (!Number.isFinite(seconds)) return undefined
   return Math.min(60, Math.max(0, seconds)) * 1_000
 }
