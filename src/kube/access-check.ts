@@ -6,10 +6,11 @@
  * that match nothing and reads a 403 Status. Reports ONE line, and never throws: a denied verb is logged, the
  * sidecar keeps serving, and a drain then treats the API as an outage like any other.
  */
-import { type Clock, deadline } from '../clock.ts'
+import type { Clock } from '../clock.ts'
 import { describeError, UpstreamError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Fetch } from '../transport.ts'
+import { errorFromResponse, kubeRequest } from './request.ts'
 import type { TokenSource } from './token.ts'
 
 export const REQUIRED_VERBS = ['list', 'watch'] as const
@@ -100,14 +101,15 @@ async function review(deps: AccessCheckDeps, verb: RequiredVerb): Promise<Verdic
     apiVersion: 'authorization.k8s.io/v1',
     spec: { resourceAttributes: { namespace: deps.namespace, verb, group: GROUP, resource: RESOURCE } },
   })
-  const response = await request(deps, 'POST', url, body)
+  const { response, done } = await kubeRequest(requestDeps(deps), { method: 'POST', url, body })
   try {
     if (response.status === 403 || response.status === 404) return 'unavailable'
-    if (!response.ok) throw await failure(`POST ${url}`, response)
+    if (!response.ok) throw await errorFromResponse(`POST ${url}`, response, deps.clock.wallTime().getTime())
     const parsed = (await response.json()) as { status?: { allowed?: unknown; reason?: unknown } } | null
     if (typeof parsed?.status?.allowed !== 'boolean') throw new UpstreamError(`POST ${url}`, { status: response.status, message: 'answer has no status.allowed' })
     return { allowed: parsed.status.allowed, ...(typeof parsed.status.reason === 'string' && parsed.status.reason ? { reason: parsed.status.reason } : {}) }
   } finally {
+    done()
     await response.body?.cancel().catch(() => {})
   }
 }
@@ -116,7 +118,8 @@ async function review(deps: AccessCheckDeps, verb: RequiredVerb): Promise<Verdic
 async function probe(deps: AccessCheckDeps, verb: RequiredVerb): Promise<Verdict> {
   const query = new URLSearchParams({ labelSelector: NOTHING_SELECTOR, ...(verb === 'list' ? { limit: '1' } : { watch: '1', timeoutSeconds: '1' }) })
   const url = `${deps.apiUrl}/apis/${GROUP}/v1/namespaces/${encodeURIComponent(deps.namespace)}/${RESOURCE}?${query}`
-  const response = await request(deps, 'GET', url)
+  const { response, done } = await kubeRequest(requestDeps(deps), { method: 'GET', url })
+  done()
   // A watch's headers are the answer; its body is not needed.
   await response.body?.cancel().catch(() => {})
   if (response.ok) return { allowed: true }
@@ -124,34 +127,6 @@ async function probe(deps: AccessCheckDeps, verb: RequiredVerb): Promise<Verdict
   throw new UpstreamError(`${verb.toUpperCase()} ${url}`, { status: response.status })
 }
 
-/** One bounded request; after a 401 the token is read again once, as the client does. */
-async function request(deps: AccessCheckDeps, method: 'GET' | 'POST', url: string, body?: string): Promise<Response> {
-  const timeoutMs = deps.requestTimeoutMs ?? 10_000
-  for (let attempt = 1; ; attempt++) {
-    const bearer = await deps.token.get()
-    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': deps.userAgent }
-    if (body !== undefined) headers['content-type'] = 'application/json'
-    if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`
-    const timeout = deadline(deps.clock, timeoutMs, new UpstreamError(`${method} ${url}`, { message: `no answer within ${timeoutMs}ms` }))
-    let response: Response
-    try {
-      response = await deps.fetch(url, { method, headers, signal: timeout.signal, ...(body === undefined ? {} : { body }) })
-    } catch (error) {
-      if (timeout.signal.aborted) throw timeout.signal.reason
-      throw new UpstreamError(`${method} ${url}`, { message: describeError(error) }, { cause: error })
-    } finally {
-      timeout.cancel()
-    }
-    if (response.status === 401 && attempt === 1) {
-      await response.body?.cancel().catch(() => {})
-      deps.token.invalidate()
-      continue
-    }
-    return response
-  }
-}
-
-async function failure(what: string, response: Response): Promise<UpstreamError> {
-  const text = await response.text().catch(() => '')
-  return new UpstreamError(what, { status: response.status, message: text.trim().slice(0, 200) })
+function requestDeps(deps: AccessCheckDeps) {
+  return { fetch: deps.fetch, token: deps.token, clock: deps.clock, userAgent: deps.userAgent, timeoutMs: deps.requestTimeoutMs ?? 10_000 }
 }

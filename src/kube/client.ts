@@ -9,7 +9,8 @@ import { DrainCoordinatorError, UpstreamError, describeError } from '../errors.t
 import type { KubeVerb } from '../phases.ts'
 import type { Fetch } from '../transport.ts'
 import type { TokenSource } from './token.ts'
-import type { EndpointSlice, EndpointSliceList, Status, WatchEvent } from './types.ts'
+import { errorFromResponse, kubeRequest } from './request.ts'
+import type { EndpointSlice, EndpointSliceList, WatchEvent } from './types.ts'
 import { decodeWatchStream } from './watch-stream.ts'
 
 export type ListResult = { resourceVersion: string; items: EndpointSlice[] }
@@ -59,38 +60,17 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
   const requestTimeoutMs = deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   const pageSize = deps.pageSize ?? DEFAULT_PAGE_SIZE
   const base = `${apiUrl}/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`
+  const requestDeps = { fetch, token, clock, userAgent, timeoutMs: requestTimeoutMs }
 
-  /** One request, retried once with a fresh token after a 401. Resolves with an OK response, else throws. */
+  /** One request; resolves with a 2xx response (and the timer to free once its body is read), else throws. */
   async function send(verb: KubeVerb, url: string, signal: AbortSignal): Promise<{ response: Response; done: () => void }> {
-    for (let attempt = 1; ; attempt++) {
-      const bearer = await token.get()
-      // The timer bounds the wait for an answer; the caller's signal must keep governing the body after it (a
-      // watch body outlives the timer by design), so the two are combined rather than chained.
-      const timeout = deadline(clock, requestTimeoutMs, new UpstreamError(`${verb.toUpperCase()} ${url}`, { message: `no answer within ${requestTimeoutMs}ms` }))
-      const headers: Record<string, string> = { accept: 'application/json', 'user-agent': userAgent }
-      if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`
-      let response: Response
-      try {
-        response = await fetch(url, { headers, signal: AbortSignal.any([signal, timeout.signal]) })
-      } catch (error) {
-        timeout.cancel()
-        deps.onRequest?.(verb, 'error')
-        if (signal.aborted) throw signal.reason
-        if (timeout.signal.aborted) throw timeout.signal.reason
-        throw new UpstreamError(`${verb.toUpperCase()} ${url}`, { message: describeError(error) }, { cause: error })
-      }
-      deps.onRequest?.(verb, response.status)
-      if (response.ok) return { response, done: timeout.cancel }
-      try {
-        const error = await errorFrom(verb, url, response, clock.wallTime().getTime())
-        if (response.status === 401 && attempt === 1) {
-          token.invalidate()
-          continue
-        }
-        throw error
-      } finally {
-        timeout.cancel()
-      }
+    const what = `${verb.toUpperCase()} ${url}`
+    const answer = await kubeRequest(requestDeps, { method: 'GET', url, signal, onAnswer: (code) => deps.onRequest?.(verb, code) })
+    if (answer.response.ok) return answer
+    try {
+      throw await errorFromResponse(what, answer.response, clock.wallTime().getTime())
+    } finally {
+      answer.done()
     }
   }
 
@@ -178,34 +158,6 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
       }
     },
   }
-}
-
-async function errorFrom(verb: KubeVerb, url: string, response: Response, nowMs: number): Promise<UpstreamError> {
-  const text = await response.text().catch(() => '')
-  let status: Partial<Status> | undefined
-  try {
-    const parsed = JSON.parse(text) as Partial<Status>
-    if (parsed && parsed.kind === 'Status') status = parsed
-  } catch {
-    // Not a Status: APF's 429 and proxies answer in plain text.
-  }
-  const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), nowMs) ??
-    (status?.details?.retryAfterSeconds ? status.details.retryAfterSeconds * 1_000 : undefined)
-  const message = (status?.message ?? text.trim()).slice(0, 300)
-  return new UpstreamError(`${verb.toUpperCase()} ${url}`, {
-    status: response.status,
-    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-    ...(status?.reason === undefined ? {} : { reason: status.reason }),
-    message,
-  })
-}
-
-/** Retry-After in seconds (what the API server sends); HTTP dates are accepted too. Capped at a minute. */
-export function parseRetryAfter(value: string | null, nowMs: number): number | undefined {
-  if (value === null || value.trim() === '') return undefined
-  const seconds = /^\d+$/.test(value.trim()) ? Number(value.trim()) : (Date.parse(value) - nowMs) / 1_000
-  if (!Number.isFinite(seconds)) return undefined
-  return Math.min(60, Math.max(0, seconds)) * 1_000
 }
 
 /** A watch ERROR event's Status as an error; code 410 (reason Expired or Gone) means: list again. */
