@@ -44,16 +44,19 @@ function serverOptions(timeoutMs: number) {
   }
 }
 
-/** Stops accepting, lets answered hooks flush, and resolves once the server is closed or after CLOSE_GRACE_MS. */
-function closeGracefully(server: HttpServer): Promise<void> {
-  return new Promise<void>((resolve) => {
-    setTimeout(resolve, CLOSE_GRACE_MS).unref()
+/**
+ * Stops accepting and lets answered hooks flush. Resolves 'closed' once the server has closed, or 'grace-expired'
+ * after CLOSE_GRACE_MS with connections still open.
+ */
+function closeGracefully(server: HttpServer): Promise<'closed' | 'grace-expired'> {
+  return new Promise((resolve) => {
+    setTimeout(() => resolve('grace-expired'), CLOSE_GRACE_MS).unref()
     // close() drops only the connections idle at that instant; a hook connection that finishes its answer a
     // moment later would hold the exit for the keep-alive timeout (or CLOSE_GRACE_MS) without this sweep.
     const sweep = setInterval(() => server.closeIdleConnections(), 50).unref()
     server.close(() => {
       clearInterval(sweep)
-      resolve()
+      resolve('closed')
     })
     server.closeIdleConnections()
   })
@@ -168,7 +171,9 @@ async function main(): Promise<void> {
     coordinator,
     log,
     beforeExit: async () => log.info('final_scrape', await scrapes.waitForFinalScrape(config.finalScrapeWaitMs)),
-    closeServer: () => (server === undefined ? Promise.resolve() : closeGracefully(server as HttpServer)),
+    closeServer: async () => {
+      if (server !== undefined) log.info('server_closed', { how: await closeGracefully(server as HttpServer) })
+    },
     exit: (code) => process.exit(code),
   })
 

@@ -33,7 +33,7 @@ async function abandonedHook(sidecar: Sidecar): Promise<void> {
 const allJson = (sidecar: Sidecar) => sidecar.logs.filter((l) => l.event === 'non_json_line')
 
 test('a hook that hangs up before the answer does not stop the drain; a later hook gets the same summary at once', async (t) => {
-  const sidecar = await startSidecar({ DRAIN_SETTLE: '1500ms', DRAIN_TIMEOUT: '10s' })
+  const sidecar = await startSidecar({ DRAIN_SETTLE: '5s', DRAIN_TIMEOUT: '10s' })
   t.teardown(() => sidecar.stop())
   await abandonedHook(sidecar)
   const finished = await sidecar.waitForLog('drain_finished')
@@ -44,8 +44,8 @@ test('a hook that hangs up before the answer does not stop the drain; a later ho
   t.is(again.status, 200)
   t.is(again.body.startedAt, finished.startedAt as string)
   t.is(again.body.outcome, 'completed')
-  // A second drain would take DRAIN_SETTLE (1.5s) again.
-  t.true(ms < 1_500, `answered after ${Math.round(ms)}ms`)
+  // A second drain would take DRAIN_SETTLE (5s) again; a generous bound for two busy cores.
+  t.true(ms < 4_000, `answered after ${Math.round(ms)}ms`)
   t.truthy(sidecar.logs.find((l) => l.event === 'drain_joined' && l.state === 'drained'))
   t.is(await metric(sidecar, 'drain_coordinator_drains_total', 'outcome="completed"'), 1)
   t.is(await metric(sidecar, 'drain_coordinator_hook_requests_total', 'result="answered"'), 1)
@@ -85,14 +85,12 @@ test('SIGTERM during a drain: the waiting hook is answered with the summary befo
   await sidecar.waitForLog('drain_started')
   sidecar.child.kill('SIGTERM')
   const answer = await hook
-  const answeredAt = performance.now()
   t.is(answer.status, 200)
   t.is(answer.body.trigger, 'hook')
   t.is(answer.body.outcome, 'completed')
   t.is((await sidecar.exited).code, 0)
-  // The answered hook's keep-alive connection must not hold the exit (it used to, for the 2s close grace).
-  const exitMs = performance.now() - answeredAt
-  t.true(exitMs < 1_500, `exited ${Math.round(exitMs)}ms after the answer`)
+  // The answered hook's keep-alive connection must not hold the exit (it used to, until the 2s close grace ran out).
+  t.like(await sidecar.waitForLog('server_closed'), { how: 'closed' })
   t.is(sidecar.logs.filter((l) => l.event === 'drain_started').length, 1)
 })
 
