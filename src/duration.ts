@@ -26,8 +26,3 @@ export function parseDuration(text: string): number | undefined {
   for (const [value, unit] of parts) if (value !== undefined) total += Number(value) * unit
   return Math.round(total)
 }
-
-/** Renders milliseconds the way the configuration spells them, for logs: 1500 → "1.5s". */
-export function formatDuration(ms: number): string {
-  return ms < 1_000 ? `${ms}ms` : `${ms / 1_000}s`
-}
