@@ -3,6 +3,7 @@
  * each process started is killed at the end, and small statistics helpers.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 /**
@@ -56,25 +57,18 @@ export function startChild(name: string, args: string[], env: Record<string, str
   })
   const events: ChildEvent[] = []
   const lines: string[] = []
-  let buffer = ''
   let stderr = ''
   let done = false
   const wakers = new Set<() => void>()
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buffer += chunk
-    let newline: number
-    while ((newline = buffer.indexOf('\n')) !== -1) {
-      const line = buffer.slice(0, newline)
-      buffer = buffer.slice(newline + 1)
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(line)
-      } catch {
-        parsed = undefined
-      }
-      if (parsed && typeof parsed === 'object' && typeof (parsed as ChildEvent).at === 'number') events.push(parsed as ChildEvent)
-      else lines.push(line)
+  createInterface({ input: child.stdout!, crlfDelay: Infinity }).on('line', (line) => {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(line)
+    } catch {
+      parsed = undefined
     }
+    if (parsed && typeof parsed === 'object' && typeof (parsed as ChildEvent).at === 'number') events.push(parsed as ChildEvent)
+    else lines.push(line)
     for (const wake of wakers) wake()
   })
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {

@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
+import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 export const BUNDLE = fileURLToPath(new URL('../../dist/drain-coordinator.mjs', import.meta.url))
@@ -25,22 +26,15 @@ export async function startSidecar(env: Record<string, string>, { waitReady = tr
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const logs: LogLine[] = []
-  let stdout = ''
   let stderr = ''
   const waiters = new Set<() => void>()
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk
-    let newline: number
-    while ((newline = stdout.indexOf('\n')) !== -1) {
-      const line = stdout.slice(0, newline)
-      stdout = stdout.slice(newline + 1)
-      try {
-        logs.push(JSON.parse(line) as LogLine)
-      } catch {
-        logs.push({ time: '', level: 'raw', event: 'non_json_line', line })
-      }
-      for (const wake of waiters) wake()
+  createInterface({ input: child.stdout!, crlfDelay: Infinity }).on('line', (line) => {
+    try {
+      logs.push(JSON.parse(line) as LogLine)
+    } catch {
+      logs.push({ time: '', level: 'raw', event: 'non_json_line', line })
     }
+    for (const wake of waiters) wake()
   })
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk
