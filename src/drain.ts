@@ -130,10 +130,9 @@ export function createDrainCoordinator(deps: DrainDeps) {
     await Promise.race([sequence, abortedPromise(drainDeadline.signal)])
 
     const outcome: Outcome = drainDeadline.signal.aborted ? 'timeout' : 'completed'
-    const overtaken = drainDeadline.signal.aborted ? drainDeadline.signal.reason : new ReleasedError()
-    for (const [name, phaseStart] of phaseStarts) cancel(name, phaseStart, overtaken)
+    if (!drainDeadline.signal.aborted) release.abort(new ReleasedError())
+    for (const [name, phaseStart] of phaseStarts) cancel(name, phaseStart, untilReleased.reason)
     released = true
-    release.abort(new ReleasedError())
     drainDeadline.cancel()
     const summary: DrainSummary = {
       outcome,
