@@ -20,14 +20,24 @@ export const systemClock: Clock = {
   sleep: (ms, signal) =>
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason)
+      // Node's timers count whole milliseconds of a loop time that lags performance.now(), so a timer can fire
+      // up to a millisecond early on the clock the drain measures with; a settle of 200ms would report 0.199s.
+      // Re-arm for whatever is left until `now()` says the time is really up.
+      const until = performance.now() + ms
+      let timer: ReturnType<typeof setTimeout>
       const onAbort = () => {
         clearTimeout(timer)
         reject(signal!.reason)
       }
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort)
-        resolve()
-      }, Math.max(0, ms))
+      const arm = (left: number) => {
+        timer = setTimeout(() => {
+          const rest = until - performance.now()
+          if (rest > 0) return arm(rest)
+          signal?.removeEventListener('abort', onAbort)
+          resolve()
+        }, Math.max(0, Math.ceil(left)))
+      }
+      arm(ms)
       signal?.addEventListener('abort', onAbort, { once: true })
     }),
 }

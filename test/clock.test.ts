@@ -13,6 +13,20 @@ test('the system clock sleeps, and an aborted sleep rejects with the signal\'s o
   await t.throwsAsync(systemClock.sleep(10, AbortSignal.abort(reason)), { is: reason })
 })
 
+test('the system clock never wakes before the time asked for has passed on its own now()', async (t) => {
+  // Node's timers may fire a millisecond early against performance.now() when armed part-way through a loop turn.
+  let early = 0
+  for (let i = 0; i < 200; i++) {
+    await new Promise((resolve) => setImmediate(resolve))
+    const busyUntil = performance.now() + (i % 10) / 5
+    while (performance.now() < busyUntil) {}
+    const started = systemClock.now()
+    await systemClock.sleep(3)
+    if (systemClock.now() - started < 3) early++
+  }
+  t.is(early, 0)
+})
+
 test('a deadline aborts with its reason, follows its parent, and a cancelled one never fires', async (t) => {
   const fired = deadline(systemClock, 10, 'late')
   await new Promise((resolve) => fired.signal.addEventListener('abort', resolve))
