@@ -19,8 +19,18 @@ export async function freePort(): Promise<number> {
   return port
 }
 
-export async function startSidecar(env: Record<string, string>, { waitReady = true }: { waitReady?: boolean } = {}) {
-  const port = env.DRAIN_PORT ? Number(env.DRAIN_PORT) : await freePort()
+export async function startSidecar(env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<Sidecar> {
+  if (env.DRAIN_PORT) return spawnSidecar(env, Number(env.DRAIN_PORT), options)
+  // freePort's port is free when asked, but another test process may bind it before the sidecar does: on that
+  // one start-up error, try another port.
+  for (let attempt = 1; ; attempt++) {
+    const sidecar = await spawnSidecar(env, await freePort(), options).catch((error: unknown) => error as Error)
+    if (!(sidecar instanceof Error)) return sidecar
+    if (attempt === 3 || !/EADDRINUSE/.test(sidecar.message)) throw sidecar
+  }
+}
+
+async function spawnSidecar(env: Record<string, string>, port: number, { waitReady = true }: { waitReady?: boolean }) {
   const child: ChildProcess = spawn(process.execPath, [BUNDLE], {
     env: { PATH: process.env.PATH ?? '', DRAIN_PORT: String(port), DRAIN_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -86,4 +96,4 @@ export async function startSidecar(env: Record<string, string>, { waitReady = tr
   return sidecar
 }
 
-export type Sidecar = Awaited<ReturnType<typeof startSidecar>>
+export type Sidecar = Awaited<ReturnType<typeof spawnSidecar>>
