@@ -1,6 +1,7 @@
 /**
  * The simulated application: a separate HTTP server process with the common, naive SIGTERM handling (stop
- * accepting, let in-flight requests finish, exit). Every request takes SIM_WORK_MS of simulated work.
+ * accepting, let in-flight requests finish, exit), as Go's http.Server.Shutdown does it: idle keep-alive
+ * connections are closed at once, busy ones after their response. Every request takes SIM_WORK_MS of simulated work.
  * Environment: SIM_HOST, SIM_PORT, SIM_WORK_MS. Reports `listening`, `sigterm` and `exiting` on stdout.
  */
 import { createServer } from 'node:http'
@@ -10,11 +11,15 @@ const host = process.env.SIM_HOST ?? '127.0.0.1'
 const port = Number(process.env.SIM_PORT ?? 0)
 const workMs = Number(process.env.SIM_WORK_MS ?? 5)
 let served = 0
+let closing = false
 
 const server = createServer((req, res) => {
   req.resume()
   setTimeout(() => {
     served++
+    // Node's server.close() alone would keep serving new requests on a connection that was busy at SIGTERM, for
+    // as long as the proxy keeps reusing it: the app would neither finish nor exit while it is still routed.
+    if (closing) res.setHeader('connection', 'close')
     res.writeHead(200, { 'content-type': 'text/plain' })
     res.end(`served by ${host}\n`)
   }, workMs)
@@ -29,8 +34,9 @@ server.listen(port, host, () => {
 
 process.once('SIGTERM', () => {
   emit('sigterm', { served })
-  // The naive handler most apps have: no new connections; close() waits for in-flight requests (Node also
-  // closes idle keep-alive connections here), then the process exits.
+  // The naive handler most apps have: no new connections; close() closes idle keep-alive connections and waits
+  // for in-flight requests, whose connections close after their response; then the process exits.
+  closing = true
   server.close(() => {
     emit('exiting', { served })
     process.exit(0)

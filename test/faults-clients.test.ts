@@ -46,11 +46,12 @@ test('a hook that hangs up before the answer does not stop the drain; a later ho
   t.is(again.body.outcome, 'completed')
   // A second drain would take DRAIN_SETTLE (5s) again; a generous bound for two busy cores.
   t.true(ms < 4_000, `answered after ${Math.round(ms)}ms`)
-  t.truthy(sidecar.logs.find((l) => l.event === 'drain_joined' && l.state === 'drained'))
+  // The log line may reach us after the answer: wait for it rather than look once.
+  t.truthy(await sidecar.waitForLog('drain_joined', { state: 'drained' }))
   t.is(await metric(sidecar, 'drain_coordinator_drains_total', 'outcome="completed"'), 1)
   t.is(await metric(sidecar, 'drain_coordinator_hook_requests_total', 'result="answered"'), 1)
   t.is(await metric(sidecar, 'drain_coordinator_hook_requests_total', 'result="disconnected"'), 1)
-  t.truthy(sidecar.logs.find((l) => l.event === 'hook_disconnected'))
+  t.truthy(await sidecar.waitForLog('hook_disconnected'))
   t.deepEqual(allJson(sidecar), [])
   t.is((await fetch(`${sidecar.url}/healthz`)).status, 200)
 })
