@@ -11,6 +11,9 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>
 }
 
+/** setTimeout's ceiling (2^31 − 1 ms, about 24.8 days): a longer delay would fire after 1 ms instead. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 export const systemClock: Clock = {
   now: () => performance.now(),
   wallTime: () => new Date(),
@@ -35,7 +38,7 @@ export const systemClock: Clock = {
           if (rest > 0) return arm(rest)
           signal?.removeEventListener('abort', onAbort)
           resolve()
-        }, Math.max(0, Math.ceil(left)))
+        }, Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(left))))
       }
       arm(ms)
       signal?.addEventListener('abort', onAbort, { once: true })

@@ -123,11 +123,14 @@ function read(env: Env, name: string): string | undefined {
   return value === undefined || value === '' ? undefined : value
 }
 
+/** No wait of a pod's termination needs more; beyond it a value is a typo (`20h` for `20s`). */
+const MAX_DURATION_MS = 24 * 3_600_000
+
 function readDuration(env: Env, name: string, fallback: string, { min }: { min: number }): number {
   const raw = read(env, name) ?? fallback
   const ms = parseDuration(raw)
-  if (ms === undefined || ms < min) {
-    throw new ConfigError(name, raw, min > 0 ? `${DURATION_FORM}, at least ${min}ms` : DURATION_FORM)
+  if (ms === undefined || ms < min || ms > MAX_DURATION_MS) {
+    throw new ConfigError(name, raw, `${DURATION_FORM}, ${min > 0 ? `from ${min}ms ` : ''}up to 24h`)
   }
   return ms
 }

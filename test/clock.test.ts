@@ -27,6 +27,21 @@ test('the system clock never wakes before the time asked for has passed on its o
   t.is(early, 0)
 })
 
+test('a sleep longer than the largest timer Node allows still waits instead of firing at once', async (t) => {
+  const overflows: string[] = []
+  const onWarning = (warning: Error) => warning.name === 'TimeoutOverflowWarning' && overflows.push(warning.message)
+  process.on('warning', onWarning)
+  t.teardown(() => process.off('warning', onWarning))
+  const controller = new AbortController()
+  let woke = false
+  const sleeping = systemClock.sleep(30 * 24 * 3_600_000, controller.signal).then(() => (woke = true), () => {})
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.false(woke)
+  t.deepEqual(overflows, [], 'no timer was armed past the ceiling (Node would fire it after 1 ms)')
+  controller.abort(new Error('done'))
+  await sleeping
+})
+
 test('a deadline aborts with its reason, follows its parent, and a cancelled one never fires', async (t) => {
   const fired = deadline(systemClock, 10, 'late')
   await new Promise((resolve) => fired.signal.addEventListener('abort', resolve))
