@@ -11,7 +11,8 @@ await build({
   format: 'esm',
   minify: false,
   sourcemap: false,
-  legalComments: 'linked',
+  // At the end of the bundle itself: the image ships only this file, so the notices must travel in it.
+  legalComments: 'eof',
   // prom-client and undici are CommonJS and call require() for Node built-ins.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: 'warning',
