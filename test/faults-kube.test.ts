@@ -214,7 +214,7 @@ test('connection refused for good: the wait holds until the caller deadline, the
   t.true(ms < 800 + 2_000, `ended ${Math.round(ms)}ms after start`)
 })
 
-test('a connection reset mid-response is retried', async (t) => {
+test('a connection reset before the answer is retried', async (t) => {
   const { kube, client } = await setup(t)
   const { log } = capture()
   kube.upsert(holding())
@@ -226,6 +226,38 @@ test('a connection reset mid-response is retried', async (t) => {
   const { result, deadlineHit } = await running
   t.false(deadlineHit)
   t.is(result?.slicesAtStart, 1)
+})
+
+test('a connection reset in the middle of a LIST body and of a watch event is retried, and logged as a lost connection, not as bad JSON', async (t) => {
+  const { kube, client } = await setup(t)
+  const { log, lines } = capture()
+  kube.upsert(holding())
+  kube.fault({ kind: 'cut', partial: '{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":' }, 'list')
+  kube.fault({ kind: 'cut', partial: '{"type":"MODIFIED","object":{"kind":"EndpointSlice","metadata":{"name":' }, 'watch')
+  const running = drainWait(client, log, 10_000)
+  await until(() => kube.countRequests('watch') >= 2, 'a watch after the cut one')
+  kube.upsert(holding('web-abcde', TERMINATING))
+  const { result, deadlineHit } = await running
+  t.false(deadlineHit)
+  t.is(result?.slicesAtStart, 1)
+  const listFailure = String(lines.find((l) => l.event === 'endpoint_list_failed')?.error)
+  t.regex(listFailure, /connection lost while reading the body/)
+  t.notRegex(listFailure, /not JSON/)
+  t.regex(JSON.stringify(lines.find((l) => l.event === 'endpoint_watch_failed')), /stream broke/)
+})
+
+test('watch events that arrive split across many small chunks are decoded whole', async (t) => {
+  const { kube, client } = await setup(t, { watchChunkBytes: 7 })
+  const { log, lines } = capture()
+  kube.upsert(holding())
+  const running = drainWait(client, log, 10_000)
+  await kube.untilWatching(1)
+  kube.upsert(holding('web-abcde', TERMINATING))
+  const { result, deadlineHit } = await running
+  t.false(deadlineHit)
+  t.like(result, { slicesAtStart: 1, mode: 'watch' })
+  t.true(kube.watchBytes > 7 * 10, 'the event took many pieces')
+  t.false(lines.some((l) => l.event === 'endpoint_watch_failed' || l.event === 'endpoint_list_failed'))
 })
 
 for (const status of [500, 503]) {

@@ -7,10 +7,11 @@ import { systemClock } from '../src/clock.ts'
 import { UpstreamError } from '../src/errors.ts'
 import { createKubeClient, isExpired } from '../src/kube/client.ts'
 import { parseRetryAfter } from '../src/kube/request.ts'
-import { createFileTokenSource, staticToken } from '../src/kube/token.ts'
+import { createFileTokenSource, staticToken, TOKEN_MAX_AGE_MS } from '../src/kube/token.ts'
 import type { WatchEvent } from '../src/kube/types.ts'
 import { createFetch } from '../src/transport.ts'
 import { USER_AGENT } from '../src/version.ts'
+import { FakeClock } from './helpers/fake-clock.ts'
 import { type FakeKubeOptions, ROGUE_CA_FILE, startFakeKube } from './helpers/fake-kube.ts'
 import { endpointSlice, READY, TERMINATING } from './helpers/fixtures.ts'
 
@@ -117,6 +118,43 @@ test('a 401 re-reads the token file at once: a rotated token is picked up', asyn
   kube.acceptTokens(['new-token'])
   await client.listEndpointSlices({}, never)
   t.deepEqual(kube.requests.map((r) => r.authorization), ['Bearer old-token', 'Bearer old-token', 'Bearer new-token'])
+})
+
+test('without any 401 the token file is re-read once the cached token is 50 s old, so rotation never waits for a failure', async (t) => {
+  const clock = new FakeClock()
+  let content = 'first-token\n'
+  const reads: string[] = []
+  const tokens = createFileTokenSource('/var/run/secrets/token', {
+    clock,
+    readFile: async (path) => {
+      reads.push(path)
+      return content
+    },
+  })
+  t.is(await tokens.get(), 'first-token')
+  content = 'rotated-token\n'
+  await clock.advance(TOKEN_MAX_AGE_MS - 1)
+  t.is(await tokens.get(), 'first-token', 'cached while younger than the limit')
+  t.is(reads.length, 1)
+  await clock.advance(1)
+  t.is(await tokens.get(), 'rotated-token')
+  t.deepEqual(reads, ['/var/run/secrets/token', '/var/run/secrets/token'])
+  t.true(TOKEN_MAX_AGE_MS <= 60_000, 'at least every minute')
+})
+
+test('a request our own caller aborts (the drain ended) is not counted as an API error; one the server never answers is', async (t) => {
+  const { kube, client, calls } = await setup(t, { requestTimeoutMs: 300 })
+  kube.fault({ kind: 'hang' }, 'list')
+  const controller = new AbortController()
+  const listing = client.listEndpointSlices({}, controller.signal)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const reason = new Error('drain over')
+  controller.abort(reason)
+  t.is(await listing.catch((error: unknown) => error), reason)
+  t.deepEqual(calls, [])
+  kube.fault({ kind: 'hang' }, 'list')
+  await t.throwsAsync(client.listEndpointSlices({}, never), { instanceOf: UpstreamError, message: /no answer within 300ms/ })
+  t.deepEqual(calls, [['list', 'error']])
 })
 
 test('a 401 with a token that stays wrong fails with the Status message, after one retry', async (t) => {

@@ -89,10 +89,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         try {
           const { response, done } = await send('list', url, signal)
           try {
-            list = (await response.json()) as EndpointSliceList
-          } catch (error) {
-            if (signal.aborted) throw signal.reason
-            throw new UpstreamError(`LIST ${url}`, { status: response.status, message: `body is not JSON (${describeError(error)})` }, { cause: error })
+            list = await readJson<EndpointSliceList>(`LIST ${url}`, response, signal)
           } finally {
             done()
           }
@@ -163,4 +160,23 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
 /** A watch ERROR event's Status as an error; code 410 (reason Expired or Gone) means: list again. */
 export function isExpired(error: unknown): boolean {
   return error instanceof UpstreamError && (error.status === 410 || error.reason === 'Expired' || error.reason === 'Gone')
+}
+
+/**
+ * The body as JSON. A connection lost while reading (a reset mid-response) and a body that arrived whole but is
+ * not JSON are different faults, and the log must say which one happened.
+ */
+async function readJson<T>(what: string, response: Response, signal: AbortSignal): Promise<T> {
+  let text: string
+  try {
+    text = await response.text()
+  } catch (error) {
+    if (signal.aborted) throw signal.reason
+    throw new UpstreamError(what, { status: response.status, message: `connection lost while reading the body (${describeError(error)})` }, { cause: error })
+  }
+  try {
+    return JSON.parse(text) as T
+  } catch (error) {
+    throw new UpstreamError(what, { status: response.status, message: `body is not JSON (${describeError(error)})` }, { cause: error })
+  }
 }

@@ -48,8 +48,9 @@ export async function kubeRequest(deps: KubeRequestDeps, request: KubeRequest): 
       response = await deps.fetch(request.url, { method: request.method, headers, signal, ...(request.body === undefined ? {} : { body: request.body }) })
     } catch (error) {
       timeout.cancel()
-      request.onAnswer?.('error')
+      // Our own caller gave up (the drain ended): not something the API server did, so not counted as its error.
       if (request.signal?.aborted) throw request.signal.reason
+      request.onAnswer?.('error')
       if (timeout.signal.aborted) throw timeout.signal.reason
       throw new UpstreamError(what, { message: describeError(error) }, { cause: error })
     }

@@ -36,6 +36,8 @@ export type Fault =
   | { kind: 'raw'; body: string; contentType?: string }
   /** Answer 200 with headers flushed, then send nothing, ever: a stalled stream (no events, no bookmarks). */
   | { kind: 'stall' }
+  /** Answer 200, send these first bytes of a body, then destroy the connection: a reset mid-response. */
+  | { kind: 'cut'; partial: string }
 
 export type FakeKubeOptions = {
   namespace?: string
@@ -48,6 +50,11 @@ export type FakeKubeOptions = {
   historyLimit?: number
   /** Send BOOKMARK events this often to watchers that asked for them; 0: never. */
   bookmarkIntervalMs?: number
+  /**
+   * Send each watch event in pieces of at most this many bytes, a few milliseconds apart, so the client reads an
+   * event split across chunks (as a proxy or a slow link delivers them); default: each event in one write.
+   */
+  watchChunkBytes?: number
   /** Answer SelfSubjectAccessReviews (default true); false: 404, as a server without authorization.k8s.io/v1. */
   accessReviews?: boolean
   port?: number
@@ -57,7 +64,7 @@ export type FakeKubeOptions = {
 type Stored = { slice: EndpointSlice; labels: Record<string, string> }
 type HistoryEntry = { rv: number; type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: EndpointSlice; labels: Record<string, string> }
 type Matcher = (labels: Record<string, string>, object: EndpointSlice) => boolean
-type Watcher = { res: ServerResponse; matches: Matcher; bookmarks: boolean; bytes: number }
+type Watcher = { res: ServerResponse; matches: Matcher; bookmarks: boolean; bytes: number; sending: Promise<void> }
 
 export type FakeKube = Awaited<ReturnType<typeof startFakeKube>>
 
@@ -181,7 +188,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
   function serveWatch(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, matches: Matcher) {
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private' })
     res.flushHeaders()
-    const watcher: Watcher = { res, matches, bookmarks: query.get('allowWatchBookmarks') === 'true', bytes: 0 }
+    const watcher: Watcher = { res, matches, bookmarks: query.get('allowWatchBookmarks') === 'true', bytes: 0, sending: Promise.resolve() }
     const rvParam = query.get('resourceVersion')
     if (rvParam === null || rvParam === '' || rvParam === '0') {
       for (const stored of slices.values()) if (matches(stored.labels, stored.slice)) write(watcher, 'ADDED', stored.slice)
@@ -214,6 +221,20 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     const line = serialized ?? JSON.stringify({ type, object }) + '\n'
     watcher.bytes += line.length
     bytesSent += line.length
+    const chunkBytes = options.watchChunkBytes
+    if (chunkBytes !== undefined) {
+      // In order behind the pieces already queued for this watcher, each piece its own flushed write.
+      const pieces = Array.from({ length: Math.ceil(line.length / chunkBytes) }, (_, i) => line.slice(i * chunkBytes, (i + 1) * chunkBytes))
+      watcher.sending = watcher.sending.then(async () => {
+        for (const piece of pieces) {
+          if (watcher.res.writableEnded || watcher.res.destroyed) return
+          watcher.res.write(piece)
+          watcher.res.socket?.uncork()
+          await new Promise((resolve) => setTimeout(resolve, 2))
+        }
+      })
+      return
+    }
     watcher.res.write(line)
     // Out now, as the API server flushes each watch event once written (serveWatch's flusher.Flush()); Node's http
     // would otherwise cork the socket until the next tick, so every event of a burst would wait for the last one.
@@ -253,6 +274,12 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
       case 'raw':
         res.writeHead(200, { 'content-type': fault.contentType ?? 'application/json' })
         res.end(fault.body)
+        return
+      case 'cut':
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.write(fault.partial)
+        res.socket?.uncork()
+        setTimeout(() => req.socket.destroy(), 20)
         return
     }
   }
