@@ -12,17 +12,19 @@ import { startFakeApp } from './helpers/fake-app.ts'
 import { startFakeEnvoy, type Mode } from './helpers/fake-envoy.ts'
 import { freePort, startSidecar } from './helpers/sidecar-process.ts'
 
-type Peers = { envoy?: Mode; app?: 'ok' | 'hang' | 500 | 'down'; endpointsMs?: number | 'never'; sideCallTimeoutMs?: number; timeoutMs?: number; settleMs?: number }
+type Peers = { envoy?: Mode | 'down'; app?: 'ok' | 'hang' | 500 | 'down' | { slowMs: number }; endpointsMs?: number | 'never'; sideCallTimeoutMs?: number; timeoutMs?: number; settleMs?: number }
 
 async function drain(t: { teardown: (fn: () => unknown) => void }, peers: Peers) {
   const envoy = await startFakeEnvoy()
   const app = await startFakeApp()
   t.teardown(() => envoy.close())
   t.teardown(() => app.close())
-  if (peers.envoy) envoy.setMode(peers.envoy)
+  if (peers.envoy && peers.envoy !== 'down') envoy.setMode(peers.envoy)
   if (peers.app === 'hang') app.setHang(true)
   if (typeof peers.app === 'number') app.setShutdownStatus(peers.app)
+  if (typeof peers.app === 'object') app.setShutdownDelay(peers.app.slowMs)
   const appShutdownUrl = peers.app === 'down' ? `http://127.0.0.1:${await freePort()}/shutdown` : app.shutdownUrl
+  const envoyAdminUrl = peers.envoy === 'down' ? `http://127.0.0.1:${await freePort()}` : envoy.url
   const fetch = createFetch({ bodyTimeoutMs: 10_000 })
   t.teardown(() => fetch.close())
   let endpointsStartedAt: number | undefined
@@ -35,7 +37,7 @@ async function drain(t: { teardown: (fn: () => unknown) => void }, peers: Peers)
       else await systemClock.sleep(peers.endpointsMs ?? 100, signal)
       return { slicesAtStart: 1, mode: 'watch' }
     },
-    config: { appShutdownUrl, envoyAdminUrl: envoy.url, settleMs: peers.settleMs ?? 50, timeoutMs: peers.timeoutMs ?? 5_000, sideCallTimeoutMs: peers.sideCallTimeoutMs ?? 10_000 },
+    config: { appShutdownUrl, envoyAdminUrl, settleMs: peers.settleMs ?? 50, timeoutMs: peers.timeoutMs ?? 5_000, sideCallTimeoutMs: peers.sideCallTimeoutMs ?? 10_000 },
   })
   const startedAt = performance.now()
   const summary: DrainSummary = await coordinator.start('hook')
@@ -86,6 +88,22 @@ test('an app that is down (connection refused) is reported failed, the drain com
   t.is(summary.phases.app.status, 'failed')
   t.regex(String(summary.phases.app.error), /ECONNREFUSED|fetch failed/)
   t.is(summary.phases.envoy.status, 'ok')
+})
+
+test('an Envoy admin that is down (connection refused) is reported failed with its URL, the drain completes', async (t) => {
+  const { summary, failed } = await drain(t, { envoy: 'down' })
+  t.is(summary.outcome, 'completed')
+  t.is(summary.phases.envoy.status, 'failed')
+  t.regex(String(summary.phases.envoy.error), /Envoy drain: POST http:\/\/127\.0\.0\.1:\d+\/drain_listeners\?inboundonly&graceful.*(ECONNREFUSED|fetch failed)/)
+  t.is(summary.phases.app.status, 'ok')
+  t.is(failed('envoy'), 1)
+})
+
+test('a slow app (answers after 300ms) is reported ok with its duration and does not hold the endpoint wait', async (t) => {
+  const { summary, endpointsDelayMs } = await drain(t, { app: { slowMs: 300 }, endpointsMs: 600 })
+  t.is(summary.phases.app.status, 'ok')
+  t.true((summary.phases.app.durationSeconds ?? 0) >= 0.29)
+  t.true(endpointsDelayMs < 300, `endpoint wait began ${Math.round(endpointsDelayMs)}ms in, not after the app answered`)
 })
 
 test('a slow Envoy (answers after 300ms) is reported ok with its duration, and is POSTed the graceful inbound drain', async (t) => {

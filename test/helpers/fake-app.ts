@@ -6,13 +6,14 @@ export async function startFakeApp() {
   const calls: Array<{ method: string; path: string; at: number; userAgent: string | undefined }> = []
   let readyStatus = 200
   let hang = false
+  let delayMs = 0
   let shutdownStatus = 200
   const sockets = new Set<Socket>()
   const server = createServer((req, res) => {
     calls.push({ method: req.method ?? 'GET', path: req.url ?? '/', at: performance.now(), userAgent: req.headers['user-agent'] })
     if (hang) return
     if (req.url === '/shutdown' && req.method === 'POST') {
-      res.writeHead(shutdownStatus).end(shutdownStatus < 300 ? 'shutting down\n' : 'no\n')
+      setTimeout(() => res.writeHead(shutdownStatus).end(shutdownStatus < 300 ? 'shutting down\n' : 'no\n'), delayMs)
       return
     }
     if (req.url === '/ready' && req.method === 'GET') {
@@ -41,6 +42,10 @@ export async function startFakeApp() {
     },
     setHang(value: boolean) {
       hang = value
+    },
+    /** Answer the shutdown POST only after this long: a slow app. */
+    setShutdownDelay(ms: number) {
+      delayMs = ms
     },
     async close() {
       for (const socket of sockets) socket.destroy()
