@@ -2,7 +2,7 @@
  * The one HTTP port: the preStop hook, the probes and the metrics. Handlers sit right after their paths; the
  * drain itself lives in drain.ts, the /ready verdict in readiness.ts.
  */
-import { type Context, Hono } from 'hono'
+import { type Context, type Handler, Hono } from 'hono'
 import type { DrainCoordinator } from './drain.ts'
 import { HOOK_TOKEN_HEADER, type HookTokenSource, tokensMatch } from './hook-auth.ts'
 import type { Logger } from './log.ts'
@@ -21,19 +21,27 @@ export type ServerDeps = {
   scrapes?: Pick<ScrapeTracker, 'scraped'>
 }
 
-const ROUTES: Record<string, readonly string[]> = {
+const ROUTES = {
   '/prestop': ['GET', 'POST'],
   '/ready': ['GET', 'HEAD'],
   '/healthz': ['GET', 'HEAD'],
   '/metrics': ['GET', 'HEAD'],
-}
+} as const satisfies Record<string, readonly string[]>
+type Path = keyof typeof ROUTES
+const isRoute = (path: string): path is Path => Object.hasOwn(ROUTES, path)
 
 export function createServerApp({ coordinator, readiness, metrics, log, hookToken, scrapes }: ServerDeps): Hono {
   const app = new Hono()
 
-  app.on(['GET', 'POST'], '/prestop', async (c) => {
-    // Hono answers HEAD with the GET handler; a HEAD (a link checker, a probe) must never start a drain.
-    if (c.req.method === 'HEAD') return methodNotAllowed(c, ROUTES['/prestop']!)
+  // The methods are checked once, here, against ROUTES: Hono would hand a HEAD to a GET handler, and a HEAD
+  // (a link checker, a probe) must never start a drain.
+  app.use('*', async (c, next) => {
+    if (isRoute(c.req.path) && !(ROUTES[c.req.path] as readonly string[]).includes(c.req.method)) return methodNotAllowed(c, ROUTES[c.req.path])
+    await next()
+  })
+  const route = (path: Path, handler: Handler) => app.on([...ROUTES[path]], path, handler)
+
+  route('/prestop', async (c) => {
     if (hookToken !== undefined) {
       const expected = await hookToken()
       if (expected === undefined || !tokensMatch(expected, c.req.header(HOOK_TOKEN_HEADER))) {
@@ -51,15 +59,15 @@ export function createServerApp({ coordinator, readiness, metrics, log, hookToke
     return c.json(summary)
   })
 
-  app.on(['GET', 'HEAD'], '/ready', async (c) => {
+  route('/ready', async (c) => {
     const verdict = await readiness(c.req.raw.signal)
     return c.json({ ready: verdict.ready, state: coordinator.state, reason: verdict.reason }, verdict.ready ? 200 : 503)
   })
 
   // Healthy while draining too: a failing liveness probe would get the sidecar restarted mid-drain.
-  app.on(['GET', 'HEAD'], '/healthz', (c) => c.json({ healthy: true, state: coordinator.state }))
+  route('/healthz', (c) => c.json({ healthy: true, state: coordinator.state }))
 
-  app.on(['GET', 'HEAD'], '/metrics', async (c) => {
+  route('/metrics', async (c) => {
     const drained = coordinator.state === 'drained'
     const body = await metrics.render()
     // A HEAD (curl -I, a link checker) carries no metrics away: it is not the scrape the exit waits for.
@@ -67,11 +75,7 @@ export function createServerApp({ coordinator, readiness, metrics, log, hookToke
     return c.body(body, 200, { 'content-type': metrics.contentType })
   })
 
-  app.notFound((c) => {
-    const allowed = ROUTES[c.req.path]
-    if (allowed) return methodNotAllowed(c, allowed)
-    return c.json({ error: 'not found', message: `no route ${c.req.path}; routes are ${Object.keys(ROUTES).join(', ')}` }, 404)
-  })
+  app.notFound((c) => c.json({ error: 'not found', message: `no route ${c.req.path}; routes are ${Object.keys(ROUTES).join(', ')}` }, 404))
 
   app.onError((error, c) => {
     log.error('http_handler_failed', { path: c.req.path, method: c.req.method, error })
