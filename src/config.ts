@@ -216,7 +216,9 @@ function readKube(env: Env): KubeConfig | undefined {
 
 function isLoopback(hostname: string): boolean {
   const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+  // canonicalIp writes an IPv4-mapped address (::ffff:127.0.0.1) dotted, so it is caught by the prefix too.
+  const ip = canonicalIp(host)
+  return host === 'localhost' || ip === '::1' || ip?.startsWith('127.') === true
 }
 
 function readHookToken(env: Env): HookTokenConfig | undefined {

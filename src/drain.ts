@@ -130,7 +130,8 @@ export function createDrainCoordinator(deps: DrainDeps) {
     await Promise.race([sequence, abortedPromise(drainDeadline.signal)])
 
     const outcome: Outcome = drainDeadline.signal.aborted ? 'timeout' : 'completed'
-    if (!drainDeadline.signal.aborted) release.abort(new ReleasedError())
+    // After the deadline this changes nothing: untilReleased already holds the deadline's reason.
+    release.abort(new ReleasedError())
     for (const [name, phaseStart] of phaseStarts) cancel(name, phaseStart, untilReleased.reason)
     released = true
     drainDeadline.cancel()

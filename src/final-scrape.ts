@@ -41,10 +41,8 @@ export function createScrapeTracker(clock: Clock) {
       const bound = Math.min(maxWaitMs, interval * 1.5)
       const stop = new AbortController()
       const scraped = new Promise<void>((resolve) => waiters.add(resolve))
-      const timedOut = clock.sleep(bound, stop.signal).then(
-        () => true,
-        () => false,
-      )
+      // Stopped once the scrape came: the rejection of the stopped sleep then loses a race already decided.
+      const timedOut = clock.sleep(bound, stop.signal).catch(() => {})
       const result: FinalScrapeResult = await Promise.race([scraped.then(() => 'scraped' as const), timedOut.then(() => 'timed-out' as const)])
       stop.abort()
       waiters.clear()

@@ -112,7 +112,8 @@ async function main(): Promise<void> {
   let checkAccess: (() => Promise<unknown>) | undefined
   if (config.kube !== undefined) {
     const kubeConfig = config.kube
-    const kubeFetch = createFetch({ ca, userAgent: USER_AGENT })
+    // No userAgent here: the Kubernetes requests set their own (kube/request.ts).
+    const kubeFetch = createFetch({ ca })
     const kubeToken = createFileTokenSource(kubeConfig.tokenFile, {
       clock,
       readFile: (path) => readFile(path, 'utf8'),

@@ -39,6 +39,8 @@ test('plain http to the API server is accepted only on loopback (kubectl proxy),
   t.is(parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://127.0.0.1:8001' }).kube?.apiUrl, 'http://127.0.0.1:8001')
   t.is(parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://[::1]:8001' }).kube?.apiUrl, 'http://[::1]:8001')
   t.is(parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://localhost:8001' }).kube?.apiUrl, 'http://localhost:8001')
+  t.is(parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://[::ffff:127.0.0.1]:8001' }).kube?.apiUrl, 'http://[::ffff:7f00:1]:8001', 'IPv4-mapped loopback')
+  t.throws(() => parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://[::ffff:10.0.0.1]:8001' }), { message: /plain http only to a loopback address/ })
 })
 
 test('the final scrape wait defaults to 15 s and 0 turns it off', (t) => {

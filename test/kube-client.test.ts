@@ -157,6 +157,15 @@ test('a request our own caller aborts (the drain ended) is not counted as an API
   t.deepEqual(calls, [['list', 'error']])
 })
 
+test('a LIST body that stops coming is ended by the request timeout, and says so (not "connection lost")', async (t) => {
+  const { kube, client, calls } = await setup(t, { requestTimeoutMs: 300 })
+  kube.fault({ kind: 'stall' }, 'list')
+  const error = await t.throwsAsync(client.listEndpointSlices({}, never), { instanceOf: UpstreamError })
+  t.regex(String(error?.message), /no answer within 300ms/)
+  t.notRegex(String(error?.message), /connection lost/)
+  t.deepEqual(calls, [['list', 200]])
+})
+
 test('a 401 with a token that stays wrong fails with the Status message, after one retry', async (t) => {
   const { kube, client } = await setup(t, { token: 'wrong' })
   const error = await t.throwsAsync(client.listEndpointSlices({}, never), { instanceOf: UpstreamError })

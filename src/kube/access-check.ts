@@ -10,16 +10,17 @@ import type { Clock } from '../clock.ts'
 import { describeError, UpstreamError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Fetch } from '../transport.ts'
+import { endpointSlicesUrl } from './client.ts'
 import { errorFromResponse, kubeRequest } from './request.ts'
 import type { TokenSource } from './token.ts'
 
-export const REQUIRED_VERBS = ['list', 'watch'] as const
-export type RequiredVerb = (typeof REQUIRED_VERBS)[number]
-export const RESOURCE = 'endpointslices'
-export const GROUP = 'discovery.k8s.io'
-export const SSAR_PATH = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews'
+const REQUIRED_VERBS = ['list', 'watch'] as const
+type RequiredVerb = (typeof REQUIRED_VERBS)[number]
+const RESOURCE = 'endpointslices'
+const GROUP = 'discovery.k8s.io'
+const SSAR_PATH = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews'
 /** A label selector no EndpointSlice carries: the fallback probes then transfer no objects. */
-export const NOTHING_SELECTOR = 'drain-coordinator.io/access-check=never-set'
+const NOTHING_SELECTOR = 'drain-coordinator.io/access-check=never-set'
 
 export type AccessCheckDeps = {
   apiUrl: string
@@ -117,7 +118,7 @@ async function review(deps: AccessCheckDeps, verb: RequiredVerb): Promise<Verdic
 /** A LIST or WATCH that matches nothing: 2xx means allowed, 403 means denied, anything else is an error. */
 async function probe(deps: AccessCheckDeps, verb: RequiredVerb): Promise<Verdict> {
   const query = new URLSearchParams({ labelSelector: NOTHING_SELECTOR, ...(verb === 'list' ? { limit: '1' } : { watch: '1', timeoutSeconds: '1' }) })
-  const url = `${deps.apiUrl}/apis/${GROUP}/v1/namespaces/${encodeURIComponent(deps.namespace)}/${RESOURCE}?${query}`
+  const url = `${endpointSlicesUrl(deps.apiUrl, deps.namespace)}?${query}`
   const { response, done } = await kubeRequest(requestDeps(deps), { method: 'GET', url })
   done()
   // A watch's headers are the answer; its body is not needed.
@@ -128,5 +129,5 @@ async function probe(deps: AccessCheckDeps, verb: RequiredVerb): Promise<Verdict
 }
 
 function requestDeps(deps: AccessCheckDeps) {
-  return { fetch: deps.fetch, token: deps.token, clock: deps.clock, userAgent: deps.userAgent, timeoutMs: deps.requestTimeoutMs ?? 10_000 }
+  return { fetch: deps.fetch, token: deps.token, clock: deps.clock, userAgent: deps.userAgent, ...(deps.requestTimeoutMs === undefined ? {} : { timeoutMs: deps.requestTimeoutMs }) }
 }

@@ -9,7 +9,7 @@ import { DrainCoordinatorError, UpstreamError, describeError } from '../errors.t
 import type { KubeVerb } from '../phases.ts'
 import type { Fetch } from '../transport.ts'
 import type { TokenSource } from './token.ts'
-import { errorFromResponse, kubeRequest } from './request.ts'
+import { DEFAULT_REQUEST_TIMEOUT_MS, errorFromResponse, kubeRequest } from './request.ts'
 import type { EndpointSlice, EndpointSliceList, WatchEvent } from './types.ts'
 import { decodeWatchStream } from './watch-stream.ts'
 
@@ -52,18 +52,20 @@ export type KubeClientDeps = {
   pageSize?: number
 }
 
-export const DEFAULT_PAGE_SIZE = 500
-export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+const DEFAULT_PAGE_SIZE = 500
+
+/** The EndpointSlice collection of one namespace. */
+export const endpointSlicesUrl = (apiUrl: string, namespace: string) => `${apiUrl}/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`
 
 export function createKubeClient(deps: KubeClientDeps): KubeClient {
   const { apiUrl, namespace, fetch, token, clock, userAgent } = deps
   const requestTimeoutMs = deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   const pageSize = deps.pageSize ?? DEFAULT_PAGE_SIZE
-  const base = `${apiUrl}/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`
+  const base = endpointSlicesUrl(apiUrl, namespace)
   const requestDeps = { fetch, token, clock, userAgent, timeoutMs: requestTimeoutMs }
 
   /** One request; resolves with a 2xx response (and the timer to free once its body is read), else throws. */
-  async function send(verb: KubeVerb, url: string, signal: AbortSignal): Promise<{ response: Response; done: () => void }> {
+  async function send(verb: KubeVerb, url: string, signal: AbortSignal): Promise<{ response: Response; done: () => void; signal: AbortSignal }> {
     const what = `${verb.toUpperCase()} ${url}`
     const answer = await kubeRequest(requestDeps, { method: 'GET', url, signal, onAnswer: (code) => deps.onRequest?.(verb, code) })
     if (answer.response.ok) return answer
@@ -87,11 +89,11 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         const url = `${base}?${query}`
         let list: EndpointSliceList
         try {
-          const { response, done } = await send('list', url, signal)
+          const answer = await send('list', url, signal)
           try {
-            list = await readJson<EndpointSliceList>(`LIST ${url}`, response, signal)
+            list = await readJson<EndpointSliceList>(`LIST ${url}`, answer.response, answer.signal)
           } finally {
-            done()
+            answer.done()
           }
         } catch (error) {
           // An expired continue token: the pages so far are from a compacted revision; start over, as client-go does.
@@ -163,8 +165,9 @@ export function isExpired(error: unknown): boolean {
 }
 
 /**
- * The body as JSON. A connection lost while reading (a reset mid-response) and a body that arrived whole but is
- * not JSON are different faults, and the log must say which one happened.
+ * The body as JSON. A connection lost while reading (a reset mid-response), a body the timeout or the caller cut
+ * short (`signal`, which says why), and a body that arrived whole but is not JSON are different faults, and the log
+ * must say which one happened.
  */
 async function readJson<T>(what: string, response: Response, signal: AbortSignal): Promise<T> {
   let text: string

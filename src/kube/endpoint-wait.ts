@@ -44,7 +44,7 @@ const VERY_SHORT_WATCH_MS = 1_000
  * per interval while a drain waits (a 20 s wait costs at most 4), in exchange for never sitting on a stalled
  * connection until the deadline.
  */
-export const WATCH_IDLE_MS = 10_000
+const WATCH_IDLE_MS = 10_000
 
 export async function waitForEndpointRemoval(deps: EndpointWaitDeps, signal: AbortSignal): Promise<EndpointWaitResult> {
   const tracker = new SliceTracker(deps)
@@ -86,6 +86,7 @@ async function followWatch(
   let failures = 0
   /** True from a relist until the next event: a 410 then means the server keeps losing our place. */
   let relisted = false
+  const idleTimeoutMs = deps.watchIdleMs ?? WATCH_IDLE_MS
   while (failures < WATCH_FAILURES_BEFORE_POLL) {
     try {
       if (resourceVersion === undefined) {
@@ -95,7 +96,7 @@ async function followWatch(
       }
       const startedAt = deps.clock.now()
       let events = 0
-      const watchOptions: Parameters<KubeClient['watchEndpointSlices']>[0] = { resourceVersion, ...tracker.watchSelector(), timeoutSeconds: WATCH_TIMEOUT_SECONDS, idleTimeoutMs: deps.watchIdleMs ?? WATCH_IDLE_MS }
+      const watchOptions: Parameters<KubeClient['watchEndpointSlices']>[0] = { resourceVersion, ...tracker.watchSelector(), timeoutSeconds: WATCH_TIMEOUT_SECONDS, idleTimeoutMs }
       for await (const event of deps.kube.watchEndpointSlices(watchOptions, signal)) {
         if (event.type === 'ERROR') {
           const status = event.object
@@ -123,7 +124,7 @@ async function followWatch(
       if (error instanceof WatchIdleError) {
         // Not a failure: a quiet watch and a stalled one look the same. A (narrowed) LIST tells the truth either
         // way, and keeps a path that stalls every watch (a buffering proxy) from holding the hook to the deadline.
-        deps.log.info('endpoint_watch_idle', { resourceVersion, idleMs: deps.watchIdleMs ?? WATCH_IDLE_MS, next: 'list and watch again' })
+        deps.log.info('endpoint_watch_idle', { resourceVersion, idleMs: idleTimeoutMs, next: 'list and watch again' })
         resourceVersion = undefined
         continue
       }

@@ -14,8 +14,11 @@ export type KubeRequestDeps = {
   token: TokenSource
   clock: Clock
   userAgent: string
-  timeoutMs: number
+  /** Bound on the answer (headers), and on the body until `done()` is called; default DEFAULT_REQUEST_TIMEOUT_MS. */
+  timeoutMs?: number
 }
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 
 export type KubeRequest = {
   method: 'GET' | 'POST'
@@ -33,15 +36,16 @@ export type KubeRequest = {
  * reading the body. Rejects only when no answer came: the caller's signal's reason, the timeout's UpstreamError,
  * or an UpstreamError naming the request.
  */
-export async function kubeRequest(deps: KubeRequestDeps, request: KubeRequest): Promise<{ response: Response; done: () => void }> {
+export async function kubeRequest(deps: KubeRequestDeps, request: KubeRequest): Promise<{ response: Response; done: () => void; signal: AbortSignal }> {
   const what = `${request.method} ${request.url}`
+  const timeoutMs = deps.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   for (let attempt = 1; ; attempt++) {
     const bearer = await deps.token.get()
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': deps.userAgent }
     if (request.body !== undefined) headers['content-type'] = 'application/json'
     if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`
     // Combined with the caller's signal rather than chained to it: a watch body outlives the timer by design.
-    const timeout = deadline(deps.clock, deps.timeoutMs, new UpstreamError(what, { message: `no answer within ${deps.timeoutMs}ms` }))
+    const timeout = deadline(deps.clock, timeoutMs, new UpstreamError(what, { message: `no answer within ${timeoutMs}ms` }))
     const signal = request.signal === undefined ? timeout.signal : AbortSignal.any([request.signal, timeout.signal])
     let response: Response
     try {
@@ -61,7 +65,8 @@ export async function kubeRequest(deps: KubeRequestDeps, request: KubeRequest): 
       deps.token.invalidate()
       continue
     }
-    return { response, done: timeout.cancel }
+    // `signal` aborts with the reason that cut a body short: the caller's, or the timeout's.
+    return { response, done: timeout.cancel, signal }
   }
 }
 
