@@ -168,6 +168,8 @@ test('a change missed while relisting is seen in the new list', async (t) => {
   // The endpoint goes away while the watch is gone: only the relist can see it.
   h.kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [] }))
   await t.notThrowsAsync(waiting)
+  // Seen by the second LIST, with no watch after it: not replayed by a watch resumed from the expired version.
+  t.deepEqual(h.kube.calls.map((c) => c.verb), ['list', 'watch', 'list'])
 })
 
 test('a broken watch stream is retried from the last resourceVersion after a backoff', async (t) => {

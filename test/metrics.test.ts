@@ -60,6 +60,8 @@ test('promtool check metrics passes on the output after a drain, with the Node p
 })
 
 test('promtool would catch a broken exposition (the check itself can fail)', async (t) => {
-  const { ok } = await promtoolCheck('# TYPE broken counter\nbroken{le= 1\n')
+  const { ok, output } = await promtoolCheck('# TYPE broken counter\nbroken{le= 1\n')
   t.false(ok)
+  // The parser's own complaint: a missing or crashing promtool would fail differently.
+  t.regex(output, /parsing error in line 2/)
 })

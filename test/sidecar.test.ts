@@ -66,13 +66,19 @@ test('a dual-stack pod in two Services is released only after it leaves the IPv4
   const answer = hook(s.url, { headers: { 'user-agent': 'kube-lifecycle/1.33' } }).finally(() => (answered = true))
   await kube.untilWatching()
   t.is((await fetch(`${s.url}/ready`)).status, 503, '/ready flips at once')
+  // The side calls travel on connections of their own: wait for their answers before looking at the fakes.
+  await s.waitForLog('phase_finished', { phase: 'envoy' })
+  await s.waitForLog('phase_finished', { phase: 'app' })
   t.true(envoy.drainingInbound, 'Envoy was asked to drain inbound listeners gracefully')
   t.deepEqual(app.calls.map((c) => `${c.method} ${c.path}`), ['POST /shutdown'])
   t.regex(app.calls[0]!.userAgent ?? '', /^drain-coordinator\/\d+\.\d+\.\d+$/)
 
   dualStackSlices(kube, TERMINATING)
   await s.waitForLog('endpoint_changed', { slice: 'web-v6', to: 'not-ready' })
+  // Longer than DRAIN_SETTLE (200ms): a wait that had wrongly ended here would have answered by now.
+  await new Promise((resolve) => setTimeout(resolve, 500))
   t.false(answered, 'the admin Service still routes to the pod')
+  t.false(s.logs.some((l) => l.event === 'phase_finished' && l.phase === 'endpoints'))
   kube.remove('admin-v6')
   const { status, body } = await answer
   t.is(status, 200)
@@ -150,7 +156,10 @@ test('poll mode lists every DRAIN_POLL_INTERVAL and never watches', async (t) =>
   const s = await sidecar(t, env({ DRAIN_ENDPOINT_MODE: 'poll', DRAIN_POLL_INTERVAL: '100ms' }))
   const answer = hook(s.url)
   await s.waitForLog('endpoints_listed')
-  while (kube.countRequests('list') < 3) await new Promise((resolve) => setTimeout(resolve, 20))
+  for (const until = performance.now() + 15_000; kube.countRequests('list') < 3; ) {
+    if (performance.now() > until) throw new Error(`only ${kube.countRequests('list')} LISTs in 15 s of polling every 100ms`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
   kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...me, ...TERMINATING }] }))
   const { body } = await answer
   t.is(body.outcome, 'completed')
