@@ -15,11 +15,12 @@ import { checkKubeAccess } from '../src/kube/access-check.ts'
 import { createKubeClient, type KubeClient } from '../src/kube/client.ts'
 import { waitForEndpointRemoval } from '../src/kube/endpoint-wait.ts'
 import { createFileTokenSource, staticToken, type TokenSource } from '../src/kube/token.ts'
-import { createLogger, type Logger } from '../src/log.ts'
+import type { Logger } from '../src/log.ts'
 import { createFetch } from '../src/transport.ts'
-import { CLUSTER_CA_FILE, startFakeKube, type FakeKube } from './helpers/fake-kube.ts'
+import { captureLog } from './helpers/capture-log.ts'
+import { CLUSTER_CA_FILE, type Fault, startFakeKube } from './helpers/fake-kube.ts'
 import { endpointSlice, READY, TERMINATING } from './helpers/fixtures.ts'
-import { startSidecar } from './helpers/sidecar-process.ts'
+import { freePort, startSidecar } from './helpers/sidecar-process.ts'
 
 const NS = 'shop'
 const POD: PodIdentity = { name: 'web-1', namespace: NS, uid: 'uid-web-1', ips: ['10.0.0.7'] }
@@ -29,9 +30,8 @@ const holding = (name = 'web-abcde', conditions: object = READY) =>
   endpointSlice({ name, service: 'web', namespace: NS, endpoints: [{ ip: '10.0.0.7', podName: 'web-1', uid: 'uid-web-1', ...conditions }, { ip: '10.0.0.8', podName: 'web-2', ...READY }] })
 
 function capture() {
-  const lines: Array<Record<string, unknown>> = []
-  const log: Logger = createLogger((line) => lines.push(JSON.parse(line) as Record<string, unknown>))
-  return { log, lines, events: () => lines.map((l) => l.event as string) }
+  const log = captureLog()
+  return { log, lines: log.lines }
 }
 
 async function setup(t: { teardown: (fn: () => unknown) => void }, options: Parameters<typeof startFakeKube>[0] & { token?: TokenSource; requestTimeoutMs?: number; pageSize?: number } = {}) {
@@ -174,7 +174,6 @@ test('a WATCH whose headers never come times out and the wait watches again', as
 })
 
 test('connection refused until the API server comes up: the wait keeps trying and uses it once it answers', async (t) => {
-  const { freePort } = await import('./helpers/sidecar-process.ts')
   const port = await freePort()
   const fetch = createFetch({ ca: CA, connectTimeoutMs: 1_000 })
   t.teardown(() => fetch.close())
@@ -192,18 +191,7 @@ test('connection refused until the API server comes up: the wait keeps trying an
   t.true(kube.countRequests('list') >= 1)
 })
 
-test('the system clock rejects an aborted sleep with the signal\'s reason, as the Clock contract says', async (t) => {
-  const reason = new Error('deadline')
-  const error = await t.throwsAsync(systemClock.sleep(10_000, AbortSignal.abort(reason)))
-  t.is(error, reason)
-  const controller = new AbortController()
-  const sleeping = systemClock.sleep(10_000, controller.signal)
-  controller.abort(reason)
-  t.is(await t.throwsAsync(sleeping), reason)
-})
-
 test('connection refused for good: the wait holds until the caller deadline, then ends with that deadline', async (t) => {
-  const { freePort } = await import('./helpers/sidecar-process.ts')
   const port = await freePort()
   const fetch = createFetch({ ca: CA })
   t.teardown(() => fetch.close())
@@ -214,37 +202,51 @@ test('connection refused for good: the wait holds until the caller deadline, the
   t.true(ms < 800 + 2_000, `ended ${Math.round(ms)}ms after start`)
 })
 
-test('a connection reset before the answer is retried', async (t) => {
-  const { kube, client } = await setup(t)
-  const { log } = capture()
-  kube.upsert(holding())
-  kube.fault({ kind: 'reset' }, 'list')
-  kube.fault({ kind: 'reset' }, 'watch')
-  const running = drainWait(client, log, 10_000)
-  await until(() => kube.countRequests('watch') >= 2, 'a watch after the reset one')
-  kube.upsert(holding('web-abcde', TERMINATING))
-  const { result, deadlineHit } = await running
-  t.false(deadlineHit)
-  t.is(result?.slicesAtStart, 1)
-})
+const statusBody = (code: number) =>
+  JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'etcdserver: leader changed', reason: code === 500 ? 'InternalError' : 'ServiceUnavailable', code })
+const statusFault = (code: number): Fault => ({ kind: 'status', status: code, body: statusBody(code), headers: { 'content-type': 'application/json' } })
 
-test('a connection reset in the middle of a LIST body and of a watch event is retried, and logged as a lost connection, not as bad JSON', async (t) => {
-  const { kube, client } = await setup(t)
-  const { log, lines } = capture()
-  kube.upsert(holding())
-  kube.fault({ kind: 'cut', partial: '{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":' }, 'list')
-  kube.fault({ kind: 'cut', partial: '{"type":"MODIFIED","object":{"kind":"EndpointSlice","metadata":{"name":' }, 'watch')
-  const running = drainWait(client, log, 10_000)
-  await until(() => kube.countRequests('watch') >= 2, 'a watch after the cut one')
-  kube.upsert(holding('web-abcde', TERMINATING))
-  const { result, deadlineHit } = await running
-  t.false(deadlineHit)
-  t.is(result?.slicesAtStart, 1)
-  const listFailure = String(lines.find((l) => l.event === 'endpoint_list_failed')?.error)
-  t.regex(listFailure, /connection lost while reading the body/)
-  t.notRegex(listFailure, /not JSON/)
-  t.regex(JSON.stringify(lines.find((l) => l.event === 'endpoint_watch_failed')), /stream broke/)
-})
+/** One fault on the first LIST and the first WATCH, and what each failure must be logged as (no lies). */
+const retriedFaults: Array<{ fault: string; list: Fault; watch: Fault; listError: RegExp; watchError: RegExp; notListError?: RegExp }> = [
+  { fault: 'a connection reset before the answer', list: { kind: 'reset' }, watch: { kind: 'reset' }, listError: /fetch failed|socket|ECONNRESET/i, watchError: /fetch failed|socket|ECONNRESET/i },
+  {
+    fault: 'a connection reset in the middle of a LIST body and of a watch event',
+    list: { kind: 'cut', partial: '{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":' },
+    watch: { kind: 'cut', partial: '{"type":"MODIFIED","object":{"kind":"EndpointSlice","metadata":{"name":' },
+    listError: /connection lost while reading the body/,
+    notListError: /not JSON/,
+    watchError: /stream broke/,
+  },
+  {
+    fault: 'malformed JSON in a LIST and in a watch event',
+    list: { kind: 'raw', body: '{"kind":"EndpointSliceList","items":[{"metadata":' },
+    watch: { kind: 'raw', body: '{"type":"MODIFIED","object":{"metadata":{"name":\n' },
+    listError: /not JSON/,
+    watchError: /not JSON/,
+  },
+  { fault: 'HTTP 500', list: statusFault(500), watch: statusFault(500), listError: /status 500.*leader changed/, watchError: /leader changed/ },
+  { fault: 'HTTP 503', list: statusFault(503), watch: statusFault(503), listError: /status 503.*leader changed/, watchError: /leader changed/ },
+]
+
+for (const { fault, list, watch, listError, watchError, notListError } of retriedFaults) {
+  test(`${fault}: the LIST and the WATCH are retried, the answers after them used, and each failure logged as what it was`, async (t) => {
+    const { kube, client } = await setup(t)
+    const { log, lines } = capture()
+    kube.upsert(holding())
+    kube.fault(list, 'list')
+    kube.fault(watch, 'watch')
+    const running = drainWait(client, log, 10_000)
+    await until(() => kube.countRequests('watch') >= 2, 'a watch after the failed one')
+    kube.upsert(holding('web-abcde', TERMINATING))
+    const { result, deadlineHit } = await running
+    t.false(deadlineHit)
+    t.is(result?.slicesAtStart, 1)
+    const listFailure = String(lines.find((l) => l.event === 'endpoint_list_failed')?.error)
+    t.regex(listFailure, listError)
+    if (notListError) t.notRegex(listFailure, notListError)
+    t.regex(JSON.stringify(lines.find((l) => l.event === 'endpoint_watch_failed')), watchError)
+  })
+}
 
 test('watch events that arrive split across many small chunks are decoded whole', async (t) => {
   const { kube, client } = await setup(t, { watchChunkBytes: 7 })
@@ -259,25 +261,6 @@ test('watch events that arrive split across many small chunks are decoded whole'
   t.true(kube.watchBytes > 7 * 10, 'the event took many pieces')
   t.false(lines.some((l) => l.event === 'endpoint_watch_failed' || l.event === 'endpoint_list_failed'))
 })
-
-for (const status of [500, 503]) {
-  test(`HTTP ${status} on LIST and on WATCH is retried, and the answer after it is used`, async (t) => {
-    const { kube, client } = await setup(t)
-    const { log, lines } = capture()
-    kube.upsert(holding())
-    const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'etcdserver: leader changed', reason: status === 500 ? 'InternalError' : 'ServiceUnavailable', code: status })
-    kube.fault({ kind: 'status', status, body, headers: { 'content-type': 'application/json' } }, 'list')
-    kube.fault({ kind: 'status', status, body, headers: { 'content-type': 'application/json' } }, 'watch')
-    const running = drainWait(client, log, 10_000)
-    await until(() => kube.countRequests('watch') >= 2, 'a watch after the failed one')
-    kube.upsert(holding('web-abcde', TERMINATING))
-    const { result } = await running
-    t.is(result?.slicesAtStart, 1)
-    const listFailed = lines.find((l) => l.event === 'endpoint_list_failed')
-    t.is(listFailed?.status, status)
-    t.regex(JSON.stringify(lines.find((l) => l.event === 'endpoint_watch_failed')), /leader changed/)
-  })
-}
 
 test('429 with Retry-After (plain text, as APF sends it) delays the next LIST by at least that long', async (t) => {
   const { kube, client } = await setup(t)
@@ -328,21 +311,6 @@ test('403 during a drain is an outage like any other: the wait holds to the dead
   kube.allow('list')
   const { result } = await drainWait(client, log, 5_000)
   t.is(result?.slicesAtStart, 0)
-})
-
-test('malformed JSON in a LIST and in a watch event is a failure that is retried, never a crash', async (t) => {
-  const { kube, client } = await setup(t)
-  const { log, lines } = capture()
-  kube.upsert(holding())
-  kube.fault({ kind: 'raw', body: '{"kind":"EndpointSliceList","items":[{"metadata":' }, 'list')
-  kube.fault({ kind: 'raw', body: '{"type":"MODIFIED","object":{"metadata":{"name":\n' }, 'watch')
-  const running = drainWait(client, log, 10_000)
-  await until(() => kube.countRequests('watch') >= 2, 'a watch after the malformed one')
-  kube.upsert(holding('web-abcde', TERMINATING))
-  const { result } = await running
-  t.is(result?.slicesAtStart, 1)
-  t.regex(String(lines.find((l) => l.event === 'endpoint_list_failed')?.error), /not JSON/)
-  t.regex(JSON.stringify(lines.find((l) => l.event === 'endpoint_watch_failed')), /not JSON/)
 })
 
 test('a watch the server closes is resumed from the last resourceVersion, and ERROR 410 leads to a fresh LIST', async (t) => {
