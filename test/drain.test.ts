@@ -1,10 +1,8 @@
 import test from 'ava'
-import { Registry } from 'prom-client'
 import type { PodIdentity } from '../src/config.ts'
-import { createDrainCoordinator, type DrainSummary } from '../src/drain.ts'
+import type { DrainSummary } from '../src/drain.ts'
 import { waitForEndpointRemoval } from '../src/kube/endpoint-wait.ts'
-import { createMetrics } from '../src/metrics.ts'
-import { captureLog } from './helpers/capture-log.ts'
+import { metricValue, testCoordinator } from './helpers/coordinator.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
 import { endpointSlice, READY, TERMINATING } from './helpers/fixtures.ts'
 import { createMemoryKube } from './helpers/memory-kube.ts'
@@ -23,16 +21,11 @@ type Options = {
 
 function harness(options: Options = {}) {
   const clock = new FakeClock()
-  const log = captureLog()
-  const registry = new Registry()
-  const metrics = createMetrics(registry, { version: 'test', processMetrics: false })
   const kube = createMemoryKube()
   const app = scriptedFetch(options.app === 'unset' ? undefined : options.app)
   const envoy = scriptedFetch(options.envoy === 'unset' ? undefined : options.envoy)
-  const coordinator = createDrainCoordinator({
+  const { coordinator, log, registry } = testCoordinator({
     clock,
-    log,
-    metrics,
     appFetch: app.fetch,
     envoyFetch: envoy.fetch,
     waitForEndpoints:
@@ -58,12 +51,6 @@ function harness(options: Options = {}) {
 
 const ready = (h: ReturnType<typeof harness>) => h.kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ...me, ...READY }] }))
 const terminating = (h: ReturnType<typeof harness>) => h.kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ...me, ...TERMINATING }] }))
-
-async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
-  const metric = registry.getSingleMetric(name)
-  const { values } = await metric!.get()
-  return values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val))?.value
-}
 
 test('readiness flips the instant a drain starts', async (t) => {
   const h = harness()

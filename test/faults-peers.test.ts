@@ -7,7 +7,7 @@ import test from 'ava'
 import { systemClock } from '../src/clock.ts'
 import type { DrainSummary } from '../src/drain.ts'
 import { createFetch } from '../src/transport.ts'
-import { testCoordinator } from './helpers/coordinator.ts'
+import { metricValue, testCoordinator } from './helpers/coordinator.ts'
 import { startFakeApp } from './helpers/fake-app.ts'
 import { startFakeEnvoy, type Mode } from './helpers/fake-envoy.ts'
 import { freePort, startSidecar } from './helpers/sidecar-process.ts'
@@ -43,8 +43,7 @@ async function drain(t: { teardown: (fn: () => unknown) => void }, peers: Peers)
   const startedAt = performance.now()
   const summary: DrainSummary = await coordinator.start('hook')
   const ms = performance.now() - startedAt
-  const failures = (await registry.getSingleMetric('drain_coordinator_phase_failures_total')!.get()).values
-  const failed = (phase: string) => failures.find((v) => v.labels.phase === phase)?.value
+  const failed = (phase: string) => metricValue(registry, 'drain_coordinator_phase_failures_total', { phase })
   return { summary, ms, envoy, app, log, endpointsStartedAt: endpointsStartedAt ?? Infinity, endpointsDelayMs: (endpointsStartedAt ?? Infinity) - startedAt, failed }
 }
 
@@ -67,8 +66,8 @@ test('a hanging Envoy is cut off at the side-call timeout and reported failed wi
   t.is(summary.phases.envoy.status, 'failed')
   t.regex(String(summary.phases.envoy.error), /no answer within 1000ms/)
   t.is(summary.phases.app.status, 'ok')
-  t.is(failed('envoy'), 1)
-  t.is(failed('app'), 0)
+  t.is(await failed('envoy'), 1)
+  t.is(await failed('app'), 0)
 })
 
 test('Envoy answering 503 and the app answering 500 are each reported failed with the status; the drain completes', async (t) => {
@@ -78,8 +77,8 @@ test('Envoy answering 503 and the app answering 500 are each reported failed wit
   t.regex(String(summary.phases.envoy.error), /status 503/)
   t.is(summary.phases.app.status, 'failed')
   t.regex(String(summary.phases.app.error), /status 500/)
-  t.is(failed('envoy'), 1)
-  t.is(failed('app'), 1)
+  t.is(await failed('envoy'), 1)
+  t.is(await failed('app'), 1)
   t.is(log.lines.filter((l) => l.event === 'phase_failed').length, 2)
 })
 
@@ -97,7 +96,7 @@ test('an Envoy admin that is down (connection refused) is reported failed with i
   t.is(summary.phases.envoy.status, 'failed')
   t.regex(String(summary.phases.envoy.error), /Envoy drain: POST http:\/\/127\.0\.0\.1:\d+\/drain_listeners\?inboundonly&graceful.*(ECONNREFUSED|fetch failed)/)
   t.is(summary.phases.app.status, 'ok')
-  t.is(failed('envoy'), 1)
+  t.is(await failed('envoy'), 1)
 })
 
 test('a slow app (answers after 300ms) is reported ok with its duration and does not hold the endpoint wait', async (t) => {
@@ -147,6 +146,6 @@ test('a settle cut short by the deadline (real clock) is reported cancelled, not
   t.is(summary.outcome, 'timeout')
   t.is(summary.phases.endpoints.status, 'ok')
   t.is(summary.phases.settle.status, 'cancelled')
-  t.is(failed('settle'), 0)
+  t.is(await failed('settle'), 0)
   t.false(log.lines.some((l) => l.event === 'phase_failed'))
 })

@@ -253,18 +253,12 @@ async function* chunksOf(bytes: Uint8Array, cuts: number[]) {
   yield bytes.subarray(from)
 }
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 test('watch stream: any chunking of a byte stream (multi-byte characters included) yields the same events', async (t) => {
   await fc.assert(
     fc.asyncProperty(fc.array(eventArb, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 40 }), fc.boolean(), async (events, cuts, trailingNewline) => {
       const text = events.map((e) => JSON.stringify(e)).join('\n') + (trailingNewline ? '\n' : '')
       const bytes = new TextEncoder().encode(text)
-      const decoded = await collect(decodeWatchStream(chunksOf(bytes, cuts)))
+      const decoded = await Array.fromAsync(decodeWatchStream(chunksOf(bytes, cuts)))
       return JSON.stringify(decoded) === JSON.stringify(events.map((e) => JSON.parse(JSON.stringify(e)) as unknown))
     }),
     { numRuns: 500 },
@@ -277,7 +271,7 @@ test('watch stream: the line splitter yields the trimmed non-empty lines whateve
   await fc.assert(
     fc.asyncProperty(fc.array(line, { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 30 }), async (lines, cuts) => {
       const text = lines.join('\n')
-      const out = await collect(splitLines(chunksOf(new TextEncoder().encode(text), cuts)))
+      const out = await Array.fromAsync(splitLines(chunksOf(new TextEncoder().encode(text), cuts)))
       return JSON.stringify(out) === JSON.stringify(lines.map((l) => l.trim()).filter((l) => l !== ''))
     }),
     { numRuns: 500 },
@@ -290,7 +284,7 @@ test('watch stream: the splitter refuses a line longer than its cap instead of g
   async function* endless() {
     for (let i = 0; i < 100; i++) yield chunk
   }
-  await t.throwsAsync(collect(splitLines(endless(), 10_000)), { instanceOf: WatchDecodeError })
+  await t.throwsAsync(Array.fromAsync(splitLines(endless(), 10_000)), { instanceOf: WatchDecodeError })
 })
 
 test('watch stream: the event decoder returns a typed event or throws WatchDecodeError, never anything else', (t) => {

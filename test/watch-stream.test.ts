@@ -9,45 +9,39 @@ async function* chunked(bytes: Uint8Array, size: number) {
   for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size)
 }
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 test('the documented watch stream decodes to ADDED, MODIFIED, BOOKMARK, MODIFIED', async (t) => {
-  const events = await collect(decodeWatchStream(chunked(bookmarkFixture, 1 << 20)))
+  const events = await Array.fromAsync(decodeWatchStream(chunked(bookmarkFixture, 1 << 20)))
   t.deepEqual(events.map((e) => e.type), ['ADDED', 'MODIFIED', 'BOOKMARK', 'MODIFIED'])
   t.is((events[2]!.object as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion, "12746")
 })
 
 test('events split across chunks at every size decode the same', async (t) => {
-  const whole = await collect(decodeWatchStream(chunked(bookmarkFixture, 1 << 20)))
+  const whole = await Array.fromAsync(decodeWatchStream(chunked(bookmarkFixture, 1 << 20)))
   for (const size of [1, 2, 3, 7, 64, 1000]) {
-    t.deepEqual(await collect(decodeWatchStream(chunked(bookmarkFixture, size))), whole, `chunks of ${size} bytes`)
+    t.deepEqual(await Array.fromAsync(decodeWatchStream(chunked(bookmarkFixture, size))), whole, `chunks of ${size} bytes`)
   }
 })
 
 test('a multi-byte character split between chunks survives', async (t) => {
   const bytes = new TextEncoder().encode('{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"1"},"note":"é€"}}\n')
-  const events = await collect(decodeWatchStream(chunked(bytes, 1)))
+  const events = await Array.fromAsync(decodeWatchStream(chunked(bytes, 1)))
   t.is((events[0]!.object as { note?: string }).note, 'é€')
 })
 
 test('the ERROR event of a too-old resourceVersion carries the 410 Status', async (t) => {
-  const [event] = await collect(decodeWatchStream(chunked(expiredFixture, 1 << 20)))
+  const [event] = await Array.fromAsync(decodeWatchStream(chunked(expiredFixture, 1 << 20)))
   t.is(event!.type, 'ERROR')
   t.like(event!.object, { kind: 'Status', code: 410, reason: 'Expired' })
 })
 
 test('a last line without a newline still counts', async (t) => {
-  const lines = await collect(splitLines(chunked(new TextEncoder().encode('a\n\nb'), 1)))
+  const lines = await Array.fromAsync(splitLines(chunked(new TextEncoder().encode('a\n\nb'), 1)))
   t.deepEqual(lines, ['a', 'b'])
 })
 
 test('an over-long line is refused instead of growing memory', async (t) => {
   const big = new Uint8Array(2_000).fill(0x61)
-  await t.throwsAsync(collect(splitLines(chunked(big, 100), 1_000)), { instanceOf: WatchDecodeError, message: /larger than 1000 bytes/ })
+  await t.throwsAsync(Array.fromAsync(splitLines(chunked(big, 100), 1_000)), { instanceOf: WatchDecodeError, message: /larger than 1000 bytes/ })
 })
 
 test('malformed events name what is wrong', (t) => {

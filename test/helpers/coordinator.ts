@@ -30,3 +30,9 @@ export function testCoordinator(options: {
   })
   return { coordinator, log, registry, metrics }
 }
+
+/** The value of one series of a metric in `registry`: the one whose labels include `labels`. */
+export async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+  const { values } = await registry.getSingleMetric(name)!.get()
+  return values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val))?.value
+}

@@ -38,7 +38,7 @@ function globRegex(glob: string): RegExp {
  * Parses .dockerignore as Docker does: one pattern a line, `#` lines are comments, blank lines are skipped, a
  * leading `!` makes an exception, and each pattern is cleaned (filepath.Clean, leading `/` dropped).
  */
-export function parseDockerignore(text: string): Pattern[] {
+function parseDockerignore(text: string): Pattern[] {
   const patterns: Pattern[] = []
   for (const raw of text.split('\n')) {
     let line = raw.trim()
@@ -56,7 +56,7 @@ export function parseDockerignore(text: string): Pattern[] {
  * Whether a context-relative path is left out: the last pattern that matches the path or one of its parent
  * directories decides (moby/patternmatcher's MatchesOrParentMatches).
  */
-export function isIgnored(patterns: Pattern[], path: string): boolean {
+function isIgnored(patterns: Pattern[], path: string): boolean {
   const parts = path.split('/')
   const candidates = parts.map((_, i) => parts.slice(0, i + 1).join('/'))
   let ignored = false

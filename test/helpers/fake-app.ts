@@ -1,10 +1,9 @@
-/** A fake application: a shutdown URL that records POSTs, and a readiness endpoint whose answer tests set. */
+/** A fake application: a shutdown URL that records POSTs, answered with a status (and after a delay) tests set. */
 import { createServer } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 
 export async function startFakeApp() {
   const calls: Array<{ method: string; path: string; at: number; userAgent: string | undefined }> = []
-  let readyStatus = 200
   let hang = false
   let delayMs = 0
   let shutdownStatus = 200
@@ -14,10 +13,6 @@ export async function startFakeApp() {
     if (hang) return
     if (req.url === '/shutdown' && req.method === 'POST') {
       setTimeout(() => res.writeHead(shutdownStatus).end(shutdownStatus < 300 ? 'shutting down\n' : 'no\n'), delayMs)
-      return
-    }
-    if (req.url === '/ready' && req.method === 'GET') {
-      res.writeHead(readyStatus).end(readyStatus < 300 ? 'ok\n' : 'not ready\n')
       return
     }
     res.writeHead(404).end()
@@ -32,11 +27,7 @@ export async function startFakeApp() {
   return {
     url: base,
     shutdownUrl: `${base}/shutdown`,
-    readyUrl: `${base}/ready`,
     calls,
-    setReady(status: number) {
-      readyStatus = status
-    },
     setShutdownStatus(status: number) {
       shutdownStatus = status
     },

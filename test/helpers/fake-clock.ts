@@ -1,6 +1,6 @@
 /**
  * A clock tests move by hand (after k8s.io/utils/clock/testing.FakeClock): `advance` wakes sleepers in deadline
- * order and lets each continuation run before the next, `untilSleeping` waits until the code under test is parked.
+ * order and lets each continuation run before the next, `settle` lets the code under test run without moving time.
  */
 import type { Clock } from '../../src/clock.ts'
 
@@ -38,18 +38,6 @@ export class FakeClock implements Clock {
       this.#sleepers.push(sleeper)
       signal?.addEventListener('abort', onAbort, { once: true })
     })
-  }
-
-  /** Pending sleeps, soonest first, as offsets from now. */
-  get pending(): number[] {
-    return this.#sleepers.map((s) => s.at - this.#now).sort((a, b) => a - b)
-  }
-
-  async untilSleeping(count = 1): Promise<void> {
-    for (let turn = 0; this.#sleepers.length < count; turn++) {
-      if (turn > 2_000) throw new Error(`expected ${count} pending sleep(s), have ${this.#sleepers.length}`)
-      await nextTurn()
-    }
   }
 
   /** Lets pending promise chains (and in-memory I/O) run without moving time. */

@@ -46,8 +46,6 @@ export type FakeKubeOptions = {
   /** Serve the rogue CA's certificate instead: a server that must never be trusted. */
   rogueCertificate?: boolean
   tokens?: string[]
-  /** How many past events a WATCH can resume from; older resourceVersions get ERROR 410. */
-  historyLimit?: number
   /** Send BOOKMARK events this often to watchers that asked for them; 0: never. */
   bookmarkIntervalMs?: number
   /**
@@ -71,7 +69,9 @@ export type FakeKube = Awaited<ReturnType<typeof startFakeKube>>
 export async function startFakeKube(options: FakeKubeOptions = {}) {
   const namespace = options.namespace ?? 'default'
   const tls = options.tls ?? true
-  const historyLimit = options.historyLimit ?? 10_000
+  // How many past events a WATCH can resume from (older resourceVersions get ERROR 410): a bounded window, as
+  // the API server's watch cache keeps, so long simulator runs do not grow without end.
+  const historyLimit = 10_000
   let tokens = new Set(options.tokens ?? ['test-token'])
   const forbidden = new Set<Verb>()
   const slices = new Map<string, Stored>()

@@ -67,15 +67,6 @@ export function kustomizationDirs(): { kustomizations: string[]; components: str
   return { kustomizations: kustomizations.sort(), components: components.sort() }
 }
 
-export function kustomizeAvailable(): boolean {
-  try {
-    execFileSync('kustomize', ['version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
-
 const rendered = new Map<string, K8sObject[]>()
 
 /** `kustomize build manifests/<dir>`, parsed. */
