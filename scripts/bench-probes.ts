@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
+import { median, percentile } from '../sim/common.ts'
 import { startFakeKube } from '../test/helpers/fake-kube.ts'
 import { endpointSlice, READY, TERMINATING } from '../test/helpers/fixtures.ts'
 import { BUNDLE, startSidecar } from '../test/helpers/sidecar-process.ts'
@@ -125,8 +126,7 @@ async function run(kube: Awaited<ReturnType<typeof startFakeKube>>, tokenFile: s
     const settleLatenessMs = typeof settle?.durationSeconds === 'number' ? settle.durationSeconds * 1_000 - SETTLE_MS : undefined
     const result: RunResult = { releaseDelayMs: answeredAt - removedAt - SETTLE_MS, settleLatenessMs }
     if (stats) {
-      const sorted = stats.latenciesMs.sort((a, b) => a - b)
-      const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
+      const pct = (p: number) => percentile(stats.latenciesMs, p) ?? Number.NaN
       result.load = { rps: stats.sent / stats.seconds, errors: stats.errors, p50: pct(50), p99: pct(99) }
     }
     return result
@@ -135,10 +135,8 @@ async function run(kube: Awaited<ReturnType<typeof startFakeKube>>, tokenFile: s
   }
 }
 
-const summarize = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  return { median: sorted[Math.floor(sorted.length / 2)]!, min: sorted[0]!, max: sorted.at(-1)! }
-}
+// The same median and percentiles as the rollout bench (sim/common.ts).
+const summarize = (values: number[]) => ({ median: median(values) ?? Number.NaN, min: Math.min(...values), max: Math.max(...values) })
 const ms = (value: number) => `${value.toFixed(1)} ms`
 
 const kube = await startFakeKube({ namespace: NS })
@@ -170,7 +168,7 @@ const report = {
   baseline: { releaseDelayMs: base, settleLatenessMs: summarize(baseline.map((r) => r.settleLatenessMs ?? Number.NaN)) },
   loaded: { releaseDelayMs: load, settleLatenessMs: summarize(loaded.map((r) => r.settleLatenessMs ?? Number.NaN)), achievedRps: rps, probeP99Ms: p99, probeErrors: errors },
   addedDelayMs: { median: load.median - base.median, max: load.max - base.max },
-  runs: { baseline, loaded: loaded.map(({ load: l, ...rest }) => ({ ...rest, load: l })) },
+  runs: { baseline, loaded },
 }
 await mkdir(args.out!, { recursive: true })
 const file = join(args.out!, 'probes.json')

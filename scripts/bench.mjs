@@ -9,11 +9,30 @@ cd(new URL('..', import.meta.url).pathname)
 // The bench measures the current source: bundle it (esbuild only; `npm run build` also type-checks).
 await $({ stdio: 'inherit' })`node scripts/bundle.mjs`
 const { runBench, benchMarkdown } = await import('../sim/bench.ts')
-const list = (value) => (typeof value === 'string' && value !== '' ? value.split(',') : undefined)
+const { CONDITIONS, STRATEGIES } = await import('../sim/scenario.ts')
+/** A comma-separated option, every entry one of `known`; a typo stops the bench instead of running the wrong thing. */
+function list(name, known) {
+  const value = argv[name]
+  if (typeof value !== 'string' || value === '') return undefined
+  const entries = value.split(',')
+  const unknown = entries.filter((entry) => !known.includes(entry))
+  if (unknown.length > 0) {
+    console.error(`--${name}: unknown ${unknown.join(', ')}; expected a comma-separated list of ${known.join(', ')}`)
+    process.exit(2)
+  }
+  return entries
+}
+const strategies = list('strategies', [...STRATEGIES])
+const conditions = list('conditions', Object.keys(CONDITIONS))
+const scaleSizes = argv.scale === undefined ? undefined : String(argv.scale).split(',').map(Number)
+if (scaleSizes?.some((n) => !Number.isInteger(n) || n < 1)) {
+  console.error(`--scale: ${argv.scale} is not valid; expected a comma-separated list of drain counts such as 1,100,1000`)
+  process.exit(2)
+}
 const result = await runBench({
-  strategies: list(argv.strategies),
-  conditions: list(argv.conditions),
-  scaleSizes: list(String(argv.scale ?? ''))?.map(Number),
+  strategies,
+  conditions,
+  scaleSizes,
   skipScale: Boolean(argv['skip-scale']),
   skipScenarios: Boolean(argv['skip-scenarios']),
   outDir: argv.out ?? 'bench-results',

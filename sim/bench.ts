@@ -7,34 +7,29 @@ import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { scaleTable, scenarioTable } from './report.ts'
 import { runScale, type ScaleResult } from './scale.ts'
-import { CONDITIONS, type ConditionName, runScenario, type ScenarioOptions, type ScenarioResult, STRATEGIES, type Strategy } from './scenario.ts'
+import { CONDITIONS, type ConditionName, runScenario, type ScenarioResult, STRATEGIES, type Strategy } from './scenario.ts'
 
-export type BenchOptions = {
+type BenchOptions = {
   strategies?: Strategy[]
   conditions?: ConditionName[]
   scaleSizes?: number[]
   skipScenarios?: boolean
   skipScale?: boolean
   outDir: string
-  scenario?: Partial<Omit<ScenarioOptions, 'strategy' | 'condition'>>
 }
-
-export const BENCH_DEFAULTS = {
-  replicas: 3, rollout: 3, ratePerSecond: 200, workMs: 5, graceMs: 30_000, sleepMs: 5_000, settleMs: 2_000, drainTimeoutMs: 20_000, pollIntervalMs: 1_000,
-} satisfies Partial<ScenarioOptions>
 
 export async function runBench(options: BenchOptions): Promise<{ file: string; scenarios: ScenarioResult[]; scale: ScaleResult[] }> {
   const log = (text: string) => process.stderr.write(`${text}\n`)
   const scenarios: ScenarioResult[] = []
   const scale: ScaleResult[] = []
-  const settings = { ...BENCH_DEFAULTS, ...options.scenario }
   const startedAt = new Date()
   if (!options.skipScenarios) {
     for (const conditionName of options.conditions ?? (Object.keys(CONDITIONS) as ConditionName[])) {
       const condition = CONDITIONS[conditionName]
       for (const strategy of options.strategies ?? [...STRATEGIES]) {
         const began = performance.now()
-        const result = await runScenario({ ...settings, strategy, condition })
+        // runScenario's defaults are the bench's settings; each result records the options it ran with.
+        const result = await runScenario({ strategy, condition })
         scenarios.push(result)
         log(`  ${condition.name.padEnd(19)} ${strategy.padEnd(11)} ${String(result.load.sent).padStart(5)} sent ${String(result.load.failed).padStart(4)} failed  (${((performance.now() - began) / 1_000).toFixed(1)} s)`)
       }
@@ -53,7 +48,7 @@ export async function runBench(options: BenchOptions): Promise<{ file: string; s
   await mkdir(options.outDir, { recursive: true })
   const file = join(options.outDir, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`)
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, platform: process.platform }
-  await writeFile(file, JSON.stringify({ startedAt: startedAt.toISOString(), machine, settings, conditions: CONDITIONS, scenarios, scale }, null, 2) + '\n')
+  await writeFile(file, JSON.stringify({ startedAt: startedAt.toISOString(), machine, conditions: CONDITIONS, scenarios, scale }, null, 2) + '\n')
   return { file, scenarios, scale }
 }
 

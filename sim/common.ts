@@ -81,7 +81,9 @@ export function startChild(name: string, args: string[], env: Record<string, str
     lines,
     stderr: () => stderr,
     exited: new Promise((resolve) => {
-      child.on('exit', (code, signal) => {
+      // 'close', not 'exit': only then has every line the child wrote been read, so waitFor never gives up on a
+      // report that is still in the pipe.
+      child.on('close', (code, signal) => {
         done = true
         running.delete(handle)
         for (const wake of wakers) wake()
