@@ -69,7 +69,7 @@ export function sourceUrl({ source, origin, pkg }) {
 }
 
 /** https URL of a git remote (git@host:owner/repo.git and ssh:// forms too), or undefined. */
-export function sourceUrlFromRemote(remote) {
+function sourceUrlFromRemote(remote) {
   const text = remote.trim()
   if (text === '') return undefined
   const scp = /^[\w.-]+@([\w.-]+):(.+?)(\.git)?$/.exec(text)

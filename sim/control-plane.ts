@@ -14,7 +14,7 @@ import { now } from './common.ts'
 export type PodRef = { name: string; uid: string; ip: string }
 type EndpointCondition = 'ready' | 'terminating'
 
-export const MAX_ENDPOINTS_PER_SLICE = 100
+const MAX_ENDPOINTS_PER_SLICE = 100
 
 export type ControlPlane = Awaited<ReturnType<typeof startControlPlane>>
 

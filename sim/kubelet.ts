@@ -30,7 +30,7 @@ export type Termination = {
   podExitedAt: number | undefined
 }
 
-export const KUBELET_USER_AGENT = 'kube-lifecycle/1.33'
+const KUBELET_USER_AGENT = 'kube-lifecycle/1.33'
 const MINIMUM_GRACE_PERIOD_MS = 2_000
 
 export async function terminatePod(

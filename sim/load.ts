@@ -6,7 +6,7 @@
 import { Agent, request } from 'node:http'
 import { now, within } from './common.ts'
 
-export type FailureKind = 'refused' | 'reset' | 'timeout' | '5xx' | 'other'
+type FailureKind = 'refused' | 'reset' | 'timeout' | '5xx' | 'other'
 export type Failure = { at: number; kind: FailureKind; detail: string; keepAlive: boolean; backend: string | undefined }
 
 export type LoadResult = {
@@ -73,10 +73,6 @@ export function startLoad({ url, ratePerSecond, timeoutMs = 3_000, keepAliveShar
   }, intervalMs)
 
   return {
-    get sent() {
-      return sent
-    },
-    failuresSoFar: () => failures.length,
     /** Stops sending, waits (bounded) for every request in flight to finish, and returns the totals. */
     async stop(): Promise<LoadResult> {
       stopped = true

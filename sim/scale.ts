@@ -19,7 +19,7 @@ import { type Child, now, percentile, SIM_DIR, sleep, startChild, within } from 
 import type { PodRef } from './control-plane.ts'
 
 /** Sidecars run in processes of their own (at most; every one when N is smaller). */
-export const SCALE_PROBES = 30
+const SCALE_PROBES = 30
 
 type Latencies = { p50: number | undefined; p99: number | undefined; max: number | undefined; count: number }
 

@@ -6,11 +6,11 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { YAML } from 'zx'
 
-export const RULES_FILE = fileURLToPath(new URL('drain-coordinator.rules.yml', import.meta.url))
-export const PROMETHEUS_RULE_FILE = fileURLToPath(new URL('prometheusrule.yaml', import.meta.url))
+const RULES_FILE = fileURLToPath(new URL('drain-coordinator.rules.yml', import.meta.url))
+const PROMETHEUS_RULE_FILE = fileURLToPath(new URL('prometheusrule.yaml', import.meta.url))
 
 /** The PrometheusRule document for a promtool rule file's text. */
-export function renderPrometheusRule(rulesText) {
+function renderPrometheusRule(rulesText) {
   const { groups } = YAML.parse(rulesText)
   const rule = {
     apiVersion: 'monitoring.coreos.com/v1',
