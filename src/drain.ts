@@ -124,6 +124,12 @@ export function createDrainCoordinator(deps: DrainDeps) {
       if (deps.waitForEndpoints === undefined) reports.endpoints = { status: 'skipped' }
       else await phase('endpoints', async (signal) => ({ ...(await deps.waitForEndpoints!(signal)) }), drainDeadline.signal)
       if (drainDeadline.signal.aborted) return
+      // A wait that failed proved nothing: the endpoint may still be routed to. Without evidence the hook is held to
+      // the deadline and the outcome says 'timeout', never 'completed'.
+      if (reports.endpoints.status === 'failed') {
+        log.warn('drain_held_without_evidence', { reason: 'the endpoint wait failed', until: 'DRAIN_TIMEOUT' })
+        return abortedPromise(drainDeadline.signal)
+      }
       await phase('settle', (signal) => clock.sleep(config.settleMs, signal), drainDeadline.signal)
     })()
     // Nothing in the sequence may hold the hook past the deadline, even code that ignores its signal.

@@ -219,3 +219,24 @@ test('log lines tell the story: started with the caller, each phase, finished wi
   t.deepEqual([...phases].sort(), ['app', 'endpoints', 'envoy', 'settle'])
   t.like(h.log.lines.at(-1), { event: 'drain_finished', outcome: 'completed' })
 })
+
+test('an endpoint wait that throws proves nothing: the hook is held to the deadline and the outcome is timeout', async (t) => {
+  const clock = new FakeClock()
+  const { coordinator, log } = testCoordinator({
+    clock,
+    waitForEndpoints: async () => {
+      throw new RangeError('Maximum call stack size exceeded')
+    },
+    config: { settleMs: 1_000, timeoutMs: 20_000 },
+  })
+  let answered: DrainSummary | undefined
+  const answer = coordinator.start('hook').then((summary) => (answered = summary))
+  await clock.advance(19_999)
+  t.is(answered, undefined, 'still held after the settle time would have passed')
+  await clock.advance(1)
+  await answer
+  t.is(answered?.outcome, 'timeout')
+  t.is(answered?.phases.endpoints.status, 'failed')
+  t.is(answered?.phases.settle.status, 'cancelled')
+  t.true(log.events().includes('drain_held_without_evidence'))
+})

@@ -1,7 +1,7 @@
 /**
  * Renders the kustomizations under manifests/ with the real kustomize binary and validates every object with
  * kubernetes-models (validators compiled from the Kubernetes OpenAPI schema; the prometheus-operator package
- * for PodMonitor and PrometheusRule). kustomize comes from manifests/tools/install-kustomize.sh (CI runs it).
+ * for PodMonitor and PrometheusRule). kustomize is built from its Go module by scripts/tools.mjs (the test command does it).
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
@@ -18,6 +18,7 @@ import { Secret } from 'kubernetes-models/v1/Secret'
 import { Service } from 'kubernetes-models/v1/Service'
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount'
 import { YAML } from 'zx'
+import { toolBinary } from '../../scripts/tools.mjs'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 export const MANIFESTS = join(REPO_ROOT, 'manifests')
@@ -75,10 +76,9 @@ export function render(dir: string): K8sObject[] {
   if (objects === undefined) {
     let text: string
     try {
-      text = execFileSync('kustomize', ['build', join(MANIFESTS, dir)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+      text = execFileSync(toolBinary('kustomize'), ['build', join(MANIFESTS, dir)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
     } catch (error) {
-      const e = error as { code?: string; stderr?: string }
-      if (e.code === 'ENOENT') throw new Error('kustomize is not installed: run manifests/tools/install-kustomize.sh (as root)')
+      const e = error as { stderr?: string }
       throw new Error(`kustomize build ${dir} failed: ${e.stderr ?? String(error)}`)
     }
     objects = YAML.parseAllDocuments(text).map((doc) => doc.toJSON() as K8sObject).filter((o) => o !== null)
