@@ -245,6 +245,12 @@ test('a pod that already runs the sidecar keeps it; its own DRAIN_TIMEOUT sets t
   t.is(status, EXIT.refused)
   t.regex(lines[0]!, /terminationGracePeriodSeconds 60 is shorter than the drain budget, 90s \(DRAIN_TIMEOUT 60s/)
   t.is(stdout, lowered)
+  // A sidecar whose env the sidecar itself would reject is reported, not trusted for the budget.
+  const broken = once.replace('value: 60s', 'value: soon')
+  const refused = await cli([], broken)
+  t.is(refused.status, EXIT.refused)
+  t.is(refused.lines[0], 'drain-coordinator inject: refused Deployment/web, container drain-coordinator: its env is not valid: DRAIN_TIMEOUT="soon" is not valid: expected a duration such as 500ms, 5s, 2m, 1m30s, or a number of seconds, from 1ms up to 24h')
+  t.is(refused.stdout, broken)
 })
 
 test('objects annotated drain-coordinator/inject: "false", other kinds and other API versions pass through', (t) => {
