@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
+import { text } from 'node:stream/consumers'
 import type { Server as HttpServer } from 'node:http'
 import { serve, type ServerType } from '@hono/node-server'
 import { Registry } from 'prom-client'
@@ -190,4 +191,13 @@ async function main(): Promise<void> {
   void checkAccess?.().catch((error: unknown) => log.warn('kube_access_unchecked', { error: describeError(error) }))
 }
 
-await main()
+if (process.argv[2] === 'inject') {
+  // A subcommand of the same bundle (README, Adding it to a pod): no configuration read, no port opened.
+  const { runInject } = await import('./inject/cli.ts')
+  process.exitCode = await runInject(process.argv.slice(3), {
+    readFile: (path) => readFile(path, 'utf8'),
+    readStdin: () => text(process.stdin),
+    write: (output) => process.stdout.write(output),
+    warn: (line) => process.stderr.write(line),
+  })
+} else await main()

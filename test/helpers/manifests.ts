@@ -9,11 +9,17 @@ import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor'
 import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule'
+import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet'
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment'
+import { ReplicaSet } from 'kubernetes-models/apps/v1/ReplicaSet'
+import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet'
+import { CronJob } from 'kubernetes-models/batch/v1/CronJob'
+import { Job } from 'kubernetes-models/batch/v1/Job'
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy'
 import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role'
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding'
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap'
+import { Pod } from 'kubernetes-models/v1/Pod'
 import { Secret } from 'kubernetes-models/v1/Secret'
 import { Service } from 'kubernetes-models/v1/Service'
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount'
@@ -34,7 +40,13 @@ const MODELS: Record<string, Model> = {
   'v1/Service': Service,
   'v1/Secret': Secret,
   'v1/ConfigMap': ConfigMap,
+  'v1/Pod': Pod,
   'apps/v1/Deployment': Deployment,
+  'apps/v1/StatefulSet': StatefulSet,
+  'apps/v1/DaemonSet': DaemonSet,
+  'apps/v1/ReplicaSet': ReplicaSet,
+  'batch/v1/Job': Job,
+  'batch/v1/CronJob': CronJob,
   'rbac.authorization.k8s.io/v1/Role': Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
@@ -42,8 +54,12 @@ const MODELS: Record<string, Model> = {
   'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
 }
 
-/** Validates one object against its schema; throws with the validator's messages, or when no schema is known. */
+/** Validates one object against its schema; throws with the validator's messages, or when no schema is known. A List's items each. */
 export function validateObject(object: K8sObject): void {
+  if (object.apiVersion === 'v1' && object.kind === 'List') {
+    for (const item of object.items as K8sObject[]) validateObject(item)
+    return
+  }
   const Model = MODELS[`${object.apiVersion}/${object.kind}`]
   if (Model === undefined) throw new Error(`no schema registered for ${object.apiVersion} ${object.kind} (${object.metadata?.name})`)
   new Model(object as never).validate()
