@@ -171,7 +171,7 @@ async function main(): Promise<void> {
   installSignalHandlers(process, {
     coordinator,
     log,
-    beforeExit: async () => log.info('final_scrape', await scrapes.waitForFinalScrape(config.finalScrapeWaitMs)),
+    beforeExit: async (cut) => log.info('final_scrape', await scrapes.waitForFinalScrape(config.finalScrapeWaitMs, cut)),
     closeServer: async () => {
       if (server !== undefined) log.info('server_closed', { how: await closeGracefully(server as HttpServer) })
     },
