@@ -31,15 +31,16 @@ const CLOSE_GRACE_MS = 2_000
 
 /**
  * Limits on the one HTTP port. Node's requestTimeout bounds receiving a request (not a held answer), but it is
- * kept above DRAIN_TIMEOUT anyway so no setting of it can ever cut a /prestop short; headersTimeout stops
- * clients that dribble headers; the check interval makes both act within a second rather than Node's 30 s.
+ * kept above DRAIN_TIMEOUT anyway so no setting of it can ever cut a /prestop short; headersTimeout
+ * (DRAIN_HEADERS_TIMEOUT) stops clients that dribble headers; the check interval makes both act within a second
+ * (or half the headers timeout) rather than Node's 30 s.
  */
-function serverOptions(timeoutMs: number) {
+function serverOptions(config: Pick<Config, 'timeoutMs' | 'headersTimeoutMs'>) {
   return {
-    headersTimeout: 10_000,
-    requestTimeout: timeoutMs + 30_000,
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.timeoutMs + 30_000,
     keepAliveTimeout: 5_000,
-    connectionsCheckingInterval: 1_000,
+    connectionsCheckingInterval: Math.min(1_000, Math.ceil(config.headersTimeoutMs / 2)),
     maxHeaderSize: 16 * 1024,
   }
 }
@@ -88,7 +89,7 @@ function readCa(config: Config): string | undefined {
 function listen(app: { fetch: (request: Request, env: unknown) => Response | Promise<Response> }, config: Config, log: Logger): Promise<ServerType> {
   const start = (hostname: string) =>
     new Promise<ServerType>((resolve, reject) => {
-      const server = serve({ fetch: app.fetch, port: config.port, hostname, serverOptions: serverOptions(config.timeoutMs) }, () => resolve(server))
+      const server = serve({ fetch: app.fetch, port: config.port, hostname, serverOptions: serverOptions(config) }, () => resolve(server))
       server.once('error', reject)
     })
   if (config.host !== undefined) return start(config.host)
