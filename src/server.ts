@@ -50,6 +50,18 @@ export function createServerApp({ coordinator, readiness, metrics, log, hookToke
         return c.json({ error: 'unauthorized', message: `/prestop requires the ${HOOK_TOKEN_HEADER} header` }, 401)
       }
     }
+    // The whole request must have arrived before a drain starts: a body that breaks off (a malformed chunk, a
+    // hang-up) would otherwise start a drain that nobody is held for. No body is expected; a small one is dropped.
+    const body = await readHookBody(c.req.raw)
+    if (body !== 'read') {
+      metrics.hookRequest('bad_request')
+      log.warn('hook_rejected', { reason: body === 'too-large' ? `request body over ${MAX_HOOK_BODY_BYTES} bytes` : 'request body broken off or malformed', userAgent: c.req.header('user-agent') ?? null, remote: remoteOf(c.env) })
+      // The rest of the body is unread: the connection cannot carry another request.
+      c.header('connection', 'close')
+      return body === 'too-large'
+        ? c.json({ error: 'payload too large', message: `/prestop takes no body (at most ${MAX_HOOK_BODY_BYTES} bytes, ignored); nothing started` }, 413)
+        : c.json({ error: 'bad request', message: 'the request body broke off before its end; nothing started' }, 400)
+    }
     const summary = await coordinator.start('hook', c.req.header('user-agent'))
     // A caller that hung up (kubelet gave up at the grace period, a client timeout) was not answered: say so.
     if (c.req.raw.signal.aborted) {
@@ -83,6 +95,31 @@ export function createServerApp({ coordinator, readiness, metrics, log, hookToke
   })
 
   return app
+}
+
+/** /prestop ignores its body; kubelet's httpGet hook sends none. */
+export const MAX_HOOK_BODY_BYTES = 64 * 1024
+
+/** Reads and drops a request body: 'read' once all of it has arrived, never holding more than one chunk. */
+async function readHookBody(request: Request): Promise<'read' | 'too-large' | 'broken'> {
+  const declared = Number(request.headers.get('content-length') ?? 0)
+  if (declared > MAX_HOOK_BODY_BYTES) return 'too-large'
+  if (request.body === null) return 'read'
+  const reader = request.body.getReader()
+  let bytes = 0
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) return 'read'
+      bytes += value.byteLength
+      if (bytes > MAX_HOOK_BODY_BYTES) {
+        void reader.cancel().catch(() => {})
+        return 'too-large'
+      }
+    }
+  } catch {
+    return 'broken'
+  }
 }
 
 function methodNotAllowed(c: Context, allowed: readonly string[]) {

@@ -106,7 +106,7 @@ test('SIGTERM after a drain exits 0 without draining again', async (t) => {
 })
 
 /** Sends raw bytes and collects what comes back until the server closes the connection (or `timeoutMs`). */
-function raw(sidecar: Sidecar, chunks: string[], { gapMs = 0, timeoutMs = 20_000 } = {}): Promise<{ text: string; closedAfterMs: number }> {
+function raw(sidecar: Sidecar, chunks: string[], { gapMs = 0, timeoutMs = 20_000, end = false } = {}): Promise<{ text: string; closedAfterMs: number }> {
   return new Promise((resolve) => {
     const startedAt = performance.now()
     const socket = connect(sidecar.port, '127.0.0.1')
@@ -121,7 +121,8 @@ function raw(sidecar: Sidecar, chunks: string[], { gapMs = 0, timeoutMs = 20_000
     socket.on('error', () => {})
     let i = 0
     const next = () => {
-      if (i >= chunks.length || socket.destroyed) return
+      if (socket.destroyed) return
+      if (i >= chunks.length) return void (end && socket.end())
       socket.write(chunks[i++]!)
       setTimeout(next, gapMs)
     }
@@ -148,11 +149,40 @@ test('hostile requests get clean errors: unknown paths and methods, garbage, hug
   t.is((await fetch(`${sidecar.url}/prestop`, { method: 'POST', body })).status, 401)
   t.is((await fetch(`${sidecar.url}/nope`, { method: 'POST', body })).status, 404)
   t.is(sidecar.logs.filter((l) => l.event === 'drain_started').length, 0)
-  const hook = await fetch(`${sidecar.url}/prestop`, { method: 'POST', body, headers: { 'x-drain-token': 'hook-token-123456' } })
+  // Authorized, but a body no hook sends: refused before anything starts.
+  const tooLarge = await fetch(`${sidecar.url}/prestop`, { method: 'POST', body, headers: { 'x-drain-token': 'hook-token-123456' } })
+  t.is(tooLarge.status, 413)
+  t.like(await tooLarge.json(), { error: 'payload too large' })
+  t.is((await fetch(`${sidecar.url}/ready`)).status, 200, 'nothing started')
+  // A small body is read, dropped, and the caller held as usual.
+  const hook = await fetch(`${sidecar.url}/prestop`, { method: 'POST', body: '{"reason":"rollout"}', headers: { 'x-drain-token': 'hook-token-123456', 'content-type': 'application/json' } })
   t.is(hook.status, 200)
   t.like(await hook.json(), { outcome: 'completed' })
   t.is((await fetch(`${sidecar.url}/healthz`)).status, 200)
   t.is(sidecar.logs.filter((l) => l.level === 'error' || l.event === 'non_json_line').length, 0)
+})
+
+test('a POST /prestop whose body is malformed or breaks off starts no drain: the caller gets a 4xx, the pod stays in service', async (t) => {
+  const sidecar = await startSidecar({ DRAIN_SETTLE: '200ms', DRAIN_TIMEOUT: '10s' })
+  t.teardown(() => sidecar.stop())
+  const head = 'POST /prestop HTTP/1.1\r\nHost: x\r\n'
+  // A chunk size that is not hex: Node's parser rejects the request after its headers have started the handler.
+  const malformed = await raw(sidecar, [`${head}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n`])
+  t.regex(malformed.text, /^HTTP\/1\.1 400/)
+  // A declared length the client never sends: it hangs up (half-close) after 10 bytes.
+  await raw(sidecar, [`${head}Content-Length: 1000\r\n\r\n0123456789`], { end: true })
+  // Both handlers have given up on their body (an event, not a sleep): then nothing may have started.
+  for (let i = 0; sidecar.logs.filter((l) => l.event === 'hook_rejected').length < 2; i++) {
+    if (i === 500) return t.fail(`no second hook_rejected; events: ${sidecar.logs.map((l) => l.event).join(', ')}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.true(sidecar.logs.filter((l) => l.event === 'hook_rejected').every((l) => l.reason === 'request body broken off or malformed'))
+  t.is((await fetch(`${sidecar.url}/ready`)).status, 200, 'still in service')
+  t.is(sidecar.logs.filter((l) => l.event === 'drain_started').length, 0)
+  t.is(await metric(sidecar, 'drain_coordinator_hook_requests_total', 'result="bad_request"'), 2)
+  t.is(await metric(sidecar, 'drain_coordinator_drains_total', 'outcome="completed"'), 0)
+  // A well-formed hook still drains.
+  t.like((await getJson(`${sidecar.url}/prestop`)).body, { outcome: 'completed' })
 })
 
 test('a client that dribbles its headers is cut off by headersTimeout (DRAIN_HEADERS_TIMEOUT), not kept forever', async (t) => {
