@@ -3,15 +3,12 @@
  * signals. No signal may cut a drain short or end the process while a hook is held.
  */
 import { EventEmitter } from 'node:events'
-import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readdir, readFile, readlink } from 'node:fs/promises'
 import test, { type ExecutionContext } from 'ava'
 import { installSignalHandlers } from '../src/signals.ts'
 import { testCoordinator } from './helpers/coordinator.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
-import { startFakeKube } from './helpers/fake-kube.ts'
-import { endpointSlice, READY, TERMINATING } from './helpers/fixtures.ts'
+import { startHeldDrain } from './helpers/held-hooks.ts'
 import { type Sidecar, startSidecar } from './helpers/sidecar-process.ts'
 
 function harness({ finalScrape = async () => {} }: { finalScrape?: (cut: AbortSignal) => Promise<void> } = {}) {
@@ -121,31 +118,11 @@ test('SIGTERM after the drain finished exits at once with 0', async (t) => {
 
 // ---- The bundle as a process, real signals ----
 
-const me = { ip: '10.0.0.1', podName: 'web-1', uid: 'uid-1' }
-const mySlice = (state: typeof READY | typeof TERMINATING) => endpointSlice({ name: 'web-a', service: 'web', endpoints: [{ ...me, ...state }] })
-
 /** A sidecar whose drain holds until the test takes the pod's endpoint out of its slice. */
-async function heldDrain(t: ExecutionContext, extraEnv: Record<string, string> = {}) {
-  const kube = await startFakeKube()
-  t.teardown(() => kube.close())
-  const dir = await mkdtemp(join(tmpdir(), 'dc-signals-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await writeFile(join(dir, 'token'), 'test-token\n')
-  kube.upsert(mySlice(READY))
-  const sidecar = await startSidecar({
-    DRAIN_KUBE_API_URL: kube.url,
-    DRAIN_KUBE_CA_FILE: kube.caFile,
-    DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
-    POD_NAMESPACE: 'default',
-    POD_NAME: me.podName,
-    POD_UID: me.uid,
-    POD_IP: me.ip,
-    DRAIN_SETTLE: '200ms',
-    DRAIN_TIMEOUT: '30s',
-    ...extraEnv,
-  })
-  t.teardown(() => sidecar.stop())
-  return { kube, sidecar, release: () => kube.upsert(mySlice(TERMINATING)) }
+async function heldDrain(t: ExecutionContext) {
+  const run = await startHeldDrain()
+  t.teardown(() => run.close())
+  return run
 }
 
 const hookAnswer = (sidecar: Sidecar) => fetch(`${sidecar.url}/prestop`).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }))
