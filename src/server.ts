@@ -63,8 +63,10 @@ export function createServerApp({ coordinator, readiness, metrics, log, hookToke
     if (body !== 'read') {
       metrics.hookRequest('bad_request')
       log.warn('hook_rejected', { reason: body === 'too-large' ? `request body over ${MAX_HOOK_BODY_BYTES} bytes` : 'request body broken off or malformed', ...caller() })
-      // The rest of the body is unread: the connection cannot carry another request.
-      c.header('connection', 'close')
+      // A body that broke off leaves a connection that cannot carry another request. One too large is left to
+      // Node, which reads the rest and drops it (bounded by requestTimeout): closing with it unread would reset
+      // the connection under a client still sending, and it would never see the 413.
+      if (body === 'broken') c.header('connection', 'close')
       return body === 'too-large'
         ? c.json({ error: 'payload too large', message: `/prestop takes no body (at most ${MAX_HOOK_BODY_BYTES} bytes, ignored); nothing started` }, 413)
         : c.json({ error: 'bad request', message: 'the request body broke off before its end; nothing started' }, 400)
@@ -117,7 +119,10 @@ function summaryJson(summary: DrainSummary): string {
 
 type Body = 'read' | 'too-large' | 'broken'
 
-/** Reads and drops a Node request's body: 'read' once all of it has arrived (at once when it has none). */
+/**
+ * Reads and drops a Node request's body: 'read' once all of it has arrived (at once when it has none). After
+ * 'too-large' the stream stays flowing without a listener, so the rest is dropped as it comes.
+ */
 function readIncomingBody(incoming: IncomingMessage): Promise<Body> {
   if (incoming.complete) return Promise.resolve('read')
   if (Number(incoming.headers['content-length'] ?? 0) > MAX_HOOK_BODY_BYTES) return Promise.resolve('too-large')
