@@ -37,4 +37,6 @@ USER 65532:65532
 WORKDIR /app
 EXPOSE 8099
 # No HEALTHCHECK: Kubernetes probes (/healthz, /ready) do that job. The base image's ENTRYPOINT is the node binary.
-CMD ["/app/drain-coordinator.mjs"]
+# --disable-sigusr1: SIGUSR1 must never open Node's inspector (a debugger port into the process); with the flag
+# Node blocks the signal from its first instant, before the bundle's own listener exists.
+CMD ["--disable-sigusr1", "/app/drain-coordinator.mjs"]

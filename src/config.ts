@@ -47,6 +47,8 @@ export type Config = Readonly<{
   hookToken: HookTokenConfig | undefined
   /** Longest wait, on the way out, for one scrape of the drain's final metrics; 0: exit at once. */
   finalScrapeWaitMs: number
+  /** Time a client gets to send a request's headers on the sidecar's port (slow-client defence). */
+  headersTimeoutMs: number
 }>
 
 export const DEFAULTS = Object.freeze({
@@ -58,8 +60,12 @@ export const DEFAULTS = Object.freeze({
   settle: '5s',
   timeout: '20s',
   finalScrapeWait: '15s',
+  headersTimeout: '10s',
   sideCallTimeoutMs: 2_000,
 })
+
+/** Clients (kubelet, Prometheus, curl) send their headers in one packet; a minute is already generous. */
+const MAX_HEADERS_TIMEOUT_MS = 60_000
 
 /** Polling faster than this would only load the API server. */
 const MIN_POLL_MS = 50
@@ -93,6 +99,7 @@ export function parseConfig(env: Env): Config {
     sideCallTimeoutMs: DEFAULTS.sideCallTimeoutMs,
     hookToken: readHookToken(env),
     finalScrapeWaitMs: readDuration(env, 'DRAIN_FINAL_SCRAPE_WAIT', DEFAULTS.finalScrapeWait, { min: 0 }),
+    headersTimeoutMs: readHeadersTimeout(env),
   })
 }
 
@@ -114,7 +121,14 @@ export function describeConfig(config: Config): Record<string, unknown> {
     timeoutMs: config.timeoutMs,
     hookToken: config.hookToken === undefined ? 'off' : 'file' in config.hookToken ? `file ${config.hookToken.file}` : 'set',
     finalScrapeWaitMs: config.finalScrapeWaitMs,
+    headersTimeoutMs: config.headersTimeoutMs,
   }
+}
+
+function readHeadersTimeout(env: Env): number {
+  const ms = readDuration(env, 'DRAIN_HEADERS_TIMEOUT', DEFAULTS.headersTimeout, { min: 100 })
+  if (ms > MAX_HEADERS_TIMEOUT_MS) throw new ConfigError('DRAIN_HEADERS_TIMEOUT', read(env, 'DRAIN_HEADERS_TIMEOUT')!, `${DURATION_FORM}, from 100ms up to 1m`)
+  return ms
 }
 
 // An empty variable counts as unset: that is what `env: - name: X value: ""` means to users.

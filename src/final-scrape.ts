@@ -7,7 +7,7 @@
  */
 import type { Clock } from './clock.ts'
 
-export type FinalScrapeResult = 'scraped' | 'not-scraped' | 'timed-out' | 'disabled'
+export type FinalScrapeResult = 'scraped' | 'not-scraped' | 'timed-out' | 'cut-short' | 'disabled'
 
 /** Gaps shorter than this are two scrapers (HA Prometheus pairs, a curl), not a scrape interval. */
 const MIN_INTERVAL_MS = 1_000
@@ -27,13 +27,17 @@ export function createScrapeTracker(clock: Clock) {
       for (const wake of waiters) wake()
     },
 
-    /** Resolves once a scrape after the drain has been served, or when waiting would be pointless or too long. */
-    async waitForFinalScrape(maxWaitMs: number): Promise<{ result: FinalScrapeResult; waitedMs: number }> {
+    /**
+     * Resolves once a scrape after the drain has been served, or when waiting would be pointless or too long, or
+     * at once when `cut` aborts (a repeated signal).
+     */
+    async waitForFinalScrape(maxWaitMs: number, cut?: AbortSignal): Promise<{ result: FinalScrapeResult; waitedMs: number }> {
       const start = clock.now()
       const done = (result: FinalScrapeResult) => ({ result, waitedMs: Math.round(clock.now() - start) })
       if (maxWaitMs <= 0) return done('disabled')
       if (afterDrain) return done('scraped')
       if (scrapes.length === 0) return done('not-scraped')
+      if (cut?.aborted) return done('cut-short')
       // The longest recent gap is the scrape interval (shorter ones are a second scraper); none seen yet: assume
       // the interval is as long as we may wait. Wait one and a half of it.
       const gaps = scrapes.slice(1).map((at, i) => at - scrapes[i]!).filter((gap) => gap >= MIN_INTERVAL_MS)
@@ -43,8 +47,11 @@ export function createScrapeTracker(clock: Clock) {
       const scraped = new Promise<void>((resolve) => waiters.add(resolve))
       // Stopped once the scrape came: the rejection of the stopped sleep then loses a race already decided.
       const timedOut = clock.sleep(bound, stop.signal).catch(() => {})
-      const result: FinalScrapeResult = await Promise.race([scraped.then(() => 'scraped' as const), timedOut.then(() => 'timed-out' as const)])
+      let onCut: (() => void) | undefined
+      const cutShort = new Promise<'cut-short'>((resolve) => cut?.addEventListener('abort', (onCut = () => resolve('cut-short')), { once: true }))
+      const result: FinalScrapeResult = await Promise.race([scraped.then(() => 'scraped' as const), timedOut.then(() => 'timed-out' as const), cutShort])
       stop.abort()
+      if (onCut) cut?.removeEventListener('abort', onCut)
       waiters.clear()
       return done(result)
     },

@@ -5,11 +5,11 @@
  * into the pieces the rest of src/ defines.
  */
 import { readFile } from 'node:fs/promises'
-import { readFileSync } from 'node:fs'
 import { text } from 'node:stream/consumers'
 import type { Server as HttpServer } from 'node:http'
 import { serve, type ServerType } from '@hono/node-server'
 import { Registry } from 'prom-client'
+import { createCaBundleWatcher, countCaCertificates } from './ca-bundle.ts'
 import { systemClock } from './clock.ts'
 import { type Config, describeConfig, parseConfig } from './config.ts'
 import { ConfigError, describeError } from './errors.ts'
@@ -24,6 +24,7 @@ import { createServerApp } from './server.ts'
 import { installSignalHandlers } from './signals.ts'
 import { createDrainCoordinator } from './drain.ts'
 import { createScrapeTracker } from './final-scrape.ts'
+import { FILE_LIMITS, FileTooLargeError, readBoundedFile } from './files.ts'
 import { createFetch } from './transport.ts'
 import { USER_AGENT, VERSION } from './version.ts'
 
@@ -32,15 +33,16 @@ const CLOSE_GRACE_MS = 2_000
 
 /**
  * Limits on the one HTTP port. Node's requestTimeout bounds receiving a request (not a held answer), but it is
- * kept above DRAIN_TIMEOUT anyway so no setting of it can ever cut a /prestop short; headersTimeout stops
- * clients that dribble headers; the check interval makes both act within a second rather than Node's 30 s.
+ * kept above DRAIN_TIMEOUT anyway so no setting of it can ever cut a /prestop short; headersTimeout
+ * (DRAIN_HEADERS_TIMEOUT) stops clients that dribble headers; the check interval makes both act within a second
+ * (or half the headers timeout) rather than Node's 30 s.
  */
-function serverOptions(timeoutMs: number) {
+function serverOptions(config: Pick<Config, 'timeoutMs' | 'headersTimeoutMs'>) {
   return {
-    headersTimeout: 10_000,
-    requestTimeout: timeoutMs + 30_000,
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.timeoutMs + 30_000,
     keepAliveTimeout: 5_000,
-    connectionsCheckingInterval: 1_000,
+    connectionsCheckingInterval: Math.min(1_000, Math.ceil(config.headersTimeoutMs / 2)),
     maxHeaderSize: 16 * 1024,
   }
 }
@@ -77,19 +79,27 @@ function loadConfig(): Config {
   }
 }
 
-function readCa(config: Config): string | undefined {
+const readCaBundle = (path: string) => readBoundedFile(path, FILE_LIMITS.caBundle, 'CA bundle')
+const readToken = (what: string) => (path: string) => readBoundedFile(path, FILE_LIMITS.token, what)
+
+/** A size-limit error's figures as log fields: the file, its size and the limit. */
+const sizeFields = (error: unknown) => (error instanceof FileTooLargeError ? { bytes: error.bytes, limitBytes: error.limitBytes } : {})
+
+async function readCa(config: Config): Promise<string | undefined> {
   if (config.kube === undefined || !config.kube.apiUrl.startsWith('https:')) return undefined
   try {
-    return readFileSync(config.kube.caFile, 'utf8')
+    const pem = await readCaBundle(config.kube.caFile)
+    countCaCertificates(pem)
+    return pem
   } catch (error) {
-    fail(`DRAIN_KUBE_CA_FILE=${JSON.stringify(config.kube.caFile)} cannot be read (${describeError(error)}): expected the PEM CA bundle the API server's certificate chains to (the service account's ca.crt)`)
+    fail(`DRAIN_KUBE_CA_FILE=${JSON.stringify(config.kube.caFile)} cannot be used (${describeError(error)}): expected the PEM CA bundle the API server's certificate chains to (the service account's ca.crt), at most ${FILE_LIMITS.caBundle} bytes`)
   }
 }
 
 function listen(app: { fetch: (request: Request, env: unknown) => Response | Promise<Response> }, config: Config, log: Logger): Promise<ServerType> {
   const start = (hostname: string) =>
     new Promise<ServerType>((resolve, reject) => {
-      const server = serve({ fetch: app.fetch, port: config.port, hostname, serverOptions: serverOptions(config.timeoutMs) }, () => resolve(server))
+      const server = serve({ fetch: app.fetch, port: config.port, hostname, serverOptions: serverOptions(config) }, () => resolve(server))
       server.once('error', reject)
     })
   if (config.host !== undefined) return start(config.host)
@@ -103,7 +113,7 @@ function listen(app: { fetch: (request: Request, env: unknown) => Response | Pro
 
 async function main(): Promise<void> {
   const config = loadConfig()
-  const ca = readCa(config)
+  const ca = await readCa(config)
   const clock = systemClock
   const log = createLogger((line) => process.stdout.write(line))
   const metrics = createMetrics(new Registry(), { version: VERSION })
@@ -113,12 +123,18 @@ async function main(): Promise<void> {
   let checkAccess: (() => Promise<unknown>) | undefined
   if (config.kube !== undefined) {
     const kubeConfig = config.kube
-    // No userAgent here: the Kubernetes requests set their own (kube/request.ts).
-    const kubeFetch = createFetch({ ca })
+    // No userAgent here: the Kubernetes requests set their own (kube/request.ts). A certificate that fails to
+    // verify makes the CA bundle be read again (a rotated cluster CA) before the caller retries.
+    const caBundle =
+      ca === undefined
+        ? undefined
+        : createCaBundleWatcher({ file: kubeConfig.caFile, initial: ca, read: readCaBundle, apply: (pem) => kubeFetch.setCa(pem), clock, log })
+    const kubeFetch = createFetch({ ca, onCertificateError: async () => caBundle?.check('certificate-error') })
+    void caBundle?.run()
     const kubeToken = createFileTokenSource(kubeConfig.tokenFile, {
       clock,
-      readFile: (path) => readFile(path, 'utf8'),
-      onError: (error) => log.warn('kube_token_unreadable', { file: kubeConfig.tokenFile, error: describeError(error) }),
+      readFile: readToken('bearer token file'),
+      onError: (error) => log.warn('kube_token_unreadable', { file: kubeConfig.tokenFile, error, ...sizeFields(error) }),
     })
     checkAccess = () =>
       checkKubeAccess({ apiUrl: kubeConfig.apiUrl, namespace: config.pod.namespace!, fetch: kubeFetch, token: kubeToken, clock, log, userAgent: USER_AGENT })
@@ -164,7 +180,13 @@ async function main(): Promise<void> {
         ? undefined
         : 'value' in hookToken
           ? async () => hookToken.value
-          : async () => (await readFile(hookToken.file, 'utf8').catch(() => '')).trim() || undefined,
+          : async () => {
+              const text = await readToken('hook token file')(hookToken.file).catch((error: unknown) => {
+                log.warn('hook_token_unreadable', { file: hookToken.file, error, ...sizeFields(error) })
+                return ''
+              })
+              return text.trim() || undefined
+            },
   })
 
   // Before listening: a SIGTERM that arrives while the port opens must already start a drain.
@@ -172,7 +194,7 @@ async function main(): Promise<void> {
   installSignalHandlers(process, {
     coordinator,
     log,
-    beforeExit: async () => log.info('final_scrape', await scrapes.waitForFinalScrape(config.finalScrapeWaitMs)),
+    beforeExit: async (cut) => log.info('final_scrape', await scrapes.waitForFinalScrape(config.finalScrapeWaitMs, cut)),
     closeServer: async () => {
       if (server !== undefined) log.info('server_closed', { how: await closeGracefully(server as HttpServer) })
     },

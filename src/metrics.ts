@@ -65,7 +65,7 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
   })
   const hookRequests = new Counter({
     name: 'drain_coordinator_hook_requests_total',
-    help: 'Calls to /prestop, by result: answered, disconnected (the caller hung up before the answer), or unauthorized (wrong or missing X-Drain-Token).',
+    help: 'Calls to /prestop, by result: answered, disconnected (the caller hung up before the answer), unauthorized (wrong or missing X-Drain-Token), or bad_request (a body too large or cut off: nothing started).',
     labelNames: ['result'] as const,
     registers,
   })
@@ -82,7 +82,7 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
   }
   // The codes an outage shows, zeroed so increase() sees the first one; others appear when they happen.
   for (const verb of KUBE_VERBS) for (const code of ['200', '401', '403', '410', '429', '500', '503', 'error']) kubeRequests.inc({ verb, code }, 0)
-  for (const result of ['answered', 'disconnected', 'unauthorized']) hookRequests.inc({ result }, 0)
+  for (const result of ['answered', 'disconnected', 'unauthorized', 'bad_request']) hookRequests.inc({ result }, 0)
   draining.set(0)
 
   return {
@@ -105,7 +105,7 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
     kubeRequest(verb: KubeVerb, code: number | 'error') {
       kubeRequests.inc({ verb, code: String(code) })
     },
-    hookRequest(result: 'answered' | 'disconnected' | 'unauthorized') {
+    hookRequest(result: 'answered' | 'disconnected' | 'unauthorized' | 'bad_request') {
       hookRequests.inc({ result })
     },
   }

@@ -17,22 +17,67 @@ export type TransportOptions = {
   bodyTimeoutMs?: number
   /** Sent on every request that sets no User-Agent of its own. */
   userAgent?: string
+  /**
+   * Told when a request failed because the server's certificate did not verify, and awaited before the error
+   * is passed on, so that a caller's retry already uses a CA bundle it re-read (see ca-bundle.ts).
+   */
+  onCertificateError?: (error: unknown) => Promise<unknown>
 }
 
-export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_000, userAgent }: TransportOptions = {}): Fetch & { close(): Promise<void> } {
-  const dispatcher = new Agent({
-    // rejectUnauthorized stays at its default (true): certificate checks are never skipped.
-    connect: { timeout: connectTimeoutMs, ...(ca === undefined ? {} : { ca }) },
-    headersTimeout: 30_000,
-    bodyTimeout: bodyTimeoutMs,
-    keepAliveTimeout: 4_000,
-  })
-  const fetch = ((url: string, init?: RequestInit) => {
+/** OpenSSL's and Node's codes for a certificate that does not chain to the CA bundle (or no longer does). */
+const CERTIFICATE_ERROR_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+])
+
+/** True when `error` (or one of its causes: undici wraps them) is a failed certificate verification. */
+export function isCertificateError(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string' && CERTIFICATE_ERROR_CODES.has(code)) return true
+  }
+  return false
+}
+
+export type TransportFetch = Fetch & {
+  /** Uses `ca` for new connections from now on; requests in flight finish on the connections they have. */
+  setCa(ca: string): void
+  close(): Promise<void>
+}
+
+export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_000, userAgent, onCertificateError }: TransportOptions = {}): TransportFetch {
+  const agent = (bundle: string | undefined) =>
+    new Agent({
+      // rejectUnauthorized stays at its default (true): certificate checks are never skipped.
+      connect: { timeout: connectTimeoutMs, ...(bundle === undefined ? {} : { ca: bundle }) },
+      headersTimeout: 30_000,
+      bodyTimeout: bodyTimeoutMs,
+      keepAliveTimeout: 4_000,
+    })
+  let dispatcher = agent(ca)
+  const fetch = (async (url: string, init?: RequestInit) => {
     const headers = Object.fromEntries(new Headers(init?.headers))
     if (userAgent !== undefined && headers['user-agent'] === undefined) headers['user-agent'] = userAgent
-    // undici's RequestInit and Response are structurally the global ones; the cast stays here.
-    return undiciFetch(url, { ...(init as object), headers, dispatcher }) as unknown as Promise<Response>
-  }) as Fetch & { close(): Promise<void> }
+    try {
+      // undici's RequestInit and Response are structurally the global ones; the cast stays here.
+      return (await undiciFetch(url, { ...(init as object), headers, dispatcher })) as unknown as Response
+    } catch (error) {
+      if (onCertificateError !== undefined && isCertificateError(error)) await onCertificateError(error).catch(() => {})
+      throw error
+    }
+  }) as TransportFetch
+  fetch.setCa = (bundle) => {
+    const old = dispatcher
+    dispatcher = agent(bundle)
+    // close() waits for the requests in flight (a watch may run on for a minute); nothing new goes to `old`.
+    void old.close().catch(() => {})
+  }
   fetch.close = () => dispatcher.close()
   return fetch
 }

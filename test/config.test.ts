@@ -48,6 +48,14 @@ test('the final scrape wait defaults to 15 s and 0 turns it off', (t) => {
   t.is(parseConfig({ ...inCluster, DRAIN_FINAL_SCRAPE_WAIT: '0' }).finalScrapeWaitMs, 0)
 })
 
+test('DRAIN_HEADERS_TIMEOUT defaults to 10 s and accepts 100ms to 1m', (t) => {
+  t.is(parseConfig(inCluster).headersTimeoutMs, 10_000)
+  t.is(parseConfig({ ...inCluster, DRAIN_HEADERS_TIMEOUT: '500ms' }).headersTimeoutMs, 500)
+  for (const bad of ['50ms', '2m', 'soon']) {
+    t.throws(() => parseConfig({ ...inCluster, DRAIN_HEADERS_TIMEOUT: bad }), { message: new RegExp(`^DRAIN_HEADERS_TIMEOUT="${bad}" is not valid: expected .*from 100ms up to (1m|24h)`) })
+  }
+})
+
 test('no API server configured at all leaves the endpoint wait off', (t) => {
   const config = parseConfig({ POD_NAME: 'web-1' })
   t.is(config.kube, undefined)

@@ -120,7 +120,10 @@ test('black box: with DRAIN_HOOK_TOKEN_FILE a stray /prestop leaves the pod in s
   const joined = await fetch(`${sidecar.url}/prestop`, { headers: { 'x-drain-token': 'rotated-token-456789' } })
   t.is(joined.status, 200)
   t.like(await joined.json(), { trigger: 'signal', outcome: 'completed' })
+  // This sidecar has been scraped, so its exit waits for a scrape of the final metrics: give it one, as Prometheus would.
+  t.regex(await (await fetch(`${sidecar.url}/metrics`)).text(), /drain_coordinator_drains_total\{outcome="completed"\} 1/)
   t.is((await sidecar.exited).code, 0)
+  t.like(sidecar.logs.find((l) => l.event === 'final_scrape'), { result: 'scraped' })
   t.is(sidecar.logs.filter((l) => l.event === 'hook_rejected').length, 2)
   const allLogs = JSON.stringify(sidecar.logs)
   t.false(allLogs.includes(TOKEN) || allLogs.includes('rotated-token-456789'))

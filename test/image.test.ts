@@ -132,7 +132,7 @@ test('the Dockerfile builds on Node 24, runs the bundle alone on distroless Node
   t.false(runtime.some((line) => line.startsWith('RUN ')), 'no RUN in the runtime stage: it has no shell')
   t.true(runtime.includes('USER 65532:65532'))
   t.true(runtime.includes(`EXPOSE ${DEFAULTS.port}`))
-  t.true(runtime.includes('CMD ["/app/drain-coordinator.mjs"]'))
+  t.true(runtime.includes('CMD ["--disable-sigusr1", "/app/drain-coordinator.mjs"]'), 'SIGUSR1 never opens the inspector (test/signals.test.ts runs the bundle with these arguments)')
   t.false(/^HEALTHCHECK/m.test(DOCKERFILE))
   t.true(DOCKERFILE.includes('RUN npm ci') && DOCKERFILE.includes('RUN npm run build:bundle'))
   // The same OCI label keys as the build script passes, so a hand build is labelled too.

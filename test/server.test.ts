@@ -136,3 +136,24 @@ test('with a hook token, /prestop without the X-Drain-Token header gets 401 and 
   t.is((await allowed).status, 200)
   t.false(JSON.stringify(h.log.lines).includes('correct-horse'), 'the token never reaches the logs')
 })
+
+test('POST /prestop reads its whole body before a drain starts: a body that breaks off gets 400, one over 64 KiB 413, and nothing starts', async (t) => {
+  const h = harness()
+  const broken = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new Uint8Array(10))
+      controller.error(new Error('connection reset'))
+    },
+  })
+  const cut = await h.app.request('/prestop', { method: 'POST', body: broken, duplex: 'half' } as RequestInit)
+  t.is(cut.status, 400)
+  t.is(cut.headers.get('connection'), 'close')
+  const big = await h.app.request('/prestop', { method: 'POST', body: new Uint8Array(64 * 1024 + 1) })
+  t.is(big.headers.get('connection'), null, 'Node reads the rest and drops it, so a client still sending sees the answer')
+  t.is(big.status, 413)
+  t.is(h.coordinator.state, 'serving')
+  t.regex(await h.registry.metrics(), /drain_coordinator_hook_requests_total\{result="bad_request"\} 2/)
+  const held = h.app.request('/prestop', { method: 'POST', body: new Uint8Array(64 * 1024) })
+  await h.clock.advance(1_000)
+  t.is((await held).status, 200)
+})

@@ -219,7 +219,7 @@ const badConfigs: Array<[Record<string, string>, RegExp]> = [
   [{ DRAIN_SETTLE: '30s', DRAIN_TIMEOUT: '20s' }, /^drain-coordinator: DRAIN_SETTLE="30s" is not valid: expected a duration shorter than DRAIN_TIMEOUT/],
   [{ DRAIN_PORT: '99999' }, /^drain-coordinator: DRAIN_PORT="99999" is not valid: expected a port number from 1 to 65535/],
   [{ DRAIN_ENVOY_ADMIN_URL: '127.0.0.1:15000' }, /^drain-coordinator: DRAIN_ENVOY_ADMIN_URL="127.0.0.1:15000" is not valid/],
-  [{ DRAIN_KUBE_API_URL: 'https://127.0.0.1:6443', DRAIN_KUBE_CA_FILE: '/nonexistent/ca.crt', POD_NAMESPACE: 'default', POD_NAME: 'x' }, /^drain-coordinator: DRAIN_KUBE_CA_FILE="\/nonexistent\/ca.crt" cannot be read/],
+  [{ DRAIN_KUBE_API_URL: 'https://127.0.0.1:6443', DRAIN_KUBE_CA_FILE: '/nonexistent/ca.crt', POD_NAMESPACE: 'default', POD_NAME: 'x' }, /^drain-coordinator: DRAIN_KUBE_CA_FILE="\/nonexistent\/ca.crt" cannot be used \(ENOENT/],
 ]
 
 for (const [env, message] of badConfigs) {

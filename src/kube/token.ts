@@ -1,13 +1,15 @@
 /**
  * The bearer token, read from a file that kubelet rotates (an atomic `..data` symlink swap). Re-read by path,
- * as client-go does: when the cached copy is older than a minute, and at once after a 401.
+ * as client-go does: when the cached copy is older than a minute, and at once after a 401. A re-read that fails
+ * (the file unreadable, or over its size limit: see files.ts) keeps the last token read, which stays valid for
+ * a while (kubelet renews a projected token at 80% of its life), rather than going unauthenticated mid-drain.
  */
 import type { Clock } from '../clock.ts'
 
 export const TOKEN_MAX_AGE_MS = 50_000
 
 export interface TokenSource {
-  /** The current token, or undefined when the file is missing or empty (requests then go unauthenticated). */
+  /** The current token, or undefined when no read has ever found one (requests then go unauthenticated). */
   get(): Promise<string | undefined>
   /** Forget the cached token: the next get() re-reads the file. */
   invalidate(): void
@@ -18,6 +20,7 @@ export function createFileTokenSource(
   { clock, readFile, onError }: { clock: Clock; readFile: (path: string) => Promise<string>; onError?: (error: unknown) => void },
 ): TokenSource {
   let cached: { token: string | undefined; at: number } | undefined
+  let lastGood: string | undefined
   return {
     async get() {
       if (cached && clock.now() - cached.at < TOKEN_MAX_AGE_MS) return cached.token
@@ -26,8 +29,9 @@ export function createFileTokenSource(
         token = (await readFile(path)).trim() || undefined
       } catch (error) {
         onError?.(error)
-        token = undefined
+        token = lastGood
       }
+      if (token !== undefined) lastGood = token
       cached = { token, at: clock.now() }
       return token
     },

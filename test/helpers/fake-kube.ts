@@ -18,6 +18,10 @@ const SSAR_PATH = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews'
 const TLS_DIR = fileURLToPath(new URL('../fixtures/tls/', import.meta.url))
 export const CLUSTER_CA_FILE = `${TLS_DIR}cluster-ca.crt`
 export const ROGUE_CA_FILE = `${TLS_DIR}rogue-ca.crt`
+/** The cluster's next CA, for CA rotation (test/fixtures/tls/generate.sh). */
+export const ROTATED_CA_FILE = `${TLS_DIR}rotated-ca.crt`
+export type CertificateName = 'cluster' | 'rogue' | 'rotated'
+const serverCertificate = (name: CertificateName) => ({ cert: readFileSync(`${TLS_DIR}${name}-server.crt`), key: readFileSync(`${TLS_DIR}${name}-server.key`) })
 
 export type Verb = 'list' | 'watch'
 /** `create`: a SelfSubjectAccessReview (POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews). */
@@ -284,12 +288,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     }
   }
 
-  const tlsOptions = tls
-    ? {
-        cert: readFileSync(`${TLS_DIR}${options.rogueCertificate ? 'rogue' : 'cluster'}-server.crt`),
-        key: readFileSync(`${TLS_DIR}${options.rogueCertificate ? 'rogue' : 'cluster'}-server.key`),
-      }
-    : undefined
+  const tlsOptions = tls ? serverCertificate(options.rogueCertificate ? 'rogue' : 'cluster') : undefined
   const server: Server = tlsOptions ? createHttpsServer(tlsOptions, handler) : createHttpServer(handler)
   server.on('connection', (socket: Socket) => {
     sockets.add(socket)
@@ -369,6 +368,16 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     },
     bookmark() {
       for (const watcher of watchers) if (watcher.bookmarks) write(watcher, 'BOOKMARK', bookmarkObject())
+    },
+    /**
+     * Serves another certificate from now on, as an API server restarted after a CA rotation does: open
+     * connections (and watches) are dropped, so every client must handshake again.
+     */
+    useCertificate(name: CertificateName) {
+      if (!tls) throw new Error('useCertificate: this fake serves plain HTTP')
+      ;(server as import('node:https').Server).setSecureContext(serverCertificate(name))
+      for (const watcher of watchers) watcher.res.destroy()
+      for (const socket of sockets) socket.destroy()
     },
     /** Replaces the accepted bearer tokens (a rotation). */
     acceptTokens(list: string[]) {

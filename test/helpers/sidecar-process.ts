@@ -19,7 +19,13 @@ export async function freePort(): Promise<number> {
   return port
 }
 
-export async function startSidecar(env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<Sidecar> {
+export type SidecarOptions = {
+  waitReady?: boolean
+  /** Arguments for node before the bundle's path (the image's CMD passes --disable-sigusr1). */
+  nodeArgs?: string[]
+}
+
+export async function startSidecar(env: Record<string, string>, options: SidecarOptions = {}): Promise<Sidecar> {
   if (env.DRAIN_PORT) return spawnSidecar(env, Number(env.DRAIN_PORT), options)
   // freePort's port is free when asked, but another test process may bind it before the sidecar does: on that
   // one start-up error, try another port.
@@ -30,8 +36,8 @@ export async function startSidecar(env: Record<string, string>, options: { waitR
   }
 }
 
-async function spawnSidecar(env: Record<string, string>, port: number, { waitReady = true }: { waitReady?: boolean }) {
-  const child: ChildProcess = spawn(process.execPath, [BUNDLE], {
+async function spawnSidecar(env: Record<string, string>, port: number, { waitReady = true, nodeArgs = [] }: SidecarOptions) {
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BUNDLE], {
     env: { PATH: process.env.PATH ?? '', DRAIN_PORT: String(port), DRAIN_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
