@@ -17,6 +17,8 @@ import type { Logger } from './log.ts'
 import type { Metrics } from './metrics.ts'
 import type { Outcome, Phase, PhaseStatus, Trigger } from './phases.ts'
 import { envoyDrainUrl, postExpectingSuccess } from './side-calls.ts'
+import { SAMPLE_INTERVAL_MS, createSettle } from './traffic/gate.ts'
+import type { Observation } from './traffic/observer.ts'
 import type { Fetch } from './transport.ts'
 
 export type PhaseReport = { status: PhaseStatus; durationSeconds?: number; error?: string } & Record<string, unknown>
@@ -39,7 +41,9 @@ export type DrainDeps = Readonly<{
   envoyFetch: Fetch
   /** undefined: no API server configured, the endpoint wait is skipped. */
   waitForEndpoints: ((signal: AbortSignal) => Promise<EndpointWaitResult>) | undefined
-  config: Pick<Config, 'appShutdownUrl' | 'envoyAdminUrl' | 'settleMs' | 'timeoutMs' | 'sideCallTimeoutMs'>
+  /** Makes a fresh traffic observer for one drain's settle; undefined: no source, the settle is fixed. */
+  trafficObserver?: (() => () => Promise<Observation>) | undefined
+  config: Pick<Config, 'appShutdownUrl' | 'envoyAdminUrl' | 'settleMs' | 'timeoutMs' | 'sideCallTimeoutMs' | 'quietPeriodMs' | 'settleMinMs'>
 }>
 
 export class DrainDeadlineError extends DrainCoordinatorError {
@@ -73,7 +77,14 @@ export function createDrainCoordinator(deps: DrainDeps) {
    * drain's (deadline or release): an abort from it makes the phase `cancelled`, anything else thrown `failed`.
    * The work is raced against `signal`, so even code that ignores its signal cannot hold a phase past it.
    */
-  async function runPhase(name: Phase, signal: AbortSignal, cancelledBy: AbortSignal, work: (signal: AbortSignal) => Promise<Record<string, unknown> | void>): Promise<PhaseReport> {
+  async function runPhase(
+    name: Phase,
+    signal: AbortSignal,
+    cancelledBy: AbortSignal,
+    work: (signal: AbortSignal) => Promise<Record<string, unknown> | void>,
+    /** What a cancelled phase still has to say. */
+    sofar: () => Record<string, unknown> = () => ({}),
+  ): Promise<PhaseReport> {
     const phaseStart = clock.now()
     try {
       const extra = await Promise.race([work(signal), rejectedOnAbort(signal)])
@@ -83,7 +94,7 @@ export function createDrainCoordinator(deps: DrainDeps) {
       return report
     } catch (error) {
       const cancelled = cancelledBy.aborted && error === cancelledBy.reason
-      const report: PhaseReport = { status: cancelled ? 'cancelled' : 'failed', durationSeconds: seconds(phaseStart), error: describeError(error) }
+      const report: PhaseReport = { status: cancelled ? 'cancelled' : 'failed', durationSeconds: seconds(phaseStart), ...(cancelled ? sofar() : {}), error: describeError(error) }
       metrics.phaseFinished(name, report.durationSeconds!)
       // The endpoint wait cut short by the deadline is what alerts care about; a settle cut short is not.
       if (!cancelled || name === 'endpoints') metrics.phaseFailed(name)
@@ -96,7 +107,7 @@ export function createDrainCoordinator(deps: DrainDeps) {
   async function run(trigger: Trigger, userAgent: string | undefined): Promise<DrainSummary> {
     const startedAt = clock.now()
     const startedWall = clock.wallTime()
-    log.info('drain_started', { by: trigger, userAgent: userAgent ?? null, timeoutMs: config.timeoutMs, settleMs: config.settleMs })
+    log.info('drain_started', { by: trigger, userAgent: userAgent ?? null, timeoutMs: config.timeoutMs, settleMs: config.settleMs, quietPeriodMs: config.quietPeriodMs })
     metrics.drainStarted()
     const drainDeadline = deadline(clock, config.timeoutMs, new DrainDeadlineError(config.timeoutMs))
     const release = new AbortController()
@@ -121,8 +132,21 @@ export function createDrainCoordinator(deps: DrainDeps) {
       return runPhase('endpoints', drainDeadline.signal, drainDeadline.signal, async (signal) => ({ ...(await wait(signal)) }))
     }
 
-    /** Step 4. */
-    const settle = (): Promise<PhaseReport> => runPhase('settle', drainDeadline.signal, drainDeadline.signal, (signal) => clock.sleep(config.settleMs, signal))
+    /** Step 4: until traffic has been quiet for DRAIN_QUIET_PERIOD, within DRAIN_SETTLE_MIN and DRAIN_SETTLE. */
+    const settle = async (): Promise<PhaseReport> => {
+      const gate = createSettle({
+        clock,
+        log,
+        observe: deps.trafficObserver?.(),
+        quietMs: config.quietPeriodMs,
+        minMs: config.settleMinMs,
+        maxMs: config.settleMs,
+        intervalMs: SAMPLE_INTERVAL_MS,
+      })
+      const report = await runPhase('settle', drainDeadline.signal, drainDeadline.signal, (signal) => gate.run(signal), () => ({ ...gate.progress('deadline') }))
+      if (typeof report.trafficLagSeconds === 'number') metrics.trafficLag(report.trafficLagSeconds)
+      return report
+    }
 
     /** Steps 3 and 4: the settle runs only after evidence, and only while the deadline has not passed. */
     const sequence = async (): Promise<{ endpoints: PhaseReport; settle: PhaseReport }> => {

@@ -4,7 +4,7 @@
  * handlers and listens on a port: it builds the real clock, transports, clients and registry, and wires them
  * into the pieces the rest of src/ defines.
  */
-import { readFile } from 'node:fs/promises'
+import { readFile, readdir, readlink } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import type { Server as HttpServer } from 'node:http'
 import { serve, type ServerType } from '@hono/node-server'
@@ -24,7 +24,23 @@ import { installSignalHandlers } from './signals.ts'
 import { createDrainCoordinator } from './drain.ts'
 import { createScrapeTracker } from './final-scrape.ts'
 import { createFetch } from './transport.ts'
+import { createTrafficObserver, type ProcReader } from './traffic/observer.ts'
 import { USER_AGENT, VERSION } from './version.ts'
+
+/** The traffic gate's view of the pod's network namespace: /proc files, and the sockets this process holds. */
+const procReader: ProcReader = {
+  readFile: (path) => readFile(path, 'utf8'),
+  async ownSocketInodes() {
+    const inodes = new Set<string>()
+    for (const fd of await readdir('/proc/self/fd')) {
+      // An fd closed between the listing and the readlink is simply not ours any more.
+      const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '')
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1]
+      if (inode !== undefined) inodes.add(inode)
+    }
+    return inodes
+  },
+}
 
 /** How long to let answered hooks flush before exiting anyway. */
 const CLOSE_GRACE_MS = 2_000
@@ -141,6 +157,7 @@ async function main(): Promise<void> {
     appFetch: sideFetch,
     envoyFetch: sideFetch,
     waitForEndpoints,
+    trafficObserver: () => createTrafficObserver({ read: procReader, appPorts: config.appPorts, hostIps: config.hostIps, sidecarPort: config.port }),
     config,
   })
   const readiness = createReadinessCheck({
