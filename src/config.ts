@@ -55,6 +55,8 @@ export type Config = Readonly<{
   appPorts: readonly number[] | undefined
   /** HOST_IP (Downward API status.hostIPs or status.hostIP): the node's addresses, canonical. */
   hostIps: readonly string[]
+  /** Left for the app between the release and the pod's deletionTimestamp (the kubelet's SIGKILL). */
+  appReserveMs: number
 }>
 
 export const DEFAULTS = Object.freeze({
@@ -69,6 +71,7 @@ export const DEFAULTS = Object.freeze({
   sideCallTimeoutMs: 2_000,
   quietPeriod: '1s',
   settleMin: '0s',
+  appReserve: '10s',
 })
 
 /** Polling faster than this would only load the API server. */
@@ -111,6 +114,7 @@ export function parseConfig(env: Env): Config {
     settleMinMs,
     appPorts: readPortList(env, 'DRAIN_APP_PORTS'),
     hostIps: readHostIps(env),
+    appReserveMs: readDuration(env, 'DRAIN_APP_RESERVE', DEFAULTS.appReserve, { min: 0 }),
   })
 }
 
@@ -136,6 +140,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     settleMinMs: config.settleMinMs,
     appPorts: config.appPorts ?? 'listening',
     hostIps: config.hostIps,
+    appReserveMs: config.appReserveMs,
   }
 }
 

@@ -11,6 +11,7 @@
  */
 import { type Clock, deadline } from './clock.ts'
 import type { Config } from './config.ts'
+import { type AppliedDeadline, createDrainDeadline } from './drain-deadline.ts'
 import { DrainCoordinatorError, describeError } from './errors.ts'
 import type { EndpointWaitResult } from './kube/endpoint-wait.ts'
 import type { Logger } from './log.ts'
@@ -28,6 +29,8 @@ export type DrainSummary = {
   trigger: Trigger
   startedAt: string
   durationSeconds: number
+  /** Which deadline applied (DRAIN_TIMEOUT, or the pod's grace budget) and how long it was. */
+  deadline: AppliedDeadline
   phases: Record<Phase, PhaseReport>
 }
 
@@ -43,15 +46,18 @@ export type DrainDeps = Readonly<{
   waitForEndpoints: ((signal: AbortSignal) => Promise<EndpointWaitResult>) | undefined
   /** Makes a fresh traffic observer for one drain's settle; undefined: no source, the settle is fixed. */
   trafficObserver?: (() => () => Promise<Observation>) | undefined
-  config: Pick<Config, 'appShutdownUrl' | 'envoyAdminUrl' | 'settleMs' | 'timeoutMs' | 'sideCallTimeoutMs' | 'quietPeriodMs' | 'settleMinMs'>
+  /**
+   * Reads the pod's metadata.deletionTimestamp (undefined: not being deleted); throws when it cannot.
+   * undefined: no API server or no POD_NAME, the deadline is DRAIN_TIMEOUT.
+   */
+  readDeletion?: ((signal: AbortSignal) => Promise<Date | undefined>) | undefined
+  config: Pick<Config, 'appShutdownUrl' | 'envoyAdminUrl' | 'settleMs' | 'timeoutMs' | 'sideCallTimeoutMs' | 'quietPeriodMs' | 'settleMinMs' | 'appReserveMs'>
 }>
 
-export class DrainDeadlineError extends DrainCoordinatorError {
-  override name = 'DrainDeadlineError'
-  constructor(timeoutMs: number) {
-    super('DRAIN_DEADLINE', `DRAIN_TIMEOUT (${timeoutMs}ms) reached`)
-  }
-}
+export { DrainDeadlineError } from './drain-deadline.ts'
+
+/** Longest wait for the pod's own object; past it the drain keeps DRAIN_TIMEOUT. */
+export const POD_READ_TIMEOUT_MS = 5_000
 
 class ReleasedError extends DrainCoordinatorError {
   override name = 'ReleasedError'
@@ -70,6 +76,7 @@ export function createDrainCoordinator(deps: DrainDeps) {
   const { clock, log, metrics, config } = deps
   let running: Promise<DrainSummary> | undefined
   let finished: DrainSummary | undefined
+  let budgetFallbackLogged = false
   const seconds = (from: number) => Math.round(clock.now() - from) / 1_000
 
   /**
@@ -109,9 +116,32 @@ export function createDrainCoordinator(deps: DrainDeps) {
     const startedWall = clock.wallTime()
     log.info('drain_started', { by: trigger, userAgent: userAgent ?? null, timeoutMs: config.timeoutMs, settleMs: config.settleMs, quietPeriodMs: config.quietPeriodMs })
     metrics.drainStarted()
-    const drainDeadline = deadline(clock, config.timeoutMs, new DrainDeadlineError(config.timeoutMs))
+    const drainDeadline = createDrainDeadline(clock, config.timeoutMs)
     const release = new AbortController()
     const untilReleased = AbortSignal.any([drainDeadline.signal, release.signal])
+
+    /** Beside every step: the pod's grace budget may bring the deadline forward. Never delays anything. */
+    const applyGraceBudget = async (): Promise<void> => {
+      const fallBack = (reason: string, error?: unknown) => {
+        if (budgetFallbackLogged) return
+        budgetFallbackLogged = true
+        log.warn('grace_budget_unavailable', { reason, ...(error === undefined ? {} : { error }), deadline: 'DRAIN_TIMEOUT', timeoutMs: config.timeoutMs })
+      }
+      const read = deps.readDeletion
+      if (read === undefined) return fallBack('no API server or no POD_NAME to read the pod with')
+      const bounded = deadline(clock, POD_READ_TIMEOUT_MS, new DrainCoordinatorError('POD_READ_TIMEOUT', `the pod's own object was not read within ${POD_READ_TIMEOUT_MS}ms`), untilReleased)
+      try {
+        const killAt = await Promise.race([read(bounded.signal), rejectedOnAbort(bounded.signal)])
+        if (killAt === undefined) return fallBack('the pod has no deletionTimestamp (not being deleted: a signal without deletion, or a node shutdown)')
+        log.info('drain_deadline', { ...drainDeadline.applyBudget(killAt, config.appReserveMs), reserveMs: config.appReserveMs })
+      } catch (error) {
+        // The drain ended first: nothing left to bound.
+        if (!(untilReleased.aborted && error === untilReleased.reason)) fallBack('the pod could not be read', error)
+      } finally {
+        bounded.cancel()
+      }
+    }
+    void applyGraceBudget()
 
     /** Step 2: POST to the app or Envoy, bounded by its own timeout and by the release. */
     const sideCall = async (name: 'app' | 'envoy', url: string | undefined, fetch: Fetch, what: string): Promise<PhaseReport> => {
@@ -176,6 +206,7 @@ export function createDrainCoordinator(deps: DrainDeps) {
       trigger,
       startedAt: startedWall.toISOString(),
       durationSeconds: seconds(startedAt),
+      deadline: drainDeadline.applied,
       phases: { app: await app, envoy: await envoy, ...waited },
     }
     metrics.drainFinished(outcome, summary.durationSeconds)

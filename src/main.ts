@@ -15,6 +15,7 @@ import { ConfigError, describeError } from './errors.ts'
 import { checkKubeAccess } from './kube/access-check.ts'
 import { createKubeClient } from './kube/client.ts'
 import { waitForEndpointRemoval } from './kube/endpoint-wait.ts'
+import { readPodDeletion } from './kube/pod.ts'
 import { createFileTokenSource } from './kube/token.ts'
 import { createLogger, type Logger } from './log.ts'
 import { createMetrics } from './metrics.ts'
@@ -40,6 +41,15 @@ const procReader: ProcReader = {
     }
     return inodes
   },
+}
+
+/** Margin kept before the pod's deletionTimestamp when waiting for the final scrape: the kubelet's clock may differ. */
+const FINAL_SCRAPE_KILL_MARGIN_MS = 2_000
+
+/** The final-scrape wait, shortened so it ends before the kubelet's SIGKILL when the pod's deletion time is known. */
+function finalScrapeWaitMs(configuredMs: number, killAt: string | undefined): number {
+  if (killAt === undefined) return configuredMs
+  return Math.max(0, Math.min(configuredMs, Date.parse(killAt) - Date.now() - FINAL_SCRAPE_KILL_MARGIN_MS))
 }
 
 /** How long to let answered hooks flush before exiting anyway. */
@@ -126,6 +136,7 @@ async function main(): Promise<void> {
 
   let waitForEndpoints: ((signal: AbortSignal) => ReturnType<typeof waitForEndpointRemoval>) | undefined
   let checkAccess: (() => Promise<unknown>) | undefined
+  let readDeletion: ((signal: AbortSignal) => Promise<Date | undefined>) | undefined
   if (config.kube !== undefined) {
     const kubeConfig = config.kube
     // No userAgent here: the Kubernetes requests set their own (kube/request.ts).
@@ -146,6 +157,11 @@ async function main(): Promise<void> {
       userAgent: USER_AGENT,
       onRequest: metrics.kubeRequest,
     })
+    const podName = config.pod.name
+    if (podName !== undefined) {
+      readDeletion = async (signal) =>
+        (await readPodDeletion({ apiUrl: kubeConfig.apiUrl, namespace: config.pod.namespace!, name: podName, uid: config.pod.uid, fetch: kubeFetch, token: kubeToken, clock, userAgent: USER_AGENT }, signal)).deletionTimestamp
+    }
     waitForEndpoints = (signal) =>
       waitForEndpointRemoval({ kube, clock, log, pod: config.pod, mode: config.endpointMode, pollIntervalMs: config.pollIntervalMs }, signal)
   }
@@ -157,6 +173,7 @@ async function main(): Promise<void> {
     appFetch: sideFetch,
     envoyFetch: sideFetch,
     waitForEndpoints,
+    readDeletion,
     trafficObserver: () => createTrafficObserver({ read: procReader, appPorts: config.appPorts, hostIps: config.hostIps, sidecarPort: config.port }),
     config,
   })
@@ -188,7 +205,7 @@ async function main(): Promise<void> {
   installSignalHandlers(process, {
     coordinator,
     log,
-    beforeExit: async () => log.info('final_scrape', await scrapes.waitForFinalScrape(config.finalScrapeWaitMs)),
+    beforeExit: async () => log.info('final_scrape', await scrapes.waitForFinalScrape(finalScrapeWaitMs(config.finalScrapeWaitMs, coordinator.summary?.deadline.killAt))),
     closeServer: async () => {
       if (server !== undefined) log.info('server_closed', { how: await closeGracefully(server as HttpServer) })
     },

@@ -15,6 +15,7 @@ export function testCoordinator(options: {
   envoyFetch?: Fetch
   waitForEndpoints?: DrainDeps['waitForEndpoints']
   trafficObserver?: DrainDeps['trafficObserver']
+  readDeletion?: DrainDeps['readDeletion']
   config?: Partial<DrainDeps['config']>
 } = {}) {
   const log = captureLog()
@@ -28,8 +29,9 @@ export function testCoordinator(options: {
     envoyFetch: options.envoyFetch ?? fetch,
     waitForEndpoints: options.waitForEndpoints,
     trafficObserver: options.trafficObserver,
+    readDeletion: options.readDeletion,
     // quietPeriodMs 0: the fixed settle, unless a test drives the traffic gate.
-    config: { appShutdownUrl: undefined, envoyAdminUrl: undefined, settleMs: 10, timeoutMs: 5_000, sideCallTimeoutMs: 1_000, quietPeriodMs: 0, settleMinMs: 0, ...options.config },
+    config: { appShutdownUrl: undefined, envoyAdminUrl: undefined, settleMs: 10, timeoutMs: 5_000, sideCallTimeoutMs: 1_000, quietPeriodMs: 0, settleMinMs: 0, appReserveMs: 10_000, ...options.config },
   })
   return { coordinator, log, registry, metrics }
 }
