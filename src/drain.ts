@@ -12,6 +12,7 @@
 import { type Clock, deadline } from './clock.ts'
 import type { Config } from './config.ts'
 import { type AppliedDeadline, createDrainDeadline } from './drain-deadline.ts'
+import { type DrainEvent, drainFinishedEvent, drainStartedEvent } from './drain-events.ts'
 import { DrainCoordinatorError, describeError } from './errors.ts'
 import type { EndpointWaitResult } from './kube/endpoint-wait.ts'
 import type { Logger } from './log.ts'
@@ -51,6 +52,8 @@ export type DrainDeps = Readonly<{
    * undefined: no API server or no POD_NAME, the deadline is DRAIN_TIMEOUT.
    */
   readDeletion?: ((signal: AbortSignal) => Promise<Date | undefined>) | undefined
+  /** Records a Kubernetes Event on the pod, best effort: returns at once and never throws. */
+  recordEvent?: ((event: DrainEvent) => void) | undefined
   config: Pick<Config, 'appShutdownUrl' | 'envoyAdminUrl' | 'settleMs' | 'timeoutMs' | 'sideCallTimeoutMs' | 'quietPeriodMs' | 'settleMinMs' | 'appReserveMs'>
 }>
 
@@ -78,6 +81,15 @@ export function createDrainCoordinator(deps: DrainDeps) {
   let finished: DrainSummary | undefined
   let budgetFallbackLogged = false
   const seconds = (from: number) => Math.round(clock.now() - from) / 1_000
+
+  /** Events are best effort: even a recorder that breaks its promise and throws changes nothing here. */
+  function emitEvent(event: DrainEvent) {
+    try {
+      deps.recordEvent?.(event)
+    } catch (error) {
+      log.warn('event_not_recorded', { reason: event.reason, error })
+    }
+  }
 
   /**
    * Runs one phase and returns its report; never throws. `signal` is the phase's own bound; `cancelledBy` is the
@@ -116,6 +128,7 @@ export function createDrainCoordinator(deps: DrainDeps) {
     const startedWall = clock.wallTime()
     log.info('drain_started', { by: trigger, userAgent: userAgent ?? null, timeoutMs: config.timeoutMs, settleMs: config.settleMs, quietPeriodMs: config.quietPeriodMs })
     metrics.drainStarted()
+    emitEvent(drainStartedEvent(trigger))
     const drainDeadline = createDrainDeadline(clock, config.timeoutMs)
     const release = new AbortController()
     const untilReleased = AbortSignal.any([drainDeadline.signal, release.signal])
@@ -211,6 +224,7 @@ export function createDrainCoordinator(deps: DrainDeps) {
     }
     metrics.drainFinished(outcome, summary.durationSeconds)
     log[outcome === 'completed' ? 'info' : 'warn']('drain_finished', { ...summary })
+    emitEvent(drainFinishedEvent(summary))
     finished = summary
     return summary
   }

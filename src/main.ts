@@ -16,6 +16,7 @@ import { checkKubeAccess } from './kube/access-check.ts'
 import { createKubeClient } from './kube/client.ts'
 import { waitForEndpointRemoval } from './kube/endpoint-wait.ts'
 import { readPodDeletion } from './kube/pod.ts'
+import { createEventRecorder, type EventRecorder } from './kube/events.ts'
 import { createFileTokenSource } from './kube/token.ts'
 import { createLogger, type Logger } from './log.ts'
 import { createMetrics } from './metrics.ts'
@@ -51,6 +52,9 @@ function finalScrapeWaitMs(configuredMs: number, killAt: string | undefined): nu
   if (killAt === undefined) return configuredMs
   return Math.max(0, Math.min(configuredMs, Date.parse(killAt) - Date.now() - FINAL_SCRAPE_KILL_MARGIN_MS))
 }
+
+/** Longest wait on the way out for the drain's last Event to reach the API server. */
+const EVENT_FLUSH_MS = 1_000
 
 /** How long to let answered hooks flush before exiting anyway. */
 const CLOSE_GRACE_MS = 2_000
@@ -137,6 +141,7 @@ async function main(): Promise<void> {
   let waitForEndpoints: ((signal: AbortSignal) => ReturnType<typeof waitForEndpointRemoval>) | undefined
   let checkAccess: (() => Promise<unknown>) | undefined
   let readDeletion: ((signal: AbortSignal) => Promise<Date | undefined>) | undefined
+  let events: EventRecorder | undefined
   if (config.kube !== undefined) {
     const kubeConfig = config.kube
     // No userAgent here: the Kubernetes requests set their own (kube/request.ts).
@@ -161,6 +166,7 @@ async function main(): Promise<void> {
     if (podName !== undefined) {
       readDeletion = async (signal) =>
         (await readPodDeletion({ apiUrl: kubeConfig.apiUrl, namespace: config.pod.namespace!, name: podName, uid: config.pod.uid, fetch: kubeFetch, token: kubeToken, clock, userAgent: USER_AGENT }, signal)).deletionTimestamp
+      events = createEventRecorder({ apiUrl: kubeConfig.apiUrl, namespace: config.pod.namespace!, pod: { name: podName, uid: config.pod.uid }, fetch: kubeFetch, token: kubeToken, clock, userAgent: USER_AGENT, log, wallTime: () => clock.wallTime() })
     }
     waitForEndpoints = (signal) =>
       waitForEndpointRemoval({ kube, clock, log, pod: config.pod, mode: config.endpointMode, pollIntervalMs: config.pollIntervalMs }, signal)
@@ -174,6 +180,7 @@ async function main(): Promise<void> {
     envoyFetch: sideFetch,
     waitForEndpoints,
     readDeletion,
+    recordEvent: events === undefined ? undefined : ({ type, reason, message }) => events!.record(type, reason, message),
     trafficObserver: () => createTrafficObserver({ read: procReader, appPorts: config.appPorts, hostIps: config.hostIps, sidecarPort: config.port }),
     config,
   })
@@ -205,7 +212,11 @@ async function main(): Promise<void> {
   installSignalHandlers(process, {
     coordinator,
     log,
-    beforeExit: async () => log.info('final_scrape', await scrapes.waitForFinalScrape(finalScrapeWaitMs(config.finalScrapeWaitMs, coordinator.summary?.deadline.killAt))),
+    beforeExit: async () => {
+      // The last Event was started at the release; give it a moment, never more, before the process may exit.
+      await events?.flush(EVENT_FLUSH_MS, clock)
+      log.info('final_scrape', await scrapes.waitForFinalScrape(finalScrapeWaitMs(config.finalScrapeWaitMs, coordinator.summary?.deadline.killAt)))
+    },
     closeServer: async () => {
       if (server !== undefined) log.info('server_closed', { how: await closeGracefully(server as HttpServer) })
     },

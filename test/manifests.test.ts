@@ -118,12 +118,13 @@ test('the schema validator rejects what the API server would reject', (t) => {
   t.throws(() => validateObject({ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } }), { message: /no schema/ })
 })
 
-test('the Role grants exactly get, list and watch on discovery.k8s.io EndpointSlices and get on pods, bound to the ServiceAccount', (t) => {
+test('the Role grants exactly get, list and watch on discovery.k8s.io EndpointSlices, get on pods and create on events, bound to the ServiceAccount', (t) => {
   const objects = render('base')
   const role = only(objects, 'Role')
   t.deepEqual(role.rules, [
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ])
   const binding = only(objects, 'RoleBinding')
   const account = only(objects, 'ServiceAccount')

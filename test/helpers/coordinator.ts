@@ -16,6 +16,7 @@ export function testCoordinator(options: {
   waitForEndpoints?: DrainDeps['waitForEndpoints']
   trafficObserver?: DrainDeps['trafficObserver']
   readDeletion?: DrainDeps['readDeletion']
+  recordEvent?: DrainDeps['recordEvent']
   config?: Partial<DrainDeps['config']>
 } = {}) {
   const log = captureLog()
@@ -30,6 +31,7 @@ export function testCoordinator(options: {
     waitForEndpoints: options.waitForEndpoints,
     trafficObserver: options.trafficObserver,
     readDeletion: options.readDeletion,
+    recordEvent: options.recordEvent,
     // quietPeriodMs 0: the fixed settle, unless a test drives the traffic gate.
     config: { appShutdownUrl: undefined, envoyAdminUrl: undefined, settleMs: 10, timeoutMs: 5_000, sideCallTimeoutMs: 1_000, quietPeriodMs: 0, settleMinMs: 0, appReserveMs: 10_000, ...options.config },
   })
