@@ -57,6 +57,8 @@ export type Config = Readonly<{
   hostIps: readonly string[]
   /** Left for the app between the release and the pod's deletionTimestamp (the kubelet's SIGKILL). */
   appReserveMs: number
+  /** DRAIN_TRAFFIC_COUNTER: whether the traffic gate reads Tcp PassiveOpens. */
+  trafficCounter: boolean
 }>
 
 export const DEFAULTS = Object.freeze({
@@ -115,6 +117,7 @@ export function parseConfig(env: Env): Config {
     appPorts: readPortList(env, 'DRAIN_APP_PORTS'),
     hostIps: readHostIps(env),
     appReserveMs: readDuration(env, 'DRAIN_APP_RESERVE', DEFAULTS.appReserve, { min: 0 }),
+    trafficCounter: readOneOf(env, 'DRAIN_TRAFFIC_COUNTER', ['on', 'off'] as const, 'on') === 'on',
   })
 }
 
@@ -141,6 +144,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     appPorts: config.appPorts ?? 'listening',
     hostIps: config.hostIps,
     appReserveMs: config.appReserveMs,
+    trafficCounter: config.trafficCounter,
   }
 }
 

@@ -181,7 +181,7 @@ async function main(): Promise<void> {
     waitForEndpoints,
     readDeletion,
     recordEvent: events === undefined ? undefined : ({ type, reason, message }) => events!.record(type, reason, message),
-    trafficObserver: () => createTrafficObserver({ read: procReader, appPorts: config.appPorts, hostIps: config.hostIps, sidecarPort: config.port }),
+    trafficObserver: () => createTrafficObserver({ read: procReader, appPorts: config.appPorts, hostIps: config.hostIps, sidecarPort: config.port, useCounter: config.trafficCounter }),
     config,
   })
   const readiness = createReadinessCheck({

@@ -100,9 +100,12 @@ export function createSettle(options: SettleOptions) {
           lastTrafficAt = now
         }
         const elapsed = now - startedAt
-        if (elapsed >= minMs && now - (lastTrafficAt ?? startedAt) >= quietMs) return report('quiet')
+        const quietFor = now - (lastTrafficAt ?? startedAt)
+        if (elapsed >= minMs && quietFor >= quietMs) return report('quiet')
         if (elapsed >= maxMs) return report('upper bound')
-        await clock.sleep(Math.min(intervalMs, maxMs - elapsed), signal)
+        // The last sleep before the quiet period (and the floor) is up is only as long as what is left of it.
+        const untilQuiet = Math.max(quietMs - quietFor, minMs - elapsed)
+        await clock.sleep(Math.min(intervalMs, untilQuiet, maxMs - elapsed), signal)
       }
     },
   }

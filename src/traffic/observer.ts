@@ -15,7 +15,7 @@
  * own port or to ports that are not the app's, and the app's end of the sidecar's own calls (their other end is a
  * socket this process holds).
  */
-import { type TcpSocket, parseSnmpTcp, parseTcpTable } from './proc-net.ts'
+import { type TcpRow, type TcpSocket, decodeRow, parseSnmpTcp, parseTcpRows } from './proc-net.ts'
 
 export type ProcReader = {
   /** The text of a /proc file; rejects when it cannot be read (with code ENOENT when it does not exist). */
@@ -36,6 +36,11 @@ export type TrafficObserverOptions = Readonly<{
   hostIps: readonly string[]
   /** DRAIN_PORT. */
   sidecarPort: number
+  /**
+   * DRAIN_TRAFFIC_COUNTER: read Tcp PassiveOpens (default). Off only where the network namespace is shared with
+   * other workloads (hostNetwork pods, the simulator), whose connections the counter cannot tell apart.
+   */
+  useCounter?: boolean
 }>
 
 export type Observation = {
@@ -57,7 +62,8 @@ export type Observation = {
 
 const OPEN_STATES = new Set<TcpSocket['state']>(['ESTABLISHED', 'SYN_RECV', 'NEW_SYN_RECV', 'CLOSE_WAIT'])
 
-const key = (s: TcpSocket) => `${s.localAddress}|${s.localPort}|${s.remoteAddress}|${s.remotePort}`
+/** A connection's identity within its table, from the undecoded row (decoding every row costs too much). */
+const key = (r: TcpRow) => `${r.localHex}:${r.localPort}|${r.remoteHex}:${r.remotePort}`
 const isLoopback = (ip: string) => ip === '::1' || ip.startsWith('127.')
 
 export function createTrafficObserver(options: TrafficObserverOptions): () => Promise<Observation> {
@@ -74,7 +80,7 @@ export function createTrafficObserver(options: TrafficObserverOptions): () => Pr
     const sources: string[] = []
     // The counter first, the tables after: a socket can then only be ahead of the counter, never behind it, and
     // the high-water mark below absorbs that.
-    const passiveOpens = await read.readFile(PROC_SNMP).then(
+    const passiveOpens = options.useCounter === false ? undefined : await read.readFile(PROC_SNMP).then(
       (text) => {
         const value = parseSnmpTcp(text)?.PassiveOpens
         if (value === undefined) problems.push(`${PROC_SNMP}: no Tcp PassiveOpens counter`)
@@ -83,7 +89,7 @@ export function createTrafficObserver(options: TrafficObserverOptions): () => Pr
       },
       (error: unknown) => void problems.push(`${PROC_SNMP}: ${errorText(error)}`),
     )
-    const sockets: TcpSocket[] = []
+    const rows: TcpRow[] = []
     for (const path of [PROC_TCP, PROC_TCP6]) {
       const text = await read.readFile(path).catch((error: unknown) => {
         // A kernel without IPv6 has no tcp6 file, and no IPv6 connections either.
@@ -91,35 +97,39 @@ export function createTrafficObserver(options: TrafficObserverOptions): () => Pr
         return undefined
       })
       if (text === undefined) continue
-      const table = parseTcpTable(text)
+      const table = parseTcpRows(text)
       if (table.malformed > 0) problems.push(`${path}: ${table.malformed} line(s) not in the documented format`)
-      sockets.push(...table.sockets)
+      for (const row of table.rows) rows.push(row)
       sources.push(path)
     }
     const own = await read.ownSocketInodes().catch(() => new Set<string>())
 
-    const listeners = sockets.filter((s) => s.state === 'LISTEN')
+    const listeners = rows.filter((r) => r.state === 'LISTEN').map((r) => decodeRow(r))
     const listeningPorts = new Set(listeners.map((s) => s.localPort))
     const appPorts = new Set(
       options.appPorts ?? listeners.filter((s) => !own.has(s.inode) && s.localPort !== sidecarPort && !isLoopback(s.localAddress)).map((s) => s.localPort),
     )
-    const ownEnds = new Set(sockets.filter((s) => own.has(s.inode)).map((s) => `${s.localAddress}|${s.localPort}`))
     // The server side of every connection: its local port is one somebody listens on.
-    const passive = sockets.filter((s) => s.state !== 'LISTEN' && listeningPorts.has(s.localPort) && !own.has(s.inode))
-    for (const s of passive) if (ownEnds.has(`${s.remoteAddress}|${s.remotePort}`)) ownCalls.add(key(s))
-    const isAppTraffic = (s: TcpSocket) => appPorts.has(s.localPort) && !hostIps.includes(s.remoteAddress) && !ownCalls.has(key(s))
+    const passive = rows.filter((r) => r.state !== 'LISTEN' && listeningPorts.has(r.localPort) && !own.has(r.inode))
+    // Only the app's connections and the sidecar's own sockets are decoded: a busy table has thousands of others.
+    const ownEnds = new Set(rows.filter((r) => own.has(r.inode)).map((r) => decodeRow(r)).map((s) => `${s.localAddress}|${s.localPort}`))
+    const app = passive.filter((r) => appPorts.has(r.localPort)).map((r) => ({ row: r, socket: decodeRow(r) }))
+    for (const { row, socket } of app) if (ownEnds.has(`${socket.remoteAddress}|${socket.remotePort}`)) ownCalls.add(key(row))
+    const isAppTraffic = ({ row, socket }: { row: TcpRow; socket: TcpSocket }) => !hostIps.includes(socket.remoteAddress) && !ownCalls.has(key(row))
 
-    const keys = new Set(passive.map(key))
     const first = seen === undefined
-    const fresh = first ? [] : passive.filter((s) => !seen!.has(key(s)))
-    seen = keys
-    const open = passive.filter((s) => OPEN_STATES.has(s.state) && isAppTraffic(s)).length
-    const opened = fresh.filter(isAppTraffic).length
+    const before = seen ?? new Set<string>()
+    const isFresh = (r: TcpRow) => !first && !before.has(key(r))
+    // Without the counter only the app's connections need remembering (a shared namespace has thousands more).
+    seen = new Set((options.useCounter === false ? app.map((a) => a.row) : passive).map(key))
+    const open = app.filter((a) => OPEN_STATES.has(a.socket.state) && isAppTraffic(a)).length
+    const opened = app.filter((a) => isFresh(a.row) && isAppTraffic(a)).length
+    const fresh = options.useCounter === false ? 0 : passive.filter(isFresh).length
 
     let unexplainedOpens = 0
     if (passiveOpens !== undefined) {
       if (baseline === undefined || first) baseline = passiveOpens
-      newPassiveSockets += fresh.length
+      newPassiveSockets += fresh
       const unexplained = passiveOpens - baseline - newPassiveSockets
       if (unexplained > highestUnexplained) {
         unexplainedOpens = unexplained - highestUnexplained

@@ -53,37 +53,68 @@ export function decodeAddress(hex: string, littleEndian = LITTLE_ENDIAN): string
   return canonicalIp(groups.join(':'))
 }
 
+/** One socket line, addresses still in the kernel's hex: decoding every line of a busy table costs too much. */
+export type TcpRow = { localHex: string; localPort: number; remoteHex: string; remotePort: number; state: TcpState; inode: string }
+
 /**
- * Every socket line of /proc/net/tcp or tcp6. Lines that do not have the documented shape are returned in
- * `malformed` (counted by the caller), never silently dropped.
+ * Every socket line of /proc/net/tcp or tcp6, addresses undecoded (see decodeRow). Lines that do not have the
+ * documented shape are counted in `malformed` (the caller treats them as traffic), never silently dropped.
  */
-export function parseTcpTable(text: string, littleEndian = LITTLE_ENDIAN): { sockets: TcpSocket[]; malformed: number } {
-  const sockets: TcpSocket[] = []
+export function parseTcpRows(text: string): { rows: TcpRow[]; malformed: number } {
+  const rows: TcpRow[] = []
   let malformed = 0
-  const lines = text.split('\n')
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!.trim()
-    if (line === '') continue
-    const fields = line.split(/\s+/)
-    const [local, remote, st] = [fields[1], fields[2], fields[3]]
-    const inode = fields[9]
-    const socket = local && remote && st && inode ? decodeSocket(local, remote, st, inode, littleEndian) : undefined
-    if (socket === undefined) malformed++
-    else sockets.push(socket)
+  let start = text.indexOf('\n') + 1 // the header line
+  while (start > 0 && start < text.length) {
+    let end = text.indexOf('\n', start)
+    if (end === -1) end = text.length
+    const line = text.slice(start, end)
+    start = end + 1
+    if (line.trim() === '') continue
+    const row = parseRow(line)
+    if (row === undefined) malformed++
+    else rows.push(row)
   }
-  return { sockets, malformed }
+  return { rows, malformed }
 }
 
-function decodeSocket(local: string, remote: string, st: string, inode: string, littleEndian: boolean): TcpSocket | undefined {
+/** `sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...`: fields split by runs of spaces. */
+function parseRow(line: string): TcpRow | undefined {
+  const fields: string[] = []
+  let i = 0
+  while (fields.length < 10 && i < line.length) {
+    while (line.charCodeAt(i) === 32) i++
+    const from = i
+    while (i < line.length && line.charCodeAt(i) !== 32) i++
+    if (i > from) fields.push(line.slice(from, i))
+  }
+  const [, local, remote, st, , , , , , inode] = fields
+  if (local === undefined || remote === undefined || st === undefined || inode === undefined || !/^\d+$/.test(inode)) return undefined
   const [localHex, localPortHex] = local.split(':')
   const [remoteHex, remotePortHex] = remote.split(':')
-  const localAddress = decodeAddress(localHex ?? '', littleEndian)
-  const remoteAddress = decodeAddress(remoteHex ?? '', littleEndian)
   const state = /^[0-9A-Fa-f]{2}$/.test(st) ? TCP_STATES[Number.parseInt(st, 16) as keyof typeof TCP_STATES] : undefined
   const localPort = parsePort(localPortHex)
   const remotePort = parsePort(remotePortHex)
-  if (localAddress === undefined || remoteAddress === undefined || state === undefined || localPort === undefined || remotePort === undefined || !/^\d+$/.test(inode)) return undefined
-  return { localAddress, localPort, remoteAddress, remotePort, state, inode }
+  if (!isAddressHex(localHex) || !isAddressHex(remoteHex) || state === undefined || localPort === undefined || remotePort === undefined) return undefined
+  return { localHex, localPort, remoteHex, remotePort, state, inode }
+}
+
+const isAddressHex = (hex: string | undefined): hex is string => hex !== undefined && /^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{32})$/.test(hex)
+
+export function decodeRow(row: TcpRow, littleEndian = LITTLE_ENDIAN): TcpSocket {
+  return {
+    localAddress: decodeAddress(row.localHex, littleEndian)!,
+    localPort: row.localPort,
+    remoteAddress: decodeAddress(row.remoteHex, littleEndian)!,
+    remotePort: row.remotePort,
+    state: row.state,
+    inode: row.inode,
+  }
+}
+
+/** Every socket line of /proc/net/tcp or tcp6, decoded. */
+export function parseTcpTable(text: string, littleEndian = LITTLE_ENDIAN): { sockets: TcpSocket[]; malformed: number } {
+  const { rows, malformed } = parseTcpRows(text)
+  return { sockets: rows.map((row) => decodeRow(row, littleEndian)), malformed }
 }
 
 function parsePort(hex: string | undefined): number | undefined {
