@@ -93,6 +93,8 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     replicas: 3, ratePerSecond: 200, workMs: 5, graceMs: 30_000, sleepMs: 5_000, settleMs: 2_000, drainTimeoutMs: 20_000,
     pollIntervalMs: 1_000, warmupMs: 1_500, rolloutGapMs: 500, envoy: false, probeReady: false, addressPrefix: '127.0.1',
     quietPeriodMs: 1_000, appKeepAlive: 'off' as 'off' | 'on', perPodPorts: options.strategy === 'dc-quiet',
+    // The gate's DRAIN_SETTLE is an upper bound, not a wait: as long as the slowest data plane it must cover.
+    ...(options.strategy === 'dc-quiet' ? { settleMs: 20_000, drainTimeoutMs: 25_000 } : {}),
     ...options,
   }
   const rollout = Math.min(o.rollout ?? o.replicas, o.replicas)
