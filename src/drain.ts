@@ -198,7 +198,7 @@ export function createDrainCoordinator(deps: DrainDeps) {
       // A wait that failed proved nothing: the endpoint may still be routed to. Without evidence the hook is held to
       // the deadline and the outcome says 'timeout', never 'completed'.
       if (endpointsReport.status === 'failed') {
-        log.warn('drain_held_without_evidence', { reason: 'the endpoint wait failed', until: 'DRAIN_TIMEOUT' })
+        log.warn('drain_held_without_evidence', { reason: 'the endpoint wait failed', until: drainDeadline.applied.source })
         await abortedPromise(drainDeadline.signal)
         return { endpoints: endpointsReport, settle: NOT_STARTED }
       }
