@@ -4,6 +4,7 @@
 // hooks beside one (scripts/bench-hooks.ts).
 // Options: --strategies=no-prestop,sleep,dc-watch,dc-poll --conditions=normal,slow-control-plane,slow-load-balancer
 //          --scale=1,100,1000 --skip-scale --skip-scenarios --skip-probes --skip-hooks --out=bench-results
+//          --lags=200,1000,4000,8000 (load-balancer lags for the traffic-quiet gate sweep, ms) --skip-lag-sweep
 import { $, argv, cd } from 'zx'
 
 cd(new URL('..', import.meta.url).pathname)
@@ -30,12 +31,19 @@ if (scaleSizes?.some((n) => !Number.isInteger(n) || n < 1)) {
   console.error(`--scale: ${argv.scale} is not valid; expected a comma-separated list of drain counts such as 1,100,1000`)
   process.exit(2)
 }
+const lags = argv.lags === undefined ? undefined : String(argv.lags).split(',').map(Number)
+if (lags?.some((n) => !Number.isInteger(n) || n < 0)) {
+  console.error(`--lags: ${argv.lags} is not valid; expected a comma-separated list of milliseconds such as 200,1000,4000,8000`)
+  process.exit(2)
+}
 const result = await runBench({
   strategies,
   conditions,
   scaleSizes,
   skipScale: Boolean(argv['skip-scale']),
   skipScenarios: Boolean(argv['skip-scenarios']),
+  skipLagSweep: Boolean(argv['skip-lag-sweep']),
+  lags,
   outDir: argv.out ?? 'bench-results',
 })
 console.log(benchMarkdown(result))

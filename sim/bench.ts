@@ -5,6 +5,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
+import { type LagSweepRow, lagSweepTable, runLagSweep } from './lag-sweep.ts'
 import { scaleTable, scenarioTable } from './report.ts'
 import { runScale, type ScaleResult } from './scale.ts'
 import { CONDITIONS, type ConditionName, runScenario, type ScenarioResult, STRATEGIES, type Strategy } from './scenario.ts'
@@ -15,10 +16,12 @@ type BenchOptions = {
   scaleSizes?: number[]
   skipScenarios?: boolean
   skipScale?: boolean
+  skipLagSweep?: boolean
+  lags?: number[]
   outDir: string
 }
 
-export async function runBench(options: BenchOptions): Promise<{ file: string; scenarios: ScenarioResult[]; scale: ScaleResult[] }> {
+export async function runBench(options: BenchOptions): Promise<{ file: string; scenarios: ScenarioResult[]; scale: ScaleResult[]; lagSweep: LagSweepRow[] }> {
   const log = (text: string) => process.stderr.write(`${text}\n`)
   const scenarios: ScenarioResult[] = []
   const scale: ScaleResult[] = []
@@ -35,6 +38,7 @@ export async function runBench(options: BenchOptions): Promise<{ file: string; s
       }
     }
   }
+  const lagSweep = options.skipLagSweep ? [] : await runLagSweep(options.lags, log)
   if (!options.skipScale) {
     for (const mode of ['watch', 'poll'] as const) {
       for (const n of options.scaleSizes ?? [1, 100, 1_000]) {
@@ -48,13 +52,14 @@ export async function runBench(options: BenchOptions): Promise<{ file: string; s
   await mkdir(options.outDir, { recursive: true })
   const file = join(options.outDir, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`)
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, platform: process.platform }
-  await writeFile(file, JSON.stringify({ startedAt: startedAt.toISOString(), machine, conditions: CONDITIONS, scenarios, scale }, null, 2) + '\n')
-  return { file, scenarios, scale }
+  await writeFile(file, JSON.stringify({ startedAt: startedAt.toISOString(), machine, conditions: CONDITIONS, scenarios, lagSweep, scale }, null, 2) + '\n')
+  return { file, scenarios, scale, lagSweep }
 }
 
-export function benchMarkdown(result: { scenarios: ScenarioResult[]; scale: ScaleResult[] }): string {
+export function benchMarkdown(result: { scenarios: ScenarioResult[]; scale: ScaleResult[]; lagSweep?: LagSweepRow[] }): string {
   const parts: string[] = []
   if (result.scenarios.length > 0) parts.push(scenarioTable(result.scenarios))
+  if (result.lagSweep && result.lagSweep.length > 0) parts.push(lagSweepTable(result.lagSweep))
   if (result.scale.length > 0) parts.push(scaleTable(result.scale))
   return parts.join('\n\n')
 }

@@ -11,7 +11,8 @@ import { startFakeKube, type FakeKube } from '../test/helpers/fake-kube.ts'
 import type { EndpointSlice } from '../src/kube/types.ts'
 import { now } from './common.ts'
 
-export type PodRef = { name: string; uid: string; ip: string }
+/** `port`: the pod's own serving port, when pods differ (default: the Service's); the controller groups by port. */
+export type PodRef = { name: string; uid: string; ip: string; port?: number }
 type EndpointCondition = 'ready' | 'terminating'
 
 const MAX_ENDPOINTS_PER_SLICE = 100
@@ -33,9 +34,11 @@ export async function startControlPlane(options: {
   const timers = new Set<NodeJS.Timeout>()
   let pending = false
   let sliceNames: string[] = []
-  /** Slice index of each pod ever placed, and how many pods each slice holds. */
-  const placement = new Map<string, number>()
-  const counts = new Map<number, number>()
+  /** Slice of each pod ever placed, and how many pods each slice holds. */
+  const placement = new Map<string, string>()
+  const counts = new Map<string, number>()
+  /** Like the real controller, endpoints with different ports go to different slices. */
+  const sliceName = (port: number, index: number) => `${options.service}-${port === options.port ? '' : `p${port}-`}${String(index).padStart(5, '0')}`
 
   function endpointFor(pod: PodRef, condition: EndpointCondition) {
     const terminating = condition === 'terminating'
@@ -51,21 +54,22 @@ export async function startControlPlane(options: {
   function sync() {
     pending = false
     // Like the real reconciler, a pod stays in the slice it was put in; a new pod goes to the first slice with room.
-    const chunks: Array<Array<{ pod: PodRef; condition: EndpointCondition }>> = []
+    const chunks = new Map<string, { port: number; entries: Array<{ pod: PodRef; condition: EndpointCondition }> }>()
     for (const entry of [...desired.values()].sort((a, b) => (a.pod.name < b.pod.name ? -1 : 1))) {
-      let index = placement.get(entry.pod.name)
-      if (index === undefined) {
-        index = 0
-        while ((counts.get(index) ?? 0) >= MAX_ENDPOINTS_PER_SLICE) index++
-        placement.set(entry.pod.name, index)
-        counts.set(index, (counts.get(index) ?? 0) + 1)
+      const port = entry.pod.port ?? options.port
+      let name = placement.get(entry.pod.name)
+      if (name === undefined) {
+        let index = 0
+        while ((counts.get(sliceName(port, index)) ?? 0) >= MAX_ENDPOINTS_PER_SLICE) index++
+        name = sliceName(port, index)
+        placement.set(entry.pod.name, name)
+        counts.set(name, (counts.get(name) ?? 0) + 1)
       }
-      ;(chunks[index] ??= []).push(entry)
+      if (!chunks.has(name)) chunks.set(name, { port, entries: [] })
+      chunks.get(name)!.entries.push(entry)
     }
     const names: string[] = []
-    chunks.forEach((chunk, index) => {
-      if (chunk.length === 0) return
-      const name = `${options.service}-${String(index).padStart(5, '0')}`
+    for (const [name, { port, entries: chunk }] of [...chunks].sort(([a], [b]) => (a < b ? -1 : 1))) {
       names.push(name)
       const slice: EndpointSlice = {
         kind: 'EndpointSlice',
@@ -77,13 +81,13 @@ export async function startControlPlane(options: {
         },
         addressType: 'IPv4',
         endpoints: chunk.map(({ pod, condition }) => endpointFor(pod, condition)),
-        ports: [{ name: 'http', protocol: 'TCP', port: options.port }],
+        ports: [{ name: 'http', protocol: 'TCP', port }],
       } as EndpointSlice
       const before = kube.get(name)
-      if (before && JSON.stringify(before.endpoints) === JSON.stringify(slice.endpoints)) return
+      if (before && JSON.stringify(before.endpoints) === JSON.stringify(slice.endpoints)) continue
       options.onSliceWrite?.(name, now())
       kube.upsert(slice)
-    })
+    }
     for (const name of sliceNames) {
       if (names.includes(name)) continue
       options.onSliceWrite?.(name, now())
@@ -94,10 +98,10 @@ export async function startControlPlane(options: {
 
   function forget(pod: PodRef) {
     desired.delete(pod.name)
-    const index = placement.get(pod.name)
-    if (index === undefined) return
+    const name = placement.get(pod.name)
+    if (name === undefined) return
     placement.delete(pod.name)
-    counts.set(index, (counts.get(index) ?? 1) - 1)
+    counts.set(name, (counts.get(name) ?? 1) - 1)
   }
 
   function later(change: () => void, what: string, pod: PodRef) {
@@ -118,8 +122,7 @@ export async function startControlPlane(options: {
     kube,
     /** The slice a pod's endpoint is in (once placed). */
     sliceOf(pod: PodRef): string | undefined {
-      const index = placement.get(pod.name)
-      return index === undefined ? undefined : `${options.service}-${String(index).padStart(5, '0')}`
+      return placement.get(pod.name)
     },
     /** Seeds ready pods at once, without delay (the state before the scenario starts). */
     seed(pods: PodRef[]) {

@@ -117,27 +117,35 @@ const server = createServer((req, res) => {
   }
   const backend = routing[next++ % routing.length]!
   const [host, port] = backend.split(':') as [string, string]
-  const upstream = httpRequest(
-    { host, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: backend, connection: 'keep-alive' }, agent: agentFor(backend), timeout: 2_000 },
-    (upstreamRes) => {
-      const headers = { ...upstreamRes.headers }
-      delete headers.connection
-      delete headers['keep-alive']
-      res.writeHead(upstreamRes.statusCode ?? 502, { ...headers, 'x-sim-backend': backend })
-      upstreamRes.pipe(res)
-    },
-  )
-  upstream.on('timeout', () => upstream.destroy(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT' })))
-  upstream.on('error', (error: NodeJS.ErrnoException) => {
-    if (res.headersSent) {
-      res.destroy()
-      return
-    }
-    // The proxy answers 502 for a refused or reset upstream connection (504 for a timeout), as Envoy and nginx do.
-    const status = error.code === 'ETIMEDOUT' ? 504 : 502
-    res.writeHead(status, { 'x-sim-upstream-error': error.code ?? 'error', 'x-sim-backend': backend }).end(`upstream error: ${error.code ?? error.message}\n`)
-  })
-  req.pipe(upstream)
+  const forward = (retry: boolean) => {
+    const upstream = httpRequest(
+      // The retry takes a new connection of its own: another pooled one may be closing too.
+      { host, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: backend, connection: retry ? 'keep-alive' : 'close' }, agent: retry ? agentFor(backend) : false, timeout: 2_000 },
+      (upstreamRes) => {
+        const headers = { ...upstreamRes.headers }
+        delete headers.connection
+        delete headers['keep-alive']
+        res.writeHead(upstreamRes.statusCode ?? 502, { ...headers, 'x-sim-backend': backend })
+        upstreamRes.pipe(res)
+      },
+    )
+    upstream.on('timeout', () => upstream.destroy(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT' })))
+    upstream.on('error', (error: NodeJS.ErrnoException) => {
+      if (res.headersSent) {
+        res.destroy()
+        return
+      }
+      // A pooled connection the server closed just as the request went out (the keep-alive race): retried once on
+      // a new connection, as Node's documentation advises and proxies do for a request that got no answer at all.
+      if (retry && upstream.reusedSocket && error.code === 'ECONNRESET' && (req.method === 'GET' || req.method === 'HEAD')) return forward(false)
+      // The proxy answers 502 for a refused or reset upstream connection (504 for a timeout), as Envoy and nginx do.
+      const status = error.code === 'ETIMEDOUT' ? 504 : 502
+      res.writeHead(status, { 'x-sim-upstream-error': error.code ?? 'error', 'x-sim-backend': backend }).end(`upstream error: ${error.code ?? error.message}\n`)
+    })
+    if (retry) req.pipe(upstream)
+    else upstream.end()
+  }
+  forward(true)
 })
 server.keepAliveTimeout = 10_000
 

@@ -5,7 +5,11 @@
  *   - no-prestop: no hook; SIGTERM at once.
  *   - sleep:      a fixed preStop sleep (sleepMs).
  *   - dc-watch / dc-poll: drain-coordinator (the built bundle, one process per pod, as a classic sidecar
- *                 container) answering an httpGet preStop hook, in watch or poll mode.
+ *                 container) answering an httpGet preStop hook, in watch or poll mode, with a fixed settle
+ *                 (DRAIN_QUIET_PERIOD=0).
+ *   - dc-quiet:   drain-coordinator in watch mode with the traffic-quiet gate: DRAIN_SETTLE is the upper bound, the
+ *                 app's shutdown URL is called, and each pod serves on its own port (DRAIN_APP_PORTS), since all
+ *                 simulated pods share this machine's network namespace.
  * Returns the load totals, each termination's timings, the API requests the sidecars made and a timeline.
  */
 import { existsSync } from 'node:fs'
@@ -19,7 +23,7 @@ import { startControlPlane, type PodRef } from './control-plane.ts'
 import { terminatePod, type PreStop, type SimPod, type Termination } from './kubelet.ts'
 import { type LoadResult, startLoad } from './load.ts'
 
-export const STRATEGIES = ['no-prestop', 'sleep', 'dc-watch', 'dc-poll'] as const
+export const STRATEGIES = ['no-prestop', 'sleep', 'dc-watch', 'dc-poll', 'dc-quiet'] as const
 export type Strategy = (typeof STRATEGIES)[number]
 
 export type Condition = { name: string; description: string; controllerDelayMs: number; lbLagMs: number }
@@ -54,6 +58,12 @@ export type ScenarioOptions = {
   probeReady?: boolean
   /** Second octet-triple prefix for pod addresses, e.g. '127.0.1' → old pods 127.0.1.10+, new pods 127.0.1.110+. */
   addressPrefix?: string
+  /** dc-quiet: DRAIN_QUIET_PERIOD. */
+  quietPeriodMs?: number
+  /** What the app does on its shutdown URL: 'off' stops keeping connections alive, 'on' changes nothing. */
+  appKeepAlive?: 'off' | 'on'
+  /** Each pod serves on its own port (its own EndpointSlice); on by default for dc-quiet. */
+  perPodPorts?: boolean
 }
 
 export type TimelineEntry = { at: number; source: string; event: string; pod?: string; detail?: string }
@@ -69,7 +79,9 @@ export type ScenarioResult = {
   /** LIST and WATCH requests the sidecars made (the endpoint waits), and other requests per sidecar (start-up checks). */
   apiRequests: { total: number; perDrain: number; list: number; watch: number; startupPerPod: number }
   /** Outcome and phases each sidecar reported in its drain_finished log line. */
-  drains: Array<{ pod: string; outcome: unknown; endpoints: unknown }>
+  drains: Array<{ pod: string; outcome: unknown; endpoints: unknown; settle: Record<string, unknown> | undefined }>
+  /** Requests that reached an old pod's app after its SIGTERM (the app counts them): what the hold missed. */
+  arrivedAfterSigterm: number
   timeline: TimelineEntry[]
   startedAt: number
   firstDeletionAt: number | undefined
@@ -80,12 +92,15 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
   const o = {
     replicas: 3, ratePerSecond: 200, workMs: 5, graceMs: 30_000, sleepMs: 5_000, settleMs: 2_000, drainTimeoutMs: 20_000,
     pollIntervalMs: 1_000, warmupMs: 1_500, rolloutGapMs: 500, envoy: false, probeReady: false, addressPrefix: '127.0.1',
+    quietPeriodMs: 1_000, appKeepAlive: 'off' as 'off' | 'on', perPodPorts: options.strategy === 'dc-quiet',
+    // The gate's DRAIN_SETTLE is an upper bound, not a wait: as long as the slowest data plane it must cover.
+    ...(options.strategy === 'dc-quiet' ? { settleMs: 20_000, drainTimeoutMs: 25_000 } : {}),
     ...options,
   }
   const rollout = Math.min(o.rollout ?? o.replicas, o.replicas)
   if (o.replicas > 80) throw new Error('at most 80 replicas (addresses .10-.89 and .110-.189 of the prefix)')
   const { strategy, condition } = o
-  const usesSidecar = strategy === 'dc-watch' || strategy === 'dc-poll'
+  const usesSidecar = strategy === 'dc-watch' || strategy === 'dc-poll' || strategy === 'dc-quiet'
   if (usesSidecar && !existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run npm run build first`)
 
   const timeline: TimelineEntry[] = []
@@ -115,8 +130,19 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
 
     const preStop = (ip: string): PreStop =>
       strategy === 'sleep' ? { kind: 'sleep', ms: o.sleepMs } : usesSidecar ? { kind: 'httpGet', url: `http://${ip}:${drainPort}/prestop` } : { kind: 'none' }
-    const startApp = (name: string, ip: string) =>
-      startChild(`app ${name}`, [join(SIM_DIR, 'app-server.ts')], { SIM_HOST: ip, SIM_PORT: String(appPort), SIM_WORK_MS: String(o.workMs), NODE_NO_WARNINGS: '1' })
+    const portOf = (pod: PodRef) => pod.port ?? appPort
+    const startApp = (pod: PodRef) =>
+      startChild(`app ${pod.name}`, [join(SIM_DIR, 'app-server.ts')], {
+        SIM_HOST: pod.ip, SIM_PORT: String(portOf(pod)), SIM_WORK_MS: String(o.workMs), SIM_SHUTDOWN_KEEPALIVE: o.appKeepAlive, NODE_NO_WARNINGS: '1',
+      })
+    const gate = strategy === 'dc-quiet'
+      ? (pod: PodRef) => ({
+          DRAIN_QUIET_PERIOD: `${o.quietPeriodMs}ms`, DRAIN_APP_PORTS: String(portOf(pod)), DRAIN_APP_SHUTDOWN_URL: `http://${pod.ip}:${portOf(pod)}/shutdown`,
+          // Every simulated pod, the load balancer and the load generator share this machine's network namespace:
+          // the PassiveOpens counter counts all of them, so here it would see traffic all the time.
+          DRAIN_TRAFFIC_COUNTER: 'off',
+        })
+      : () => ({ DRAIN_QUIET_PERIOD: '0' })
     const startSidecar = (pod: PodRef) =>
       startChild(`sidecar ${pod.name}`, [BUNDLE], {
         DRAIN_KUBE_API_URL: controlPlane.kube.url, DRAIN_KUBE_CA_FILE: controlPlane.kube.caFile, DRAIN_KUBE_TOKEN_FILE: tokenFile,
@@ -124,24 +150,28 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
         DRAIN_SETTLE: `${o.settleMs}ms`, DRAIN_TIMEOUT: `${o.drainTimeoutMs}ms`, DRAIN_ENDPOINT_MODE: strategy === 'dc-poll' ? 'poll' : 'watch',
         DRAIN_POLL_INTERVAL: `${o.pollIntervalMs}ms`, DRAIN_PORT: String(drainPort), DRAIN_HOST: pod.ip,
         ...(envoy ? { DRAIN_ENVOY_ADMIN_URL: envoy.url } : {}),
+        ...gate(pod),
       })
 
     // Old pods (each with its sidecar under a dc strategy) and the new pods that replace them, all started now so
     // process start-up does not compete with the measurement; a new pod joins the Service only when the rollout
     // makes it ready. (New pods get no sidecar: it would sit idle, as nothing deletes them in this run.)
+    const podPorts = { old: [] as number[], new: [] as number[] }
+    if (o.perPodPorts) for (const kind of ['old', 'new'] as const) for (let i = 0; i < o.replicas; i++) podPorts[kind].push(await freePort())
     const ref = (kind: 'old' | 'new', i: number): PodRef => ({
       name: `web-${kind}-${i}`, uid: `00000000-0000-4000-8000-${kind === 'old' ? '0' : '1'}${String(i).padStart(11, '0')}`,
       ip: `${o.addressPrefix}.${(kind === 'old' ? 10 : 110) + i}`,
+      ...(o.perPodPorts ? { port: podPorts[kind][i]! } : {}),
     })
     const oldPods: SimPod[] = []
     const newPods: SimPod[] = []
     for (let i = 0; i < o.replicas; i++) {
       const r = ref('old', i)
-      oldPods.push({ ...r, app: startApp(r.name, r.ip), sidecar: usesSidecar ? startSidecar(r) : undefined, preStop: preStop(r.ip) })
+      oldPods.push({ ...r, app: startApp(r), sidecar: usesSidecar ? startSidecar(r) : undefined, preStop: preStop(r.ip) })
     }
     for (let i = 0; i < rollout; i++) {
       const r = ref('new', i)
-      newPods.push({ ...r, app: startApp(r.name, r.ip), sidecar: undefined, preStop: preStop(r.ip) })
+      newPods.push({ ...r, app: startApp(r), sidecar: undefined, preStop: preStop(r.ip) })
     }
     cleanups.push(() => killAllChildren())
     await lb.waitFor('listening', 15_000)
@@ -173,7 +203,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     await Promise.all(probes)
 
     // Keep the load on until the API has dropped the old endpoints and the load balancer has caught up.
-    const oldBackends = oldPods.slice(0, rollout).map((p) => `${p.ip}:${appPort}`)
+    const oldBackends = oldPods.slice(0, rollout).map((p) => `${p.ip}:${portOf(p)}`)
     const converged = (e: ChildEvent) => Array.isArray(e.backends) && !oldBackends.some((b) => (e.backends as string[]).includes(b))
     await lb.waitFor('routing', condition.controllerDelayMs + condition.lbLagMs + 10_000, converged)
     await sleep(300)
@@ -195,7 +225,8 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
         if (log.event === 'phase_finished' && log.phase === 'envoy') note('sidecar', 'envoy_drained', { at, pod: pod.name, detail: `POST drain_listeners → ${log.httpStatus}` })
         if (log.event === 'drain_finished') {
           note('sidecar', 'drain_finished', { at, pod: pod.name, detail: `outcome ${log.outcome}` })
-          drains.push({ pod: pod.name, outcome: log.outcome, endpoints: (log.phases as Record<string, unknown> | undefined)?.endpoints })
+          const phases = log.phases as Record<string, Record<string, unknown>> | undefined
+          drains.push({ pod: pod.name, outcome: log.outcome, endpoints: phases?.endpoints, settle: phases?.settle })
         }
       }
     }
@@ -233,6 +264,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
         startupPerPod: usesSidecar ? (sidecarRequests.length - drainRequests.length) / o.replicas : 0,
       },
       drains,
+      arrivedAfterSigterm: oldPods.slice(0, rollout).reduce((sum, pod) => sum + Number(pod.app.events.find((e) => e.event === 'exiting')?.arrivedAfterSigterm ?? 0), 0),
       timeline,
       startedAt,
       firstDeletionAt,

@@ -49,6 +49,18 @@ export type Config = Readonly<{
   finalScrapeWaitMs: number
   /** Time a client gets to send a request's headers on the sidecar's port (slow-client defence). */
   headersTimeoutMs: number
+  /** Traffic-quiet gate: release once no traffic for this long (0: fixed settle of settleMs, the upper bound). */
+  quietPeriodMs: number
+  /** The settle's floor. */
+  settleMinMs: number
+  /** DRAIN_APP_PORTS; undefined: found from the listening sockets that are not the sidecar's. */
+  appPorts: readonly number[] | undefined
+  /** HOST_IP (Downward API status.hostIPs or status.hostIP): the node's addresses, canonical. */
+  hostIps: readonly string[]
+  /** Left for the app between the release and the pod's deletionTimestamp (the kubelet's SIGKILL). */
+  appReserveMs: number
+  /** DRAIN_TRAFFIC_COUNTER: whether the traffic gate reads Tcp PassiveOpens. */
+  trafficCounter: boolean
 }>
 
 export const DEFAULTS = Object.freeze({
@@ -62,6 +74,9 @@ export const DEFAULTS = Object.freeze({
   finalScrapeWait: '15s',
   headersTimeout: '10s',
   sideCallTimeoutMs: 2_000,
+  quietPeriod: '1s',
+  settleMin: '0s',
+  appReserve: '10s',
 })
 
 /** Clients (kubelet, Prometheus, curl) send their headers in one packet; a minute is already generous. */
@@ -75,6 +90,10 @@ export function parseConfig(env: Env): Config {
   const settleMs = readDuration(env, 'DRAIN_SETTLE', DEFAULTS.settle, { min: 0 })
   if (settleMs >= timeoutMs) {
     throw new ConfigError('DRAIN_SETTLE', read(env, 'DRAIN_SETTLE') ?? DEFAULTS.settle, `a duration shorter than DRAIN_TIMEOUT (${read(env, 'DRAIN_TIMEOUT') ?? DEFAULTS.timeout})`)
+  }
+  const settleMinMs = readDuration(env, 'DRAIN_SETTLE_MIN', DEFAULTS.settleMin, { min: 0 })
+  if (settleMinMs > settleMs) {
+    throw new ConfigError('DRAIN_SETTLE_MIN', read(env, 'DRAIN_SETTLE_MIN') ?? '', `a duration no longer than DRAIN_SETTLE (${read(env, 'DRAIN_SETTLE') ?? DEFAULTS.settle})`)
   }
   const pod = readPod(env)
   const kube = readKube(env)
@@ -100,6 +119,12 @@ export function parseConfig(env: Env): Config {
     hookToken: readHookToken(env),
     finalScrapeWaitMs: readDuration(env, 'DRAIN_FINAL_SCRAPE_WAIT', DEFAULTS.finalScrapeWait, { min: 0 }),
     headersTimeoutMs: readHeadersTimeout(env),
+    quietPeriodMs: readDuration(env, 'DRAIN_QUIET_PERIOD', DEFAULTS.quietPeriod, { min: 0 }),
+    settleMinMs,
+    appPorts: readPortList(env, 'DRAIN_APP_PORTS'),
+    hostIps: readHostIps(env),
+    appReserveMs: readDuration(env, 'DRAIN_APP_RESERVE', DEFAULTS.appReserve, { min: 0 }),
+    trafficCounter: readOneOf(env, 'DRAIN_TRAFFIC_COUNTER', ['on', 'off'] as const, 'on') === 'on',
   })
 }
 
@@ -122,6 +147,12 @@ export function describeConfig(config: Config): Record<string, unknown> {
     hookToken: config.hookToken === undefined ? 'off' : 'file' in config.hookToken ? `file ${config.hookToken.file}` : 'set',
     finalScrapeWaitMs: config.finalScrapeWaitMs,
     headersTimeoutMs: config.headersTimeoutMs,
+    quietPeriodMs: config.quietPeriodMs,
+    settleMinMs: config.settleMinMs,
+    appPorts: config.appPorts ?? 'listening',
+    hostIps: config.hostIps,
+    appReserveMs: config.appReserveMs,
+    trafficCounter: config.trafficCounter,
   }
 }
 
@@ -155,6 +186,24 @@ function readPort(env: Env, name: string, fallback: number): number {
   const port = /^\d{1,5}$/.test(raw) ? Number(raw) : Number.NaN
   if (!(port >= 1 && port <= 65_535)) throw new ConfigError(name, raw, 'a port number from 1 to 65535')
   return port
+}
+
+function readPortList(env: Env, name: string): readonly number[] | undefined {
+  const raw = read(env, name)
+  if (raw === undefined) return undefined
+  const ports = raw.split(',').map((part) => part.trim())
+  if (!ports.every((part) => /^\d{1,5}$/.test(part) && Number(part) >= 1 && Number(part) <= 65_535)) {
+    throw new ConfigError(name, raw, 'port numbers from 1 to 65535 separated by commas, such as 8080,8443')
+  }
+  return Object.freeze([...new Set(ports.map(Number))])
+}
+
+function readHostIps(env: Env): readonly string[] {
+  const raw = read(env, 'HOST_IP')
+  if (raw === undefined) return Object.freeze([])
+  const ips = parseIpList(raw)
+  if (ips === undefined) throw new ConfigError('HOST_IP', raw, 'the node\'s IP address, or several separated by commas (Downward API status.hostIPs or status.hostIP)')
+  return Object.freeze(ips)
 }
 
 function readHost(env: Env, name: string): string | undefined {

@@ -7,15 +7,20 @@
  *   4. settle,
  *   5. release.
  * DRAIN_TIMEOUT bounds steps 2 to 5 together: at the deadline the drain is released with outcome 'timeout'.
+ * Each phase is a function that returns its report, whatever happened to it; the summary is built from those.
  */
 import { type Clock, deadline } from './clock.ts'
 import type { Config } from './config.ts'
+import { type AppliedDeadline, createDrainDeadline } from './drain-deadline.ts'
+import { type DrainEvent, drainFinishedEvent, drainStartedEvent } from './drain-events.ts'
 import { DrainCoordinatorError, describeError } from './errors.ts'
 import type { EndpointWaitResult } from './kube/endpoint-wait.ts'
 import type { Logger } from './log.ts'
 import type { Metrics } from './metrics.ts'
-import { PHASES, type Outcome, type Phase, type PhaseStatus, type Trigger } from './phases.ts'
+import type { Outcome, Phase, PhaseStatus, Trigger } from './phases.ts'
 import { envoyDrainUrl, postExpectingSuccess } from './side-calls.ts'
+import { SAMPLE_INTERVAL_MS, createSettle } from './traffic/gate.ts'
+import type { Observation } from './traffic/observer.ts'
 import type { Fetch } from './transport.ts'
 
 export type PhaseReport = { status: PhaseStatus; durationSeconds?: number; error?: string } & Record<string, unknown>
@@ -25,6 +30,8 @@ export type DrainSummary = {
   trigger: Trigger
   startedAt: string
   durationSeconds: number
+  /** Which deadline applied (DRAIN_TIMEOUT, or the pod's grace budget) and how long it was. */
+  deadline: AppliedDeadline
   phases: Record<Phase, PhaseReport>
 }
 
@@ -38,15 +45,22 @@ export type DrainDeps = Readonly<{
   envoyFetch: Fetch
   /** undefined: no API server configured, the endpoint wait is skipped. */
   waitForEndpoints: ((signal: AbortSignal) => Promise<EndpointWaitResult>) | undefined
-  config: Pick<Config, 'appShutdownUrl' | 'envoyAdminUrl' | 'settleMs' | 'timeoutMs' | 'sideCallTimeoutMs'>
+  /** Makes a fresh traffic observer for one drain's settle; undefined: no source, the settle is fixed. */
+  trafficObserver?: (() => () => Promise<Observation>) | undefined
+  /**
+   * Reads the pod's metadata.deletionTimestamp (undefined: not being deleted); throws when it cannot.
+   * undefined: no API server or no POD_NAME, the deadline is DRAIN_TIMEOUT.
+   */
+  readDeletion?: ((signal: AbortSignal) => Promise<Date | undefined>) | undefined
+  /** Records a Kubernetes Event on the pod, best effort: returns at once and never throws. */
+  recordEvent?: ((event: DrainEvent) => void) | undefined
+  config: Pick<Config, 'appShutdownUrl' | 'envoyAdminUrl' | 'settleMs' | 'timeoutMs' | 'sideCallTimeoutMs' | 'quietPeriodMs' | 'settleMinMs' | 'appReserveMs'>
 }>
 
-export class DrainDeadlineError extends DrainCoordinatorError {
-  override name = 'DrainDeadlineError'
-  constructor(timeoutMs: number) {
-    super('DRAIN_DEADLINE', `DRAIN_TIMEOUT (${timeoutMs}ms) reached`)
-  }
-}
+export { DrainDeadlineError } from './drain-deadline.ts'
+
+/** Longest wait for the pod's own object; past it the drain keeps DRAIN_TIMEOUT. */
+export const POD_READ_TIMEOUT_MS = 5_000
 
 class ReleasedError extends DrainCoordinatorError {
   override name = 'ReleasedError'
@@ -55,101 +69,162 @@ class ReleasedError extends DrainCoordinatorError {
   }
 }
 
+/** A phase that never started because the deadline came first, or an earlier phase proved nothing. */
+const NOT_STARTED: PhaseReport = Object.freeze({ status: 'cancelled' })
+const SKIPPED: PhaseReport = Object.freeze({ status: 'skipped' })
+
 export type DrainCoordinator = ReturnType<typeof createDrainCoordinator>
 
 export function createDrainCoordinator(deps: DrainDeps) {
+  const { clock, log, metrics, config } = deps
   let running: Promise<DrainSummary> | undefined
   let finished: DrainSummary | undefined
+  let budgetFallbackLogged = false
+  const seconds = (from: number) => Math.round(clock.now() - from) / 1_000
+
+  /** Events are best effort: even a recorder that breaks its promise and throws changes nothing here. */
+  function emitEvent(event: DrainEvent) {
+    try {
+      deps.recordEvent?.(event)
+    } catch (error) {
+      log.warn('event_not_recorded', { reason: event.reason, error })
+    }
+  }
+
+  /**
+   * Runs one phase and returns its report; never throws. `signal` is the phase's own bound; `cancelledBy` is the
+   * drain's (deadline or release): an abort from it makes the phase `cancelled`, anything else thrown `failed`.
+   * The work is raced against `signal`, so even code that ignores its signal cannot hold a phase past it.
+   */
+  async function runPhase(
+    name: Phase,
+    signal: AbortSignal,
+    cancelledBy: AbortSignal,
+    work: (signal: AbortSignal) => Promise<Record<string, unknown> | void>,
+    /** What a cancelled phase still has to say. */
+    sofar: () => Record<string, unknown> = () => ({}),
+  ): Promise<PhaseReport> {
+    const phaseStart = clock.now()
+    try {
+      const extra = await Promise.race([work(signal), rejectedOnAbort(signal)])
+      const report: PhaseReport = { status: 'ok', durationSeconds: seconds(phaseStart), ...extra }
+      metrics.phaseFinished(name, report.durationSeconds!)
+      log.info('phase_finished', { phase: name, ...report })
+      return report
+    } catch (error) {
+      const cancelled = cancelledBy.aborted && error === cancelledBy.reason
+      const report: PhaseReport = { status: cancelled ? 'cancelled' : 'failed', durationSeconds: seconds(phaseStart), ...(cancelled ? sofar() : {}), error: describeError(error) }
+      metrics.phaseFinished(name, report.durationSeconds!)
+      // The endpoint wait cut short by the deadline is what alerts care about; a settle cut short is not.
+      if (!cancelled || name === 'endpoints') metrics.phaseFailed(name)
+      if (cancelled) log.info('phase_cancelled', { phase: name, ...report })
+      else log.warn('phase_failed', { phase: name, ...report })
+      return report
+    }
+  }
 
   async function run(trigger: Trigger, userAgent: string | undefined): Promise<DrainSummary> {
-    const { clock, log, metrics, config } = deps
     const startedAt = clock.now()
     const startedWall = clock.wallTime()
-    const seconds = (from: number) => Math.round(clock.now() - from) / 1_000
-    const reports = Object.fromEntries(PHASES.map((phase) => [phase, { status: 'cancelled' }])) as Record<Phase, PhaseReport>
-    let released = false
-
-    log.info('drain_started', { by: trigger, userAgent: userAgent ?? null, timeoutMs: config.timeoutMs, settleMs: config.settleMs })
+    log.info('drain_started', { by: trigger, userAgent: userAgent ?? null, timeoutMs: config.timeoutMs, settleMs: config.settleMs, quietPeriodMs: config.quietPeriodMs })
     metrics.drainStarted()
-    const drainDeadline = deadline(clock, config.timeoutMs, new DrainDeadlineError(config.timeoutMs))
+    emitEvent(drainStartedEvent(trigger))
+    const drainDeadline = createDrainDeadline(clock, config.timeoutMs)
     const release = new AbortController()
     const untilReleased = AbortSignal.any([drainDeadline.signal, release.signal])
 
-    const phaseStarts = new Map<Phase, number>()
-
-    async function phase(name: Phase, work: (signal: AbortSignal) => Promise<Record<string, unknown> | void>, signal: AbortSignal) {
-      const phaseStart = clock.now()
-      phaseStarts.set(name, phaseStart)
+    /** Beside every step: the pod's grace budget may bring the deadline forward. Never delays anything. */
+    const applyGraceBudget = async (): Promise<void> => {
+      const fallBack = (reason: string, error?: unknown) => {
+        if (budgetFallbackLogged) return
+        budgetFallbackLogged = true
+        log.warn('grace_budget_unavailable', { reason, ...(error === undefined ? {} : { error }), deadline: 'DRAIN_TIMEOUT', timeoutMs: config.timeoutMs })
+      }
+      const read = deps.readDeletion
+      if (read === undefined) return fallBack('no API server or no POD_NAME to read the pod with')
+      const bounded = deadline(clock, POD_READ_TIMEOUT_MS, new DrainCoordinatorError('POD_READ_TIMEOUT', `the pod's own object was not read within ${POD_READ_TIMEOUT_MS}ms`), untilReleased)
       try {
-        const extra = await work(signal)
-        if (released) return
-        phaseStarts.delete(name)
-        reports[name] = { status: 'ok', durationSeconds: seconds(phaseStart), ...extra }
-        metrics.phaseFinished(name, seconds(phaseStart))
-        log.info('phase_finished', { phase: name, ...reports[name] })
+        const killAt = await Promise.race([read(bounded.signal), rejectedOnAbort(bounded.signal)])
+        if (killAt === undefined) return fallBack('the pod has no deletionTimestamp (not being deleted: a signal without deletion, or a node shutdown)')
+        log.info('drain_deadline', { ...drainDeadline.applyBudget(killAt, config.appReserveMs), reserveMs: config.appReserveMs })
       } catch (error) {
-        if (released) return
-        phaseStarts.delete(name)
-        if (untilReleased.aborted && error === untilReleased.reason) return cancel(name, phaseStart, error)
-        reports[name] = { status: 'failed', durationSeconds: seconds(phaseStart), error: describeError(error) }
-        metrics.phaseFinished(name, seconds(phaseStart))
-        metrics.phaseFailed(name)
-        log.warn('phase_failed', { phase: name, ...reports[name] })
+        // The drain ended first: nothing left to bound.
+        if (!(untilReleased.aborted && error === untilReleased.reason)) fallBack('the pod could not be read', error)
+      } finally {
+        bounded.cancel()
+      }
+    }
+    void applyGraceBudget()
+
+    /** Step 2: POST to the app or Envoy, bounded by its own timeout and by the release. */
+    const sideCall = async (name: 'app' | 'envoy', url: string | undefined, fetch: Fetch, what: string): Promise<PhaseReport> => {
+      if (url === undefined) return SKIPPED
+      const timeout = new DrainCoordinatorError('SIDE_CALL_TIMEOUT', `${what}: POST ${url} got no answer within ${config.sideCallTimeoutMs}ms`)
+      const bounded = deadline(clock, config.sideCallTimeoutMs, timeout, untilReleased)
+      try {
+        return await runPhase(name, bounded.signal, untilReleased, async (signal) => ({ httpStatus: await postExpectingSuccess(fetch, what, url, signal) }))
+      } finally {
+        bounded.cancel()
       }
     }
 
-    /** A phase the deadline or the release overtook. */
-    function cancel(name: Phase, phaseStart: number, reason: unknown) {
-      reports[name] = { status: 'cancelled', durationSeconds: seconds(phaseStart), error: describeError(reason) }
-      metrics.phaseFinished(name, seconds(phaseStart))
-      // The endpoint wait cut short by the deadline is what alerts care about; a settle cut short is not.
-      if (name === 'endpoints') metrics.phaseFailed(name)
-      log.info('phase_cancelled', { phase: name, ...reports[name] })
+    /** Step 3. */
+    const endpoints = (): Promise<PhaseReport> => {
+      const wait = deps.waitForEndpoints
+      if (wait === undefined) return Promise.resolve(SKIPPED)
+      return runPhase('endpoints', drainDeadline.signal, drainDeadline.signal, async (signal) => ({ ...(await wait(signal)) }))
     }
 
-    function sideCall(name: 'app' | 'envoy', url: string | undefined, fetch: Fetch, what: string) {
-      if (url === undefined) {
-        reports[name] = { status: 'skipped' }
-        return
+    /** Step 4: until traffic has been quiet for DRAIN_QUIET_PERIOD, within DRAIN_SETTLE_MIN and DRAIN_SETTLE. */
+    const settle = async (): Promise<PhaseReport> => {
+      const gate = createSettle({
+        clock,
+        log,
+        observe: deps.trafficObserver?.(),
+        quietMs: config.quietPeriodMs,
+        minMs: config.settleMinMs,
+        maxMs: config.settleMs,
+        intervalMs: SAMPLE_INTERVAL_MS,
+      })
+      const report = await runPhase('settle', drainDeadline.signal, drainDeadline.signal, (signal) => gate.run(signal), () => ({ ...gate.progress('deadline') }))
+      if (typeof report.trafficLagSeconds === 'number') metrics.trafficLag(report.trafficLagSeconds)
+      return report
+    }
+
+    /** Steps 3 and 4: the settle runs only after evidence, and only while the deadline has not passed. */
+    const sequence = async (): Promise<{ endpoints: PhaseReport; settle: PhaseReport }> => {
+      const endpointsReport = await endpoints()
+      if (drainDeadline.signal.aborted) return { endpoints: endpointsReport, settle: NOT_STARTED }
+      // A wait that failed proved nothing: the endpoint may still be routed to. Without evidence the hook is held to
+      // the deadline and the outcome says 'timeout', never 'completed'.
+      if (endpointsReport.status === 'failed') {
+        log.warn('drain_held_without_evidence', { reason: 'the endpoint wait failed', until: drainDeadline.applied.source })
+        await abortedPromise(drainDeadline.signal)
+        return { endpoints: endpointsReport, settle: NOT_STARTED }
       }
-      const bounded = deadline(clock, config.sideCallTimeoutMs, new DrainCoordinatorError('SIDE_CALL_TIMEOUT', `${what}: POST ${url} got no answer within ${config.sideCallTimeoutMs}ms`), untilReleased)
-      void phase(name, async (signal) => ({ httpStatus: await postExpectingSuccess(fetch, what, url, signal) }), bounded.signal).finally(bounded.cancel)
+      return { endpoints: endpointsReport, settle: await settle() }
     }
 
     // Step 2 runs beside the endpoint wait, never in front of it.
-    sideCall('app', config.appShutdownUrl, deps.appFetch, 'app shutdown')
-    sideCall('envoy', config.envoyAdminUrl === undefined ? undefined : envoyDrainUrl(config.envoyAdminUrl), deps.envoyFetch, 'Envoy drain')
+    const app = sideCall('app', config.appShutdownUrl, deps.appFetch, 'app shutdown')
+    const envoy = sideCall('envoy', config.envoyAdminUrl === undefined ? undefined : envoyDrainUrl(config.envoyAdminUrl), deps.envoyFetch, 'Envoy drain')
+    const waited = await sequence()
 
-    const sequence = (async () => {
-      if (deps.waitForEndpoints === undefined) reports.endpoints = { status: 'skipped' }
-      else await phase('endpoints', async (signal) => ({ ...(await deps.waitForEndpoints!(signal)) }), drainDeadline.signal)
-      if (drainDeadline.signal.aborted) return
-      // A wait that failed proved nothing: the endpoint may still be routed to. Without evidence the hook is held to
-      // the deadline and the outcome says 'timeout', never 'completed'.
-      if (reports.endpoints.status === 'failed') {
-        log.warn('drain_held_without_evidence', { reason: 'the endpoint wait failed', until: 'DRAIN_TIMEOUT' })
-        return abortedPromise(drainDeadline.signal)
-      }
-      await phase('settle', (signal) => clock.sleep(config.settleMs, signal), drainDeadline.signal)
-    })()
-    // Nothing in the sequence may hold the hook past the deadline, even code that ignores its signal.
-    await Promise.race([sequence, abortedPromise(drainDeadline.signal)])
-
+    // Step 5. The deadline, if it came, already reached untilReleased; otherwise side calls still running end now.
     const outcome: Outcome = drainDeadline.signal.aborted ? 'timeout' : 'completed'
-    // After the deadline this changes nothing: untilReleased already holds the deadline's reason.
     release.abort(new ReleasedError())
-    for (const [name, phaseStart] of phaseStarts) cancel(name, phaseStart, untilReleased.reason)
-    released = true
     drainDeadline.cancel()
     const summary: DrainSummary = {
       outcome,
       trigger,
       startedAt: startedWall.toISOString(),
       durationSeconds: seconds(startedAt),
-      phases: reports,
+      deadline: drainDeadline.applied,
+      phases: { app: await app, envoy: await envoy, ...waited },
     }
     metrics.drainFinished(outcome, summary.durationSeconds)
     log[outcome === 'completed' ? 'info' : 'warn']('drain_finished', { ...summary })
+    emitEvent(drainFinishedEvent(summary))
     finished = summary
     return summary
   }
@@ -174,5 +249,13 @@ function abortedPromise(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) resolve()
     else signal.addEventListener('abort', () => resolve(), { once: true })
+  })
+}
+
+/** Never resolves; rejects with the signal's reason once it aborts. */
+function rejectedOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    if (signal.aborted) reject(signal.reason)
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true })
   })
 }

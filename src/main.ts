@@ -4,7 +4,7 @@
  * handlers and listens on a port: it builds the real clock, transports, clients and registry, and wires them
  * into the pieces the rest of src/ defines.
  */
-import { readFile } from 'node:fs/promises'
+import { readFile, readdir, readlink } from 'node:fs/promises'
 import { text } from 'node:stream/consumers'
 import type { Server as HttpServer } from 'node:http'
 import { serve, type ServerType } from '@hono/node-server'
@@ -16,6 +16,8 @@ import { ConfigError, describeError } from './errors.ts'
 import { checkKubeAccess } from './kube/access-check.ts'
 import { createKubeClient } from './kube/client.ts'
 import { waitForEndpointRemoval } from './kube/endpoint-wait.ts'
+import { readPodDeletion } from './kube/pod.ts'
+import { createEventRecorder, type EventRecorder } from './kube/events.ts'
 import { createFileTokenSource } from './kube/token.ts'
 import { createLogger, type Logger } from './log.ts'
 import { createMetrics } from './metrics.ts'
@@ -26,7 +28,35 @@ import { createDrainCoordinator } from './drain.ts'
 import { createScrapeTracker } from './final-scrape.ts'
 import { FILE_LIMITS, FileTooLargeError, readBoundedFile } from './files.ts'
 import { createFetch } from './transport.ts'
+import { createTrafficObserver, type ProcReader } from './traffic/observer.ts'
 import { USER_AGENT, VERSION } from './version.ts'
+
+/** The traffic gate's view of the pod's network namespace: /proc files, and the sockets this process holds. */
+const procReader: ProcReader = {
+  readFile: (path) => readFile(path, 'utf8'),
+  async ownSocketInodes() {
+    const inodes = new Set<string>()
+    for (const fd of await readdir('/proc/self/fd')) {
+      // An fd closed between the listing and the readlink is simply not ours any more.
+      const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '')
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1]
+      if (inode !== undefined) inodes.add(inode)
+    }
+    return inodes
+  },
+}
+
+/** Margin kept before the pod's deletionTimestamp when waiting for the final scrape: the kubelet's clock may differ. */
+const FINAL_SCRAPE_KILL_MARGIN_MS = 2_000
+
+/** The final-scrape wait, shortened so it ends before the kubelet's SIGKILL when the pod's deletion time is known. */
+function finalScrapeWaitMs(configuredMs: number, killAt: string | undefined): number {
+  if (killAt === undefined) return configuredMs
+  return Math.max(0, Math.min(configuredMs, Date.parse(killAt) - Date.now() - FINAL_SCRAPE_KILL_MARGIN_MS))
+}
+
+/** Longest wait on the way out for the drain's last Event to reach the API server. */
+const EVENT_FLUSH_MS = 1_000
 
 /** How long to let answered hooks flush before exiting anyway. */
 const CLOSE_GRACE_MS = 2_000
@@ -121,6 +151,8 @@ async function main(): Promise<void> {
 
   let waitForEndpoints: ((signal: AbortSignal) => ReturnType<typeof waitForEndpointRemoval>) | undefined
   let checkAccess: (() => Promise<unknown>) | undefined
+  let readDeletion: ((signal: AbortSignal) => Promise<Date | undefined>) | undefined
+  let events: EventRecorder | undefined
   if (config.kube !== undefined) {
     const kubeConfig = config.kube
     // No userAgent here: the Kubernetes requests set their own (kube/request.ts). A certificate that fails to
@@ -147,6 +179,12 @@ async function main(): Promise<void> {
       userAgent: USER_AGENT,
       onRequest: metrics.kubeRequest,
     })
+    const podName = config.pod.name
+    if (podName !== undefined) {
+      readDeletion = async (signal) =>
+        (await readPodDeletion({ apiUrl: kubeConfig.apiUrl, namespace: config.pod.namespace!, name: podName, uid: config.pod.uid, fetch: kubeFetch, token: kubeToken, clock, userAgent: USER_AGENT }, signal)).deletionTimestamp
+      events = createEventRecorder({ apiUrl: kubeConfig.apiUrl, namespace: config.pod.namespace!, pod: { name: podName, uid: config.pod.uid }, fetch: kubeFetch, token: kubeToken, clock, userAgent: USER_AGENT, log, wallTime: () => clock.wallTime() })
+    }
     waitForEndpoints = (signal) =>
       waitForEndpointRemoval({ kube, clock, log, pod: config.pod, mode: config.endpointMode, pollIntervalMs: config.pollIntervalMs }, signal)
   }
@@ -158,6 +196,9 @@ async function main(): Promise<void> {
     appFetch: sideFetch,
     envoyFetch: sideFetch,
     waitForEndpoints,
+    readDeletion,
+    recordEvent: events === undefined ? undefined : ({ type, reason, message }) => events!.record(type, reason, message),
+    trafficObserver: () => createTrafficObserver({ read: procReader, appPorts: config.appPorts, hostIps: config.hostIps, sidecarPort: config.port, useCounter: config.trafficCounter }),
     config,
   })
   const readiness = createReadinessCheck({
@@ -194,7 +235,11 @@ async function main(): Promise<void> {
   installSignalHandlers(process, {
     coordinator,
     log,
-    beforeExit: async (cut) => log.info('final_scrape', await scrapes.waitForFinalScrape(config.finalScrapeWaitMs, cut)),
+    beforeExit: async (cut) => {
+      // The last Event was started at the release; give it a moment, never more, before the process may exit.
+      await events?.flush(EVENT_FLUSH_MS, clock)
+      log.info('final_scrape', await scrapes.waitForFinalScrape(finalScrapeWaitMs(config.finalScrapeWaitMs, coordinator.summary?.deadline.killAt), cut))
+    },
     closeServer: async () => {
       if (server !== undefined) log.info('server_closed', { how: await closeGracefully(server as HttpServer) })
     },

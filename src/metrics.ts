@@ -63,6 +63,12 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
     labelNames: ['verb', 'code'] as const,
     registers,
   })
+  const trafficLag = new Histogram({
+    name: 'drain_coordinator_traffic_lag_seconds',
+    help: 'Per drain with the traffic-quiet gate: time from the end of the endpoint wait to the last traffic that still reached the app (0: none did).',
+    buckets: DURATION_BUCKETS,
+    registers,
+  })
   const hookRequests = new Counter({
     name: 'drain_coordinator_hook_requests_total',
     help: 'Calls to /prestop, by result: answered, disconnected (the caller hung up before the answer), unauthorized (wrong or missing X-Drain-Token), or bad_request (a body too large or cut off: nothing started).',
@@ -101,6 +107,9 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
     },
     phaseFailed(phase: Phase) {
       phaseFailures.inc({ phase })
+    },
+    trafficLag(seconds: number) {
+      trafficLag.observe(seconds)
     },
     kubeRequest(verb: KubeVerb, code: number | 'error') {
       kubeRequests.inc({ verb, code: String(code) })

@@ -94,19 +94,25 @@ for (const [variant, { native, objects }] of Object.entries(VARIANTS)) {
   })
 }
 
-test('classic-sidecar: the same container as the native sidecar, minus restartPolicy, moved out of initContainers', (t) => {
+test('classic-sidecar: the same container as the native sidecar, minus restartPolicy and with HOST_IP from status.hostIP (before 1.29), moved out of initContainers', (t) => {
   const native = sidecarOf(only(built(['drain-coordinator']), 'Deployment'))!.container
   const classic = only(built(['drain-coordinator', 'classic-sidecar']), 'Deployment')
   const { restartPolicy, ...expected } = native
   t.is(restartPolicy, 'Always')
-  t.deepEqual(sidecarOf(classic), { container: expected, native: false })
+  const hostIp = { name: 'HOST_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } }
+  const expectedEnv = expected.env.map((variable: Container) => (variable.name === 'HOST_IP' ? hostIp : variable))
+  t.deepEqual(withEnvByName(sidecarOf(classic)!.container), withEnvByName({ ...expected, env: expectedEnv }))
+  t.false(sidecarOf(classic)!.native)
   t.deepEqual(classic.spec.template.spec.initContainers.map((c: Container) => c.name), ['migrate'])
 })
 
 test('poll-mode: the sidecar polls, and the Role no longer grants watch', (t) => {
   const rendered = built(['drain-coordinator', 'poll-mode'])
   t.is(configOf(sidecarOf(only(rendered, 'Deployment'))!.container).config.endpointMode, 'poll')
-  t.deepEqual(only(rendered, 'Role').rules, [{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list'] }])
+  t.deepEqual(only(rendered, 'Role').rules, [
+    { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list'] },
+    ...only(render('base'), 'Role').rules.slice(1),
+  ])
 })
 
 test('istio: Envoy admin URL set, and the sidecar port excluded from inbound capture', (t) => {
@@ -177,9 +183,17 @@ const byName = (a: Container, b: Container) => a.name.localeCompare(b.name)
 function sorted(deployment: K8sObject): K8sObject {
   const copy = structuredClone(deployment)
   const spec = copy.spec.template.spec
-  spec.containers.sort(byName)
-  spec.initContainers?.sort(byName)
+  spec.containers = spec.containers.sort(byName).map(withEnvByName)
+  spec.initContainers = spec.initContainers?.sort(byName).map(withEnvByName)
   return copy
+}
+
+/**
+ * A container with its env in name order. A strategic-merge patch puts the entries it adds first; the order carries
+ * no meaning here, since no value refers to another variable with $(NAME).
+ */
+function withEnvByName(container: Container): Container {
+  return container.env === undefined ? container : { ...container, env: [...container.env].sort(byName) }
 }
 
 test('inject adds exactly what the drain-coordinator component renders, and the Role of manifests/base', (t) => {

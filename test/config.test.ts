@@ -119,3 +119,28 @@ test('an API server without any pod identity is rejected', (t) => {
     message: /at least one of POD_UID, POD_NAME or POD_IP/,
   })
 })
+
+test('the traffic-quiet gate: DRAIN_QUIET_PERIOD 1s, DRAIN_SETTLE_MIN 0 by default; DRAIN_APP_PORTS and HOST_IP are lists', (t) => {
+  const defaults = parseConfig(inCluster)
+  t.like(defaults, { quietPeriodMs: 1_000, settleMinMs: 0, appPorts: undefined })
+  t.deepEqual(defaults.hostIps, [])
+  const set = parseConfig({ ...inCluster, DRAIN_QUIET_PERIOD: '0', DRAIN_SETTLE_MIN: '2s', DRAIN_APP_PORTS: '8080, 8443,8080', HOST_IP: '198.18.0.1,fd00:0::1' })
+  t.like(set, { quietPeriodMs: 0, settleMinMs: 2_000 })
+  t.deepEqual(set.appPorts, [8080, 8443])
+  t.deepEqual(set.hostIps, ['198.18.0.1', 'fd00::1'])
+})
+
+const rejectedGate: Array<[string, Record<string, string>, RegExp]> = [
+  ['DRAIN_QUIET_PERIOD', { DRAIN_QUIET_PERIOD: 'brief' }, /DRAIN_QUIET_PERIOD="brief" is not valid: expected a duration/],
+  ['DRAIN_SETTLE_MIN', { DRAIN_SETTLE_MIN: '6s', DRAIN_SETTLE: '5s' }, /DRAIN_SETTLE_MIN="6s" is not valid: expected a duration no longer than DRAIN_SETTLE \(5s\)/],
+  ['DRAIN_APP_PORTS', { DRAIN_APP_PORTS: '8080,http' }, /DRAIN_APP_PORTS="8080,http" is not valid: expected port numbers from 1 to 65535 separated by commas/],
+  ['DRAIN_APP_PORTS', { DRAIN_APP_PORTS: '0' }, /DRAIN_APP_PORTS="0"/],
+  ['HOST_IP', { HOST_IP: 'node-1' }, /HOST_IP="node-1" is not valid: expected the node's IP address/],
+]
+
+for (const [variable, env, message] of rejectedGate) {
+  test(`${variable}=${JSON.stringify(Object.values(env)[0])} is rejected, naming ${variable}`, (t) => {
+    const error = t.throws(() => parseConfig({ ...inCluster, ...env }), { instanceOf: ConfigError, message })
+    t.is(error?.variable, variable)
+  })
+}

@@ -12,7 +12,7 @@ import { WORKLOADS } from '../src/inject/workload.ts'
 import { type Container, type K8sObject, validateObject } from './helpers/manifests.ts'
 
 const OPTIONS: InjectOptions = { image: DEFAULT_IMAGE, native: true, env: DEFAULT_ENV, containers: [], raiseGrace: false, skip: [], rbac: false }
-const BUDGET = drainBudgetSeconds({ timeoutMs: 20_000, finalScrapeWaitMs: 15_000 })
+const BUDGET = drainBudgetSeconds({ timeoutMs: 20_000, appReserveMs: 10_000 })
 
 function run(text: string, options: Partial<InjectOptions> = {}) {
   return inject([{ name: 'in.yaml', text }], { ...OPTIONS, ...options })
@@ -77,16 +77,17 @@ for (const kind of Object.keys(WORKLOADS)) {
     const spec = podSpecOf(object!)
     t.deepEqual(spec.initContainers, [expectedSidecar()])
     t.deepEqual(spec.containers, [{ name: 'web', image: 'web:1', ports: [{ containerPort: 8080 }], lifecycle: { preStop: { httpGet: { path: '/prestop', port: 8099 } } } }])
-    t.is(spec.terminationGracePeriodSeconds, BUDGET)
+    t.is(BUDGET, 30)
+    t.is(spec.terminationGracePeriodSeconds, undefined, "Kubernetes' default of 30 s covers the default budget: nothing added")
     t.is(spec.serviceAccountName, 'web', 'the pod keeps its ServiceAccount')
   })
 }
 
-test('the drain budget is DRAIN_TIMEOUT, the app reserve and the final scrape wait, rounded up to whole seconds', (t) => {
-  t.is(drainBudgetSeconds({ timeoutMs: 20_000, finalScrapeWaitMs: 15_000 }), 50)
-  t.is(drainBudgetSeconds({ timeoutMs: 20_500, finalScrapeWaitMs: 0 }), 36)
+test('the drain budget is DRAIN_TIMEOUT and DRAIN_APP_RESERVE, rounded up to whole seconds', (t) => {
+  t.is(drainBudgetSeconds({ timeoutMs: 20_000, appReserveMs: 10_000 }), 30)
+  t.is(drainBudgetSeconds({ timeoutMs: 20_500, appReserveMs: 0 }), 21)
   const longer = run(workload('Deployment'), { env: { ...DEFAULT_ENV, DRAIN_TIMEOUT: '40s' } })
-  t.is(podSpecOf(objects(longer.output)[0]!).terminationGracePeriodSeconds, 70)
+  t.is(podSpecOf(objects(longer.output)[0]!).terminationGracePeriodSeconds, 50)
   // A budget the Kubernetes default (30 s) already covers adds nothing.
   const short = run(workload('Deployment'), { env: { DRAIN_TIMEOUT: '10s', DRAIN_SETTLE: '1s', DRAIN_FINAL_SCRAPE_WAIT: '0s' } })
   t.is(podSpecOf(objects(short.output)[0]!).terminationGracePeriodSeconds, undefined)
@@ -142,7 +143,8 @@ spec:
         secret: {secretName: cfg, defaultMode: 0444}
 `
   const input = `${service}${deployment}---\n# an empty document\n`
-  const result = run(input)
+  // A hold longer than the default, so the grace period has to be added too.
+  const result = run(input, { env: { ...DEFAULT_ENV, DRAIN_TIMEOUT: '40s' } })
   t.is(result.injected, 1)
   t.true(result.output.startsWith(service), 'the Service document is copied as it was')
   t.true(result.output.endsWith('---\n# an empty document\n'))
@@ -220,30 +222,30 @@ test('refused: two candidate app containers without --container; --container nam
 })
 
 test('refused: an explicit grace period shorter than the budget, unless --raise-grace; one that is not a number', async (t) => {
-  const input = workload('Deployment').replace('serviceAccountName: web', 'serviceAccountName: web\n      terminationGracePeriodSeconds: 30 # ours')
-  t.regex(input, /terminationGracePeriodSeconds: 30 # ours/)
+  const input = workload('Deployment').replace('serviceAccountName: web', 'serviceAccountName: web\n      terminationGracePeriodSeconds: 25 # ours')
+  t.regex(input, /terminationGracePeriodSeconds: 25 # ours/)
   const refused = await cli([], input)
   t.is(refused.status, EXIT.refused)
-  t.is(refused.lines[0], `drain-coordinator inject: refused Deployment/web: terminationGracePeriodSeconds 30 is shorter than the drain budget, ${BUDGET}s (DRAIN_TIMEOUT 20s + 15s for the app after SIGTERM + DRAIN_FINAL_SCRAPE_WAIT 15s): raise it to ${BUDGET} or more, or pass --raise-grace`)
+  t.is(refused.lines[0], `drain-coordinator inject: refused Deployment/web: terminationGracePeriodSeconds 25 is shorter than the drain budget, ${BUDGET}s (DRAIN_TIMEOUT 20s + DRAIN_APP_RESERVE 10s for the app after SIGTERM): raise it to ${BUDGET} or more, or pass --raise-grace`)
   t.is(refused.stdout, input)
   const raised = await cli(['--raise-grace'], input)
   t.is(raised.status, EXIT.ok)
   t.regex(raised.stdout, new RegExp(`terminationGracePeriodSeconds: ${BUDGET} # ours`), 'raised in place, its comment kept')
-  const enough = await cli([], input.replace('30 # ours', '90'))
+  const enough = await cli([], input.replace('25 # ours', '90'))
   t.is(podSpecOf(objects(enough.stdout)[0]!).terminationGracePeriodSeconds, 90, 'a longer one is kept')
-  const text = await cli(['--raise-grace'], input.replace('30 # ours', '"60"'))
+  const text = await cli(['--raise-grace'], input.replace('25 # ours', '"60"'))
   t.is(text.status, EXIT.refused)
   t.is(text.lines[0], 'drain-coordinator inject: refused Deployment/web: terminationGracePeriodSeconds "60" is not a whole number of seconds')
 })
 
 test('a pod that already runs the sidecar keeps it; its own DRAIN_TIMEOUT sets the budget', async (t) => {
   const once = run(workload('Deployment'), { env: { ...DEFAULT_ENV, DRAIN_TIMEOUT: '60s' } }).output
-  t.is(podSpecOf(objects(once)[0]!).terminationGracePeriodSeconds, 90)
+  t.is(podSpecOf(objects(once)[0]!).terminationGracePeriodSeconds, 70)
   // Someone lowered the grace period by hand since: the sidecar's 60 s hold no longer fits.
-  const lowered = once.replace('terminationGracePeriodSeconds: 90', 'terminationGracePeriodSeconds: 60')
+  const lowered = once.replace('terminationGracePeriodSeconds: 70', 'terminationGracePeriodSeconds: 60')
   const { status, lines, stdout } = await cli([], lowered)
   t.is(status, EXIT.refused)
-  t.regex(lines[0]!, /terminationGracePeriodSeconds 60 is shorter than the drain budget, 90s \(DRAIN_TIMEOUT 60s/)
+  t.regex(lines[0]!, /terminationGracePeriodSeconds 60 is shorter than the drain budget, 70s \(DRAIN_TIMEOUT 60s/)
   t.is(stdout, lowered)
   // A sidecar whose env the sidecar itself would reject is reported, not trusted for the budget.
   const broken = once.replace('value: 60s', 'value: soon')
@@ -283,7 +285,11 @@ test('--rbac: the Role and one RoleBinding per namespace, to the pods\' ServiceA
     ],
   )
   for (const binding of rbac.filter((o) => o.kind === 'RoleBinding')) t.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'drain-coordinator' })
-  t.deepEqual(rbac[0]!.rules, [{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] }])
+  t.deepEqual(rbac[0]!.rules, [
+    { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  ])
 
   // An existing binding of ours gets the missing subject, and nothing is added twice.
   const more = inject([{ name: 'a', text: result.output }, { name: 'b', text: inShop(workload('DaemonSet', 'agent').replace('serviceAccountName: web', 'serviceAccountName: agent')) }], { ...OPTIONS, rbac: true })

@@ -70,10 +70,14 @@ test('the schema validator rejects what the API server would reject', (t) => {
   t.throws(() => validateObject({ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } }), { message: /no schema/ })
 })
 
-test('the Role grants exactly get, list and watch on discovery.k8s.io EndpointSlices, bound to the ServiceAccount', (t) => {
+test('the Role grants exactly get, list and watch on discovery.k8s.io EndpointSlices, get on pods and create on events, bound to the ServiceAccount', (t) => {
   const objects = render('base')
   const role = only(objects, 'Role')
-  t.deepEqual(role.rules, [{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] }])
+  t.deepEqual(role.rules, [
+    { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  ])
   const binding = only(objects, 'RoleBinding')
   const account = only(objects, 'ServiceAccount')
   t.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name })
@@ -203,3 +207,16 @@ test('the Grafana dashboard ConfigMap carries the dashboard JSON file unchanged'
   t.is(configMap.metadata.labels?.grafana_dashboard, '1')
   t.deepEqual(JSON.parse(configMap.data['drain-coordinator-dashboard.json']), JSON.parse(readFileSync(join(MANIFESTS, 'monitoring/grafana-dashboard.json'), 'utf8')))
 })
+
+for (const dir of Object.keys(WITH_SIDECAR)) {
+  test(`${dir}: the grace period fits the hold and the app's reserve, with the pod's budget and without it`, (t) => {
+    for (const deployment of find(render(dir), 'Deployment').filter((d) => sidecarOf(d) !== undefined)) {
+      const graceMs = (deployment.spec.template.spec.terminationGracePeriodSeconds ?? 30) * 1_000
+      const { config } = configOf(sidecarOf(deployment)!.container)
+      // Without permission or a deletionTimestamp the hold is DRAIN_TIMEOUT: the app must still get its reserve.
+      t.true(config.timeoutMs + config.appReserveMs <= graceMs, `${deployment.metadata.name}: DRAIN_TIMEOUT ${config.timeoutMs}ms + DRAIN_APP_RESERVE ${config.appReserveMs}ms > grace ${graceMs}ms`)
+      // With the budget, the hold is what the grace period leaves: a whole settle must fit in it.
+      t.true(graceMs - config.appReserveMs >= config.settleMs, `${deployment.metadata.name}: the budgeted hold is shorter than DRAIN_SETTLE`)
+    }
+  })
+}

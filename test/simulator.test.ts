@@ -38,3 +38,16 @@ test.serial('without a preStop hook the same rollout fails requests', async (t) 
   const stopped = result.timeline.find((e) => e.event === 'stopped_routing' && e.pod === 'web-old-0')
   t.true(stopped!.at > result.terminations[0]!.sigtermAt!)
 })
+
+test.serial('the traffic-quiet gate: released after the load balancer stopped routing, far below its 20 s upper bound, nothing lost', async (t) => {
+  const result = await runScenario({ ...small, strategy: 'dc-quiet', settleMs: 20_000, drainTimeoutMs: 25_000, graceMs: 40_000 })
+  t.is(result.load.failed, 0, `${JSON.stringify(result.load.details)}\n${JSON.stringify(result.timeline)}`)
+  t.is(result.arrivedAfterSigterm, 0, 'no request reached the app after SIGTERM')
+  const [termination] = result.terminations
+  const stopped = result.timeline.find((e) => e.event === 'stopped_routing' && e.pod === 'web-old-0')
+  t.truthy(stopped)
+  t.true(stopped!.at < termination!.hookEndedAt!, 'the hook was held until the load balancer had stopped routing')
+  t.like(result.drains[0]?.settle, { mode: 'quiet', endedBy: 'quiet' })
+  // Generous for busy cores: the gate ends one quiet period (1 s) after the last request, about 2.5 s in here.
+  t.true(result.hookHoldMs.max! < 10_000, `hook held ${result.hookHoldMs.max} ms`)
+})

@@ -16,19 +16,13 @@ export const DEFAULT_IMAGE = `drain-coordinator:${VERSION}`
 export const DEFAULT_ENV: Readonly<Record<string, string>> = Object.freeze({ DRAIN_TIMEOUT: '20s', DRAIN_SETTLE: '5s' })
 
 /**
- * Time the app gets after SIGTERM, once the hook is answered, to finish in-flight work. It is a guess at a
- * typical app's shutdown (the example's 15 s); the sidecar does not read it. When the sidecar learns its own
- * deadline from the grace period, this is the value to share with it.
+ * The grace period a pod needs, in whole seconds: the longest hold (DRAIN_TIMEOUT), then the time left for the app
+ * after SIGTERM (DRAIN_APP_RESERVE). The sidecar itself caps its hold at the pod's deletionTimestamp minus
+ * DRAIN_APP_RESERVE and ends its final-scrape wait before the kill, so a shorter grace period still works; it only
+ * shortens the longest hold. With the defaults (20 s + 10 s) this is Kubernetes' default of 30 s.
  */
-export const APP_RESERVE_MS = 15_000
-
-/**
- * The grace period a pod needs, in whole seconds: the longest hold (DRAIN_TIMEOUT), then the app's shutdown
- * (APP_RESERVE_MS), then the sidecar's wait for the last scrape of the drain's metrics (DRAIN_FINAL_SCRAPE_WAIT),
- * which a native sidecar does after the app has exited. kubelet counts all of it from deletion.
- */
-export function drainBudgetSeconds(config: Pick<Config, 'timeoutMs' | 'finalScrapeWaitMs'>): number {
-  return Math.ceil((config.timeoutMs + APP_RESERVE_MS + config.finalScrapeWaitMs) / 1_000)
+export function drainBudgetSeconds(config: Pick<Config, 'timeoutMs' | 'appReserveMs'>): number {
+  return Math.ceil((config.timeoutMs + config.appReserveMs) / 1_000)
 }
 
 /** The Kubernetes default when a pod sets no terminationGracePeriodSeconds. */
@@ -61,14 +55,19 @@ export function sidecarConfig(env: Env, { strict }: { strict: boolean }): Config
 
 type EnvVar = { name: string; value: string } | { name: string; valueFrom: { fieldRef: { fieldPath: string } } }
 
-/** Downward API: who this pod is, to find its endpoint in the EndpointSlices. */
-const DOWNWARD_ENV: readonly EnvVar[] = [
-  { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-  { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-  { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
-  // Every address of the pod, comma-separated on a dual-stack pod (status.podIP is only the first).
-  { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIPs' } } },
-]
+/** Downward API: who this pod is, to find its endpoint in the EndpointSlices, and the node it runs on. */
+function downwardEnv(native: boolean): EnvVar[] {
+  return [
+    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
+    // Every address of the pod, comma-separated on a dual-stack pod (status.podIP is only the first).
+    { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIPs' } } },
+    // The node's addresses: kubelet's probes and hook calls come from them and are not traffic to the quiet gate.
+    // status.hostIPs needs Kubernetes 1.29, as native sidecars do; a classic sidecar may run on older clusters.
+    { name: 'HOST_IP', valueFrom: { fieldRef: { fieldPath: native ? 'status.hostIPs' : 'status.hostIP' } } },
+  ]
+}
 
 export type SidecarOptions = {
   image: string
@@ -87,7 +86,7 @@ export function sidecarContainer(options: SidecarOptions): Record<string, unknow
     image: options.image,
     ...(options.native ? { restartPolicy: 'Always' } : {}),
     ports: [{ name: 'drain', containerPort: port }],
-    env: [...Object.entries(options.env).map(([name, value]) => ({ name, value })), ...DOWNWARD_ENV],
+    env: [...Object.entries(options.env).map(([name, value]) => ({ name, value })), ...downwardEnv(options.native)],
     // The app container starts only once the sidecar listens (native sidecar), so the hook has somewhere to go.
     startupProbe: probe(1, 30),
     // /healthz stays 200 during a drain: a liveness failure must never restart the sidecar mid-hold.
@@ -121,14 +120,19 @@ const RBAC_LABELS = { 'app.kubernetes.io/name': 'drain-coordinator', 'app.kubern
 
 /**
  * The Role, as in manifests/base/role.yaml: the sidecar LISTs then WATCHes EndpointSlices in its namespace
- * (poll mode only LISTs); get is granted because the interface names get/list/watch.
+ * (poll mode only LISTs; get is granted because the interface names get/list/watch), GETs its own Pod for the
+ * deletionTimestamp that bounds its hold, and creates Events on it.
  */
 export function role(namespace: string | undefined): Record<string, unknown> {
   return {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'Role',
     metadata: { name: SIDECAR_NAME, ...(namespace === undefined ? {} : { namespace }), labels: { ...RBAC_LABELS } },
-    rules: [{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] }],
+    rules: [
+      { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+    ],
   }
 }
 

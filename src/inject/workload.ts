@@ -8,7 +8,6 @@ import { type Document, isMap, isScalar, isSeq, Pair, Scalar, type YAMLMap } fro
 import { type Config } from '../config.ts'
 import { describeError } from '../errors.ts'
 import {
-  APP_RESERVE_MS,
   DEFAULT_GRACE_SECONDS,
   drainBudgetSeconds,
   isDrainHook,
@@ -146,8 +145,8 @@ export function injectWorkload(node: YAMLMap, doc: Document, options: WorkloadOp
   return { status: 'injected', namespace, serviceAccount }
 }
 
-export function budgetText(config: Pick<Config, 'timeoutMs' | 'finalScrapeWaitMs'>, budget: number): string {
-  return `${budget}s (DRAIN_TIMEOUT ${config.timeoutMs / 1_000}s + ${APP_RESERVE_MS / 1_000}s for the app after SIGTERM + DRAIN_FINAL_SCRAPE_WAIT ${config.finalScrapeWaitMs / 1_000}s)`
+export function budgetText(config: Pick<Config, 'timeoutMs' | 'appReserveMs'>, budget: number): string {
+  return `${budget}s (DRAIN_TIMEOUT ${config.timeoutMs / 1_000}s + DRAIN_APP_RESERVE ${config.appReserveMs / 1_000}s for the app after SIGTERM)`
 }
 
 function walk(value: unknown, path: readonly string[]): unknown {

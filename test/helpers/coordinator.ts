@@ -14,6 +14,9 @@ export function testCoordinator(options: {
   appFetch?: Fetch
   envoyFetch?: Fetch
   waitForEndpoints?: DrainDeps['waitForEndpoints']
+  trafficObserver?: DrainDeps['trafficObserver']
+  readDeletion?: DrainDeps['readDeletion']
+  recordEvent?: DrainDeps['recordEvent']
   config?: Partial<DrainDeps['config']>
 } = {}) {
   const log = captureLog()
@@ -26,7 +29,11 @@ export function testCoordinator(options: {
     appFetch: options.appFetch ?? fetch,
     envoyFetch: options.envoyFetch ?? fetch,
     waitForEndpoints: options.waitForEndpoints,
-    config: { appShutdownUrl: undefined, envoyAdminUrl: undefined, settleMs: 10, timeoutMs: 5_000, sideCallTimeoutMs: 1_000, ...options.config },
+    trafficObserver: options.trafficObserver,
+    readDeletion: options.readDeletion,
+    recordEvent: options.recordEvent,
+    // quietPeriodMs 0: the fixed settle, unless a test drives the traffic gate.
+    config: { appShutdownUrl: undefined, envoyAdminUrl: undefined, settleMs: 10, timeoutMs: 5_000, sideCallTimeoutMs: 1_000, quietPeriodMs: 0, settleMinMs: 0, appReserveMs: 10_000, ...options.config },
   })
   return { coordinator, log, registry, metrics }
 }

@@ -89,6 +89,10 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
   const sockets = new Set<Socket>()
   let bytesSent = 0
   let continueExpiries = 0
+  // Core v1 Pods (GET one) and Events (POST), for the grace budget and the drain's Events.
+  const pods = new Map<string, unknown>()
+  const events: Array<Record<string, any>> = []
+  const refusedCore = new Map<'pods' | 'events', number>()
 
   const collection = `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`
 
@@ -111,6 +115,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
       if (reviewFault !== -1) return applyFault(req, res, faults.splice(reviewFault, 1)[0]!.fault)
       return void answerReview(req, res)
     }
+    if (url.pathname.startsWith(`/api/v1/namespaces/${namespace}/`)) return void serveCore(req, res, url.pathname.slice(`/api/v1/namespaces/${namespace}/`.length))
     if (url.pathname !== collection) {
       return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource`)
     }
@@ -137,6 +142,32 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     }
     if (verb === 'list') return serveList(res, query, matches)
     return serveWatch(req, res, query, matches)
+  }
+
+  /** GET pods/NAME and POST events, nothing else; a refused resource answers with its status (403: Forbidden). */
+  async function serveCore(req: IncomingMessage, res: ServerResponse, rest: string) {
+    const [resource, name] = rest.split('/') as [string, string | undefined]
+    const refused = refusedCore.get(resource as 'pods' | 'events')
+    const verb = resource === 'events' ? 'create' : 'get'
+    if (refused !== undefined) {
+      return sendStatus(res, refused, refused === 403 ? 'Forbidden' : 'InternalError',
+        `${resource} is forbidden: User "system:serviceaccount:${namespace}:drain-coordinator" cannot ${verb} resource "${resource}" in API group "" in the namespace "${namespace}"`)
+    }
+    if (resource === 'pods' && name !== undefined && req.method === 'GET') {
+      const pod = pods.get(name)
+      if (pod === undefined) return sendStatus(res, 404, 'NotFound', `pods "${name}" not found`)
+      res.writeHead(200, { 'content-type': 'application/json' })
+      return void res.end(JSON.stringify(pod))
+    }
+    if (resource === 'events' && name === undefined && req.method === 'POST') {
+      let text = ''
+      for await (const chunk of req) text += chunk
+      const event = JSON.parse(text) as Record<string, any>
+      events.push(event)
+      res.writeHead(201, { 'content-type': 'application/json' })
+      return void res.end(JSON.stringify({ ...event, metadata: { ...event.metadata, resourceVersion: String(++resourceVersion) } }))
+    }
+    sendStatus(res, 404, 'NotFound', 'the server could not find the requested resource')
   }
 
   /** Allowed: list and watch on endpointslices.discovery.k8s.io in this namespace, unless forbidden. */
@@ -328,6 +359,16 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     /** Bytes of watch events written to watchers so far. */
     get watchBytes() {
       return bytesSent
+    },
+    /** Stores a Pod (any JSON: tests send malformed ones too) under its name, or under `name`. */
+    setPod(pod: unknown, name = (pod as { metadata?: { name?: string } }).metadata?.name ?? '') {
+      pods.set(name, pod)
+    },
+    /** Events POSTed so far, as received. */
+    events,
+    /** Answer GET pods or POST events with this status (403 by default) until allowed again. */
+    refuseCore(resource: 'pods' | 'events', status = 403) {
+      refusedCore.set(resource, status)
     },
     get(name: string): EndpointSlice | undefined {
       const stored = slices.get(name)

@@ -30,7 +30,7 @@ export function sidecarRoutes() {
 /** What kubelet would put in the container's environment, Downward API values included. */
 function containerEnv(container: Container, pod: { name: string; namespace: string; uid: string; ips: string }): Record<string, string> {
   const env: Record<string, string> = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' }
-  const downward: Record<string, string> = { 'metadata.name': pod.name, 'metadata.namespace': pod.namespace, 'metadata.uid': pod.uid, 'status.podIPs': pod.ips }
+  const downward: Record<string, string> = { 'metadata.name': pod.name, 'metadata.namespace': pod.namespace, 'metadata.uid': pod.uid, 'status.podIPs': pod.ips, 'status.hostIPs': '10.0.5.12,fd00:5::12', 'status.hostIP': '10.0.5.12' }
   for (const variable of container.env ?? []) {
     if (variable.value !== undefined) env[variable.name] = variable.value
     else if (variable.valueFrom?.fieldRef) {
@@ -78,7 +78,9 @@ export async function checkSidecarWiring(t: ExecutionContext, objects: K8sObject
     const { config, read } = configOf(sidecar.container)
     for (const variable of sidecar.container.env) t.true(read.has(variable.name), `${variable.name} is read by parseConfig`)
     const fieldPaths = Object.fromEntries(sidecar.container.env.filter((v: Container) => v.valueFrom).map((v: Container) => [v.name, v.valueFrom.fieldRef.fieldPath]))
-    t.deepEqual(fieldPaths, { POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', POD_UID: 'metadata.uid', POD_IP: 'status.podIPs' })
+    t.deepEqual(fieldPaths, { POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', POD_UID: 'metadata.uid', POD_IP: 'status.podIPs', HOST_IP: native ? 'status.hostIPs' : 'status.hostIP' })
+    // status.hostIPs needs Kubernetes 1.29, as native sidecars do; the classic variant runs on older clusters.
+    t.deepEqual(config.hostIps, native ? ['10.0.5.12', 'fd00:5::12'] : ['10.0.5.12'], 'HOST_IP from the Downward API: the node\'s addresses')
     t.deepEqual(config.pod.ips, ['10.244.1.7', 'fd00:10:244:1::7'], 'POD_IP from status.podIPs: every address of a dual-stack pod')
     t.truthy(config.kube, 'the in-cluster API server is used')
 
