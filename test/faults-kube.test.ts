@@ -158,7 +158,7 @@ test('a LIST that never answers (hung socket) times out and is retried', async (
   t.is(result?.slicesAtStart, 0)
   t.is(kube.countRequests('list'), 2)
   const failed = lines.find((l) => l.event === 'endpoint_list_failed')
-  t.regex(String(failed?.error), /no answer within 1000ms/)
+  t.regex(JSON.stringify(failed?.error), /no answer within 1000ms/)
 })
 
 test('a WATCH whose headers never come times out and the wait watches again', async (t) => {
@@ -181,7 +181,7 @@ test('connection refused until the API server comes up: the wait keeps trying an
   const { log, lines } = capture()
   const running = drainWait(client, log, 15_000)
   await until(() => lines.filter((l) => l.event === 'endpoint_list_failed').length >= 2, 'two refused LISTs')
-  t.regex(String(lines.find((l) => l.event === 'endpoint_list_failed')?.error), /ECONNREFUSED|fetch failed/)
+  t.regex(JSON.stringify(lines.find((l) => l.event === 'endpoint_list_failed')?.error), /ECONNREFUSED|fetch failed/)
   const kube = await startFakeKube({ namespace: NS, port })
   t.teardown(() => kube.close())
   kube.upsert(holding('web-abcde', TERMINATING))
@@ -241,7 +241,7 @@ for (const { fault, list, watch, listError, watchError, notListError } of retrie
     const { result, deadlineHit } = await running
     t.false(deadlineHit)
     t.is(result?.slicesAtStart, 1)
-    const listFailure = String(lines.find((l) => l.event === 'endpoint_list_failed')?.error)
+    const listFailure = JSON.stringify(lines.find((l) => l.event === 'endpoint_list_failed')?.error)
     t.regex(listFailure, listError)
     if (notListError) t.notRegex(listFailure, notListError)
     t.regex(JSON.stringify(lines.find((l) => l.event === 'endpoint_watch_failed')), watchError)
