@@ -11,49 +11,49 @@ import { type EndpointSlice, SERVICE_NAME_LABEL, type Status } from './types.ts'
 /** The API server refuses a slice with more; a bigger one did not come from it. */
 export const MAX_ENDPOINTS_PER_SLICE = 1_000
 
+/** valibot's object and record schemas accept arrays (they are objects to `typeof`); the API never sends one there. */
+const isRecord = (input: unknown): input is Record<string, unknown> => typeof input === 'object' && input !== null && !Array.isArray(input)
+const record = v.custom<Record<string, unknown>>(isRecord, 'expected Object')
+const obj = <const T extends v.ObjectEntries>(entries: T) => v.pipe(record, v.looseObject(entries))
+
 const str = v.string()
 const optionalString = v.nullish(str)
 const optionalBool = v.nullish(v.boolean())
 
-const targetRef = v.looseObject({ kind: optionalString, name: optionalString, namespace: optionalString, uid: optionalString })
-const endpoint = v.looseObject({
+const targetRef = obj({ kind: optionalString, name: optionalString, namespace: optionalString, uid: optionalString })
+const endpoint = obj({
   addresses: v.nullish(v.array(str)),
-  conditions: v.nullish(v.looseObject({ ready: optionalBool, serving: optionalBool, terminating: optionalBool })),
+  conditions: v.nullish(obj({ ready: optionalBool, serving: optionalBool, terminating: optionalBool })),
   targetRef: v.nullish(targetRef),
 })
-const metadata = v.looseObject({
+const metadata = obj({
   name: str,
   namespace: optionalString,
   resourceVersion: optionalString,
-  labels: v.nullish(v.record(str, str)),
+  labels: v.nullish(v.pipe(record, v.record(str, str))),
 })
 
-export const EndpointSliceSchema = v.looseObject({
+export const EndpointSliceSchema = obj({
   metadata,
   endpoints: v.nullish(v.pipe(v.array(endpoint), v.maxLength(MAX_ENDPOINTS_PER_SLICE, `more than ${MAX_ENDPOINTS_PER_SLICE} endpoints`))),
 })
 
 /** A LIST answer's envelope; each item is checked on its own, so one bad item does not hide the others. */
-export const ListEnvelopeSchema = v.looseObject({
-  metadata: v.nullish(v.looseObject({ resourceVersion: optionalString, continue: optionalString })),
+export const ListEnvelopeSchema = obj({
+  metadata: v.nullish(obj({ resourceVersion: optionalString, continue: optionalString })),
   items: v.nullish(v.array(v.unknown())),
 })
 
-export const WatchEnvelopeSchema = v.looseObject({
-  type: v.picklist(['ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK', 'ERROR']),
-  object: v.looseObject({}),
-})
-
 /** A BOOKMARK carries only a resourceVersion, and that is all we read of it. */
-export const BookmarkSchema = v.looseObject({ metadata: v.looseObject({ resourceVersion: str }) })
+export const BookmarkSchema = obj({ metadata: obj({ resourceVersion: str }) })
 
-export const StatusSchema = v.looseObject({
+export const StatusSchema = obj({
   kind: v.literal('Status'),
   status: optionalString,
   message: optionalString,
   reason: optionalString,
   code: v.nullish(v.pipe(v.number(), v.integer())),
-  details: v.nullish(v.looseObject({ retryAfterSeconds: v.nullish(v.pipe(v.number(), v.integer(), v.minValue(0))) })),
+  details: v.nullish(obj({ retryAfterSeconds: v.nullish(v.pipe(v.number(), v.integer(), v.minValue(0))) })),
 })
 
 export type Invalid = {
@@ -73,7 +73,7 @@ export function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string 
         .slice(0, 8)
         .map((item) => clip(String(item.key), 40))
         .join('.')
-      const message = clip(`expected ${issue.expected ?? issue.type}, got ${issue.received}`, 120)
+      const message = clip(issue.kind === 'schema' && issue.type !== 'custom' ? `expected ${issue.expected ?? issue.type}, got ${issue.received}` : issue.message, 120)
       return path === '' ? message : `${path}: ${message}`
     })
     .join('; ')

@@ -123,7 +123,11 @@ export function createMemoryKube() {
       const last = slices.get(name)
       if (!last) return
       slices.delete(name)
-      emit({ type: 'DELETED', object: stamp(last as EndpointSlice) })
+      // The last object as it was, with a new resourceVersion when it has metadata to carry one.
+      const plain = (value: unknown) => typeof value === 'object' && value !== null && !Array.isArray(value)
+      // Shallow: a stored value may be nested too deep for structuredClone.
+      const object = plain(last) && plain((last as EndpointSlice).metadata) ? { ...(last as EndpointSlice), metadata: { ...(last as EndpointSlice).metadata, resourceVersion: String(++rv) } } : last
+      emit({ type: 'DELETED', object } as WatchEvent)
     },
     bookmark() {
       emit({ type: 'BOOKMARK', object: { metadata: { resourceVersion: String(++rv) }, addressType: '', endpoints: null } })
