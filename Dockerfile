@@ -37,4 +37,6 @@ USER 65532:65532
 WORKDIR /app
 EXPOSE 8099
 # No HEALTHCHECK: Kubernetes probes (/healthz, /ready) do that job. The base image's ENTRYPOINT is the node binary.
-CMD ["/app/drain-coordinator.mjs"]
+# A heap budget that fits the manifests' 192Mi limit, and no optimizing re-compile of undici's WebAssembly HTTP
+# parser (a 20 MB spike): README "Choices made where the contract was silent".
+CMD ["--liftoff-only", "--max-old-space-size=96", "--max-semi-space-size=2", "/app/drain-coordinator.mjs"]

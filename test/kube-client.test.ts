@@ -147,7 +147,7 @@ test('a 401 with a token that stays wrong fails with the Status message, after o
   const { kube, client } = await setup(t, { token: 'wrong' })
   const error = await t.throwsAsync(client.listEndpointSlices({}, never), { instanceOf: UpstreamError })
   t.is(error?.status, 401)
-  t.regex(error!.message, /^LIST https:\/\/127\.0\.0\.1:\d+\/apis\/discovery\.k8s\.io\/v1\/namespaces\/default\/endpointslices\?limit=50 failed with status 401: Unauthorized$/)
+  t.regex(error!.message, /^LIST https:\/\/127\.0\.0\.1:\d+\/apis\/discovery\.k8s\.io\/v1\/namespaces\/default\/endpointslices\?limit=25 failed with status 401: Unauthorized$/)
   t.is(kube.requests.length, 2)
   t.false(error!.message.includes('wrong'), 'the token never appears in errors')
 })

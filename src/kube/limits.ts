@@ -7,13 +7,16 @@ import { DrainCoordinatorError } from '../errors.ts'
 
 /**
  * Slices per LIST page. A slice holds at most 1000 endpoints (about 400 KB of JSON); the controller's usual
- * 100-endpoint slices are about 35 KB, so a page of 50 is about 2 MB.
+ * 100-endpoint slices are about 35 KB, so a page of 25 is under 1 MB.
  */
-export const DEFAULT_PAGE_SIZE = 50
-/** Decoded bytes of one LIST page. A page above it is asked for again with half the limit, down to one slice. */
-export const MAX_PAGE_BYTES = 4 * 1024 * 1024
-/** Decoded bytes of all pages of one LIST together. */
-export const MAX_LIST_BYTES = 256 * 1024 * 1024
+export const DEFAULT_PAGE_SIZE = 25
+/**
+ * Decoded bytes of one LIST page. A page above it is asked for again with half the limit (kept for the pages
+ * after it), down to one slice, which even at 1000 endpoints fits twice over.
+ */
+export const MAX_PAGE_BYTES = 1024 * 1024
+/** Decoded bytes of all pages of one LIST together: about 3,600 slices of 100 endpoints in one namespace. */
+export const MAX_LIST_BYTES = 128 * 1024 * 1024
 /** Pages of one LIST: at 50 a page, 250,000 slices, far beyond a real namespace. */
 export const MAX_LIST_PAGES = 5_000
 /** Slices one LIST may report as naming this pod (one per Service and address family in real clusters). */

@@ -38,6 +38,15 @@ export type Fault =
   | { kind: 'stall' }
   /** Answer 200, send these first bytes of a body, then destroy the connection: a reset mid-response. */
   | { kind: 'cut'; partial: string }
+  /**
+   * Answer 200 with `prefix`, then `bytes` bytes of `x` (in writes of `chunkBytes`, waiting for the socket to
+   * drain), then `suffix`; end the response only if `end`. A watch line that never ends, a 100 MB page, ...
+   */
+  | { kind: 'flood'; prefix: string; bytes: number; suffix: string; end: boolean; chunkBytes?: number }
+  /** Answer 200 with this body gzip-compressed (content-encoding: gzip, whatever the client asked for). */
+  | { kind: 'gzip'; body: Buffer }
+  /** A LIST page of `slices` slices (each `endpointsPerSlice` endpoints, the first this pod's, ready) and a continue token, forever. */
+  | { kind: 'endless-pages'; slices: number; endpointsPerSlice: number; podIp: string }
 
 export type FakeKubeOptions = {
   namespace?: string
@@ -80,7 +89,8 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
   /** Lowest resourceVersion a WATCH may start from; below it the history is gone. */
   let oldestWatchable = resourceVersion
   const watchers = new Set<Watcher>()
-  const faults: Array<{ verb: RequestVerb | undefined; fault: Fault }> = []
+  const faults: Array<{ verb: RequestVerb | undefined; fault: Fault; always?: boolean }> = []
+  let pageCounter = 0
   const requests: RecordedRequest[] = []
   const sockets = new Set<Socket>()
   let bytesSent = 0
@@ -104,7 +114,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     if (review && options.accessReviews !== false) {
       // A fault queued without a verb is meant for LIST/WATCH; reviews take only faults queued for 'create'.
       const reviewFault = faults.findIndex((f) => f.verb === 'create')
-      if (reviewFault !== -1) return applyFault(req, res, faults.splice(reviewFault, 1)[0]!.fault)
+      if (reviewFault !== -1) return applyFault(req, res, takeFault(reviewFault))
       return void answerReview(req, res)
     }
     if (url.pathname !== collection) {
@@ -119,10 +129,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
         { group: 'discovery.k8s.io', kind: 'endpointslices' })
     }
     const faultIndex = faults.findIndex((f) => (f.verb === undefined && verb !== 'create') || f.verb === verb)
-    if (faultIndex !== -1) {
-      const { fault } = faults.splice(faultIndex, 1)[0]!
-      return applyFault(req, res, fault)
-    }
+    if (faultIndex !== -1) return applyFault(req, res, takeFault(faultIndex))
     let matches: Matcher
     try {
       const labels = parseLabelSelector(query.get('labelSelector') ?? '')
@@ -256,8 +263,66 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     }
   }
 
+  /** The fault at `index`: removed from the queue, unless it is for every request. */
+  function takeFault(index: number): Fault {
+    const entry = faults[index]!
+    if (!entry.always) faults.splice(index, 1)
+    return entry.fault
+  }
+
+  async function flood(res: ServerResponse, fault: Extract<Fault, { kind: 'flood' }>) {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    const write = async (data: string | Buffer) => {
+      if (res.destroyed) return false
+      if (!res.write(data)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off('drain', done)
+            res.off('close', done)
+            resolve()
+          }
+          res.on('drain', done)
+          res.on('close', done)
+        })
+      }
+      return !res.destroyed
+    }
+    const chunkBytes = fault.chunkBytes ?? 64 * 1024
+    const chunk = Buffer.alloc(chunkBytes, 'x')
+    if (!(await write(fault.prefix))) return
+    for (let sent = 0; sent < fault.bytes; sent += chunkBytes) {
+      if (!(await write(sent + chunkBytes <= fault.bytes ? chunk : chunk.subarray(0, fault.bytes - sent)))) return
+    }
+    if (!(await write(fault.suffix))) return
+    if (fault.end) res.end()
+  }
+
+  function endlessPage(res: ServerResponse, fault: Extract<Fault, { kind: 'endless-pages' }>) {
+    const page = ++pageCounter
+    const items = Array.from({ length: fault.slices }, (_, i) => ({
+      metadata: { name: `endless-${page}-${i}`, namespace, labels: { 'kubernetes.io/service-name': `endless-${page}-${i}` } },
+      addressType: 'IPv4',
+      endpoints: Array.from({ length: fault.endpointsPerSlice }, (_, e) => ({
+        addresses: [e === 0 ? fault.podIp : `198.18.${(e >> 8) & 255}.${e & 255}`],
+        conditions: { ready: true, serving: true, terminating: false },
+        nodeName: `node-${e % 50}.example.internal`,
+        targetRef: { kind: 'Pod', namespace, name: `pod-${page}-${i}-${e}`, uid: `00000000-0000-4000-8000-${String(e).padStart(12, '0')}` },
+      })),
+    }))
+    sendJson(res, 200, { kind: 'EndpointSliceList', apiVersion: 'discovery.k8s.io/v1', metadata: { resourceVersion: String(resourceVersion), continue: `page-${page}` }, items })
+  }
+
   function applyFault(req: IncomingMessage, res: ServerResponse, fault: Fault) {
     switch (fault.kind) {
+      case 'flood':
+        void flood(res, fault)
+        return
+      case 'gzip':
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' })
+        res.end(fault.body)
+        return
+      case 'endless-pages':
+        return endlessPage(res, fault)
       case 'status':
         res.writeHead(fault.status, { 'content-type': 'text/plain; charset=utf-8', ...fault.headers })
         res.end(fault.body)
@@ -383,6 +448,10 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     /** Queues a fault for the next request of that verb (or of any LIST/WATCH; reviews only for 'create'). */
     fault(fault: Fault, verb?: RequestVerb) {
       faults.push({ verb, fault })
+    },
+    /** Answers every request of that verb (or every LIST/WATCH) with this fault from now on: a hostile server. */
+    alwaysFault(fault: Fault, verb?: RequestVerb) {
+      faults.push({ verb, fault, always: true })
     },
     /** Plain-text 429 as API Priority and Fairness sends it. */
     tooManyRequests(retryAfterSeconds: number, verb?: Verb) {
