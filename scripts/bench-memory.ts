@@ -94,7 +94,7 @@ for (const hostile of args['skip-hostile'] ? [] : HOSTILE) {
   const hostileKube = await startFakeKube({ namespace: NS })
   hostileKube.upsert(podSlice(READY))
   hostileKube.alwaysFault(hostile.fault(hostileKube, POD_IP), hostile.verb)
-  const timeoutMs = hostile.name.startsWith('endless') ? 12_000 : 3_000
+  const timeoutMs = hostile.name.startsWith('endless') ? 10_000 : 3_000
   const result = await measure(hostileKube, timeoutMs, prestop)
   await hostileKube.close()
   rows.push({ case: `hostile: ${hostile.name}`, peakMiB: mib(result.rss), vsIdle: (result.rss / idle).toFixed(2), outcome: result.outcome, goal: '<= 150 MiB', met: result.rss <= 150 * MiB })

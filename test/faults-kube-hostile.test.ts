@@ -10,9 +10,9 @@ import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { gzipSync } from 'node:zlib'
 import test, { type ExecutionContext } from 'ava'
 import { CLUSTER_CA_FILE, type Fault, type FakeKube, startFakeKube } from './helpers/fake-kube.ts'
+import { HOSTILE } from './helpers/hostile-kube.ts'
 import { endpointSlice, READY } from './helpers/fixtures.ts'
 import { type LogLine, startSidecar } from './helpers/sidecar-process.ts'
 
@@ -25,11 +25,6 @@ const SLACK_MS = 4_000
 
 const holding = () =>
   endpointSlice({ name: 'web-abcde', service: 'web', namespace: NS, endpoints: [{ ip: POD_IP, podName: 'web-1', uid: 'uid-web-1', ...READY }, { ip: '10.0.0.8', podName: 'web-2', ...READY }] })
-
-/** A LIST body whose one item is the pod's slice as given (labels and endpoints spliced in as raw JSON text). */
-const listWith = (itemJson: string) => `{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"5000"},"items":[${itemJson}]}`
-const podSliceJson = (labelsJson: string, endpointsJson: string) =>
-  `{"metadata":{"name":"web-abcde","namespace":"${NS}","labels":${labelsJson}},"addressType":"IPv4","endpoints":${endpointsJson}}`
 
 function peakRss(pid: number): number {
   const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
@@ -61,41 +56,37 @@ async function drainAgainst(t: ExecutionContext, hostile: (kube: FakeKube) => vo
 
 const errorOf = (logs: LogLine[], event: string) => logs.filter((l) => l.event === event).map((l) => JSON.stringify(l.error))
 
+const hostile = (name: string) => {
+  const found = HOSTILE.find((h) => h.name === name)
+  if (!found) throw new Error(`no hostile answer named ${name}`)
+  return (kube: FakeKube) => kube.alwaysFault(found.fault(kube, POD_IP), found.verb)
+}
+
 test.serial('a watch line of 20 MB is refused at the line bound, and the wait holds', async (t) => {
-  const prefix = '{"type":"MODIFIED","object":{"kind":"EndpointSlice","metadata":{"name":"web-abcde"},"endpoints":null,"x":"'
-  const { logs } = await drainAgainst(t, (kube) => kube.alwaysFault({ kind: 'flood', prefix, bytes: 20 * MiB, suffix: '"}}\n', end: false }, 'watch'))
+  const { logs } = await drainAgainst(t, hostile('watch line of 20 MB'))
   t.true(errorOf(logs, 'endpoint_watch_failed').some((e) => /KUBE_LIMIT_EXCEEDED.*MAX_EVENT_BYTES \(one watch line\)/.test(e)))
 })
 
 test.serial('a watch stream that never sends a newline is cut at the line bound without stalling the process', async (t) => {
-  const prefix = '{"type":"MODIFIED","object":{"metadata":{"name":"web-abcde"},"x":"'
-  const { logs } = await drainAgainst(t, (kube) => kube.alwaysFault({ kind: 'flood', prefix, bytes: 2 ** 40, suffix: '', end: false, chunkBytes: 16 * 1024 }, 'watch'))
+  const { logs } = await drainAgainst(t, hostile('watch stream without newline'))
   t.true(errorOf(logs, 'endpoint_watch_failed').some((e) => /MAX_EVENT_BYTES/.test(e)))
 })
 
 test.serial('LIST pages without end (each nearly 1 MB of slices naming the pod) stop at the LIST bound, in bounded memory', async (t) => {
-  const { logs } = await drainAgainst(
-    t,
-    (kube) => kube.alwaysFault({ kind: 'endless-pages', slices: 2, endpointsPerSlice: 1_000, podIp: POD_IP }, 'list'),
-    { timeoutMs: 12_000 },
-  )
-  t.true(errorOf(logs, 'endpoint_list_failed').some((e) => /MAX_LIST_BYTES \(all pages of one LIST\)|MAX_LIST_PAGES/.test(e)))
+  const { kube, logs } = await drainAgainst(t, hostile('endless LIST pages'), { timeoutMs: 10_000 })
+  t.true(errorOf(logs, 'endpoint_list_failed').some((e) => /MAX_LIST_BYTES \(all pages of one LIST\)|MAX_LIST_PAGES/.test(e)), `${kube.countRequests('list')} LIST requests`)
 })
 
 test.serial('a 100 MB LIST page is refused at the page bound (asked again with fewer slices, down to one)', async (t) => {
-  const prefix = '{"kind":"EndpointSliceList","metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":"other"},"endpoints":null,"x":"'
-  const { kube, logs } = await drainAgainst(t, (kube) => kube.alwaysFault({ kind: 'flood', prefix, bytes: 100 * MiB, suffix: '"}]}', end: true }, 'list'))
+  const { kube, logs } = await drainAgainst(t, hostile('LIST page of 100 MB'))
   t.true(errorOf(logs, 'endpoint_list_failed').some((e) => /MAX_PAGE_BYTES \(one LIST page\)/.test(e)))
   t.true(kube.requests.some((r) => r.verb === 'list' && r.query.get('limit') === '1'), 'the page was asked for again with limit=1')
 })
 
 test.serial('a gzip body that inflates to 1 GB is cut at the page bound as it inflates; identity encoding is asked for', async (t) => {
-  const member = gzipSync(Buffer.alloc(16 * MiB, 0x20))
-  const body = Buffer.concat([gzipSync('{"kind":"EndpointSliceList","items":['), ...Array<Buffer>(64).fill(member), gzipSync(']}')])
-  t.true(body.length < 2 * MiB)
-  const { kube, logs } = await drainAgainst(t, (kube) => kube.alwaysFault({ kind: 'gzip', body }, 'list'))
+  const { kube, logs } = await drainAgainst(t, hostile('gzip inflating to 1 GB'))
   t.true(errorOf(logs, 'endpoint_list_failed').some((e) => /MAX_PAGE_BYTES/.test(e)))
-  t.true(kube.requests.length > 0)
+  t.true(kube.requests.length > 0 && kube.requests.every((r) => r.acceptEncoding === 'identity'))
 })
 
 test.serial('a 307 to plain http is an error naming the status and Location, never followed', async (t) => {
@@ -110,9 +101,7 @@ test.serial('a 307 to plain http is an error naming the status and Location, nev
 })
 
 test.serial('values nested 100,000 levels deep in a slice make it invalid (it holds the hook), and nothing overflows the stack', async (t) => {
-  const deep = '['.repeat(100_000) + ']'.repeat(100_000)
-  const body = listWith(podSliceJson(`{"kubernetes.io/service-name":"web","app":${deep}}`, '[]'))
-  const { logs } = await drainAgainst(t, (kube) => kube.alwaysFault({ kind: 'raw', body }, 'list'))
+  const { logs } = await drainAgainst(t, hostile('nesting 100,000 deep'))
   const invalid = logs.filter((l) => l.event === 'endpoint_slice_invalid')
   t.is(invalid.length, 1, 'logged once, however many LISTs repeat it')
   t.like(invalid[0], { level: 'warn', slice: 'web-abcde' })
@@ -121,8 +110,7 @@ test.serial('values nested 100,000 levels deep in a slice make it invalid (it ho
 })
 
 test.serial('a slice whose endpoints is a string is invalid, not "pod absent": the hook is held and the slice named', async (t) => {
-  const body = listWith(podSliceJson('{"kubernetes.io/service-name":"web"}', '"x"'))
-  const { logs } = await drainAgainst(t, (kube) => kube.alwaysFault({ kind: 'raw', body }, 'list'))
+  const { logs } = await drainAgainst(t, hostile('wrong types (endpoints: "x")'))
   const invalid = logs.find((l) => l.event === 'endpoint_slice_invalid')
   t.like(invalid, { slice: 'web-abcde' })
   t.regex(String(invalid?.problem), /^endpoints: expected Array, got "x"/)

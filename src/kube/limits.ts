@@ -15,8 +15,8 @@ export const DEFAULT_PAGE_SIZE = 25
  * after it), down to one slice, which even at 1000 endpoints fits twice over.
  */
 export const MAX_PAGE_BYTES = 1024 * 1024
-/** Decoded bytes of all pages of one LIST together: about 3,600 slices of 100 endpoints in one namespace. */
-export const MAX_LIST_BYTES = 128 * 1024 * 1024
+/** Decoded bytes of all pages of one LIST together: about 1,800 slices of 100 endpoints in one namespace. */
+export const MAX_LIST_BYTES = 64 * 1024 * 1024
 /** Pages of one LIST: at 50 a page, 250,000 slices, far beyond a real namespace. */
 export const MAX_LIST_PAGES = 5_000
 /** Slices one LIST may report as naming this pod (one per Service and address family in real clusters). */

@@ -22,7 +22,7 @@ export const ROGUE_CA_FILE = `${TLS_DIR}rogue-ca.crt`
 export type Verb = 'list' | 'watch'
 /** `create`: a SelfSubjectAccessReview (POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews). */
 export type RequestVerb = Verb | 'create'
-export type RecordedRequest = { verb: RequestVerb; method: string; path: string; query: URLSearchParams; authorization: string | undefined; userAgent: string | undefined; at: number }
+export type RecordedRequest = { verb: RequestVerb; method: string; path: string; query: URLSearchParams; authorization: string | undefined; userAgent: string | undefined; acceptEncoding: string | undefined; at: number }
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR'
 
 export type Fault =
@@ -105,7 +105,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     // apimachinery: any value but "0" or "false" (case-insensitive), even an empty one, means watch.
     const review = url.pathname === SSAR_PATH
     const verb: RequestVerb = review ? 'create' : watchParam !== null && watchParam !== '0' && watchParam.toLowerCase() !== 'false' ? 'watch' : 'list'
-    requests.push({ verb, method: req.method ?? 'GET', path: url.pathname, query, authorization: req.headers.authorization, userAgent: req.headers['user-agent'], at: performance.now() })
+    requests.push({ verb, method: req.method ?? 'GET', path: url.pathname, query, authorization: req.headers.authorization, userAgent: req.headers['user-agent'], acceptEncoding: req.headers['accept-encoding'], at: performance.now() })
 
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
     if (bearer === undefined || !tokens.has(bearer)) {
@@ -297,19 +297,28 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     if (fault.end) res.end()
   }
 
+  /** The items of an endless page, serialized once per fault: pages then cost the server nothing to send. */
+  const endlessItems = new WeakMap<Fault, string>()
+
   function endlessPage(res: ServerResponse, fault: Extract<Fault, { kind: 'endless-pages' }>) {
     const page = ++pageCounter
-    const items = Array.from({ length: fault.slices }, (_, i) => ({
-      metadata: { name: `endless-${page}-${i}`, namespace, labels: { 'kubernetes.io/service-name': `endless-${page}-${i}` } },
-      addressType: 'IPv4',
-      endpoints: Array.from({ length: fault.endpointsPerSlice }, (_, e) => ({
-        addresses: [e === 0 ? fault.podIp : `198.18.${(e >> 8) & 255}.${e & 255}`],
-        conditions: { ready: true, serving: true, terminating: false },
-        nodeName: `node-${e % 50}.example.internal`,
-        targetRef: { kind: 'Pod', namespace, name: `pod-${page}-${i}-${e}`, uid: `00000000-0000-4000-8000-${String(e).padStart(12, '0')}` },
-      })),
-    }))
-    sendJson(res, 200, { kind: 'EndpointSliceList', apiVersion: 'discovery.k8s.io/v1', metadata: { resourceVersion: String(resourceVersion), continue: `page-${page}` }, items })
+    let items = endlessItems.get(fault)
+    if (items === undefined) {
+      items = JSON.stringify(Array.from({ length: fault.slices }, (_, i) => ({
+        metadata: { name: `endless-${i}`, namespace, labels: { 'kubernetes.io/service-name': `endless-${i}` } },
+        addressType: 'IPv4',
+        endpoints: Array.from({ length: fault.endpointsPerSlice }, (_, e) => ({
+          addresses: [e === 0 ? fault.podIp : `198.18.${(e >> 8) & 255}.${e & 255}`],
+          conditions: { ready: true, serving: true, terminating: false },
+          nodeName: `node-${e % 50}.example.internal`,
+          targetRef: { kind: 'Pod', namespace, name: `pod-${i}-${e}`, uid: `00000000-0000-4000-8000-${String(e).padStart(12, '0')}` },
+        })),
+      })))
+      endlessItems.set(fault, items)
+    }
+    const text = `{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"${resourceVersion}","continue":"page-${page}"},"items":${items}}`
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+    res.end(text)
   }
 
   function applyFault(req: IncomingMessage, res: ServerResponse, fault: Fault) {
