@@ -215,3 +215,33 @@ test('a slice whose endpoints is a string holds the hook, is logged once with it
   t.true(resolved)
   t.like(log.lines.find((l) => l.event === 'endpoint_changed' && l.from === 'invalid'), { slice: 'web-aaaaa', to: 'not-ready' })
 })
+
+test('an unexpected exception inside the wait (here the logger overflowing its stack) is logged and the wait starts over; it never ends the wait', async (t) => {
+  const clock = new FakeClock()
+  const kube = createMemoryKube()
+  const captured = captureLog()
+  let thrown = 0
+  // The first `endpoints_listed` line throws, as a logger walking a value nested too deep would.
+  const log = {
+    ...captured,
+    info(event: string, fields?: Record<string, unknown>) {
+      if (event === 'endpoints_listed' && thrown++ === 0) throw new RangeError('Maximum call stack size exceeded')
+      captured.info(event, fields)
+    },
+  }
+  kube.upsert(validSlice('web-aaaaa', 'ready', {}))
+  const controller = new AbortController()
+  let outcome: string = 'pending'
+  const waiting = waitForEndpointRemoval({ kube: kube.client, clock, log, pod: POD, mode: 'watch', pollIntervalMs: 500, random: () => 0.5 }, controller.signal).then(
+    () => (outcome = 'resolved'),
+    (error: unknown) => (outcome = `rejected: ${String(error)}`),
+  )
+  await clock.advance(2_000)
+  t.is(outcome, 'pending', 'still waiting: an exception is not evidence, and not the end of the wait')
+  t.like(captured.lines.find((l) => l.event === 'endpoint_wait_error'), { level: 'error', error: { name: 'RangeError', message: 'Maximum call stack size exceeded' } })
+  t.true(captured.lines.some((l) => l.event === 'endpoints_listed'), 'started over and listed again')
+  kube.upsert(validSlice('web-aaaaa', 'not-ready', {}))
+  await clock.advance(100)
+  await waiting
+  t.is(outcome, 'resolved')
+})
