@@ -453,3 +453,21 @@ test('black box: the bundle reports missing RBAC once at start-up, keeps serving
   t.true(ms < 1_500 + 3_000, `answered after ${Math.round(ms)}ms`)
   t.is(sidecar.logs.filter((l) => l.event === 'kube_access_denied').length, 1)
 })
+
+test('access check: a 429 with Retry-After delays the next attempt by at least that long (the shared retry helper)', async (t) => {
+  const { kube, lines, run } = await accessCheck(t)
+  kube.fault({ kind: 'status', status: 429, body: 'Too many requests, please try again later.\n', headers: { 'retry-after': '1' } }, 'create')
+  t.deepEqual(await run(), { result: 'allowed', via: 'review' })
+  const reviews = kube.requests.filter((r) => r.verb === 'create')
+  t.is(reviews.length, 3, 'the 429, then both verbs')
+  t.true(reviews[1]!.at - reviews[0]!.at >= 950, `retried after ${Math.round(reviews[1]!.at - reviews[0]!.at)}ms`)
+  t.deepEqual(lines.map((l) => l.event), ['kube_access_ok'])
+})
+
+test('access check: an unreachable API is logged with the error as {name, code, message}', async (t) => {
+  const { kube, lines, run } = await accessCheck(t)
+  for (let i = 0; i < 3; i++) kube.fault({ kind: 'status', status: 503, body: 'unavailable' }, 'create')
+  await run()
+  t.like(lines[0], { event: 'kube_access_unchecked', error: { name: 'UpstreamError', code: 'UPSTREAM_HTTP_STATUS' } })
+  t.regex(String((lines[0]!.error as { message?: unknown }).message), /status 503: unavailable/)
+})
