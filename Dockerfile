@@ -39,4 +39,6 @@ EXPOSE 8099
 # No HEALTHCHECK: Kubernetes probes (/healthz, /ready) do that job. The base image's ENTRYPOINT is the node binary.
 # --disable-sigusr1: SIGUSR1 must never open Node's inspector (a debugger port into the process); with the flag
 # Node blocks the signal from its first instant, before the bundle's own listener exists.
-CMD ["--disable-sigusr1", "/app/drain-coordinator.mjs"]
+# A heap budget that fits the manifests' 192Mi limit, and no optimizing re-compile of undici's WebAssembly HTTP
+# parser (a 20 MB spike): README "Choices made where the contract was silent".
+CMD ["--disable-sigusr1", "--liftoff-only", "--max-old-space-size=96", "--max-semi-space-size=2", "/app/drain-coordinator.mjs"]

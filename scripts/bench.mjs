@@ -1,9 +1,10 @@
 #!/usr/bin/env zx
 // npm run bench: strategies side by side under three conditions, then the scale run (see sim/bench.ts), then the
 // release delay under probe and scrape load (scripts/bench-probes.ts, also `npm run bench:probes`), then 2000 held
-// hooks beside one (scripts/bench-hooks.ts).
+// hooks beside one (scripts/bench-hooks.ts), then the sidecar's peak memory: idle, a large namespace, and each
+// hostile API answer (scripts/bench-memory.ts).
 // Options: --strategies=no-prestop,sleep,dc-watch,dc-poll --conditions=normal,slow-control-plane,slow-load-balancer
-//          --scale=1,100,1000 --skip-scale --skip-scenarios --skip-probes --skip-hooks --out=bench-results
+//          --scale=1,100,1000 --skip-scale --skip-scenarios --skip-probes --skip-hooks --skip-memory --out=bench-results
 //          --lags=200,1000,4000,8000 (load-balancer lags for the traffic-quiet gate sweep, ms) --skip-lag-sweep
 import { $, argv, cd } from 'zx'
 
@@ -50,3 +51,4 @@ console.log(benchMarkdown(result))
 console.log(`\nJSON: ${result.file}`)
 if (!argv['skip-probes']) await $({ stdio: 'inherit' })`node scripts/bench-probes.ts --out=${argv.out ?? 'bench-results'}`
 if (!argv['skip-hooks']) await $({ stdio: 'inherit' })`node scripts/bench-hooks.ts --out=${argv.out ?? 'bench-results'}`
+if (!argv['skip-memory']) await $({ stdio: 'inherit' })`node scripts/bench-memory.ts --out=${argv.out ?? 'bench-results'}`

@@ -6,19 +6,11 @@
 import { DURATION_FORM, parseDuration } from './duration.ts'
 import { ConfigError } from './errors.ts'
 import { canonicalIp, parseIpList } from './ip.ts'
+import { ENDPOINT_MODES, type EndpointMode, type PodIdentity } from './kube/types.ts'
+
+export { ENDPOINT_MODES, type EndpointMode, type PodIdentity }
 
 export type Env = Readonly<Record<string, string | undefined>>
-
-export const ENDPOINT_MODES = ['watch', 'poll'] as const
-export type EndpointMode = (typeof ENDPOINT_MODES)[number]
-
-export type PodIdentity = Readonly<{
-  name: string | undefined
-  namespace: string | undefined
-  uid: string | undefined
-  /** Canonical addresses, from POD_IP (comma-separated on dual-stack pods). */
-  ips: readonly string[]
-}>
 
 export type KubeConfig = Readonly<{
   apiUrl: string

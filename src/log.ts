@@ -1,6 +1,10 @@
 /**
  * Structured logs: one JSON object per line with stable keys `time`, `level`, `event`, then the event's fields.
  * The sink is injected so tests can capture lines. Never pass a token or a header value in a field.
+ *
+ * Errors go in as the Error itself (`{ error }`) and come out as one shape: `{name, code, message}` (plus the
+ * cause's message when there is one). A log call never throws: a field that cannot be serialized (nested too deep
+ * for the stack, circular, a BigInt) is replaced, and the line still goes out with its event.
  */
 
 export type Level = 'debug' | 'info' | 'warn' | 'error'
@@ -13,9 +17,29 @@ export interface Logger {
   error(event: string, fields?: Fields): void
 }
 
+/** An error message longer than this is cut: it may quote a peer's answer. */
+const MAX_MESSAGE_CHARS = 1_000
+
 export function createLogger(write: (line: string) => void, now: () => Date = () => new Date()): Logger {
   const emit = (level: Level, event: string, fields: Fields = {}) => {
-    write(JSON.stringify({ time: now().toISOString(), level, event, ...fields }, replacer) + '\n')
+    const head = { time: now().toISOString(), level, event }
+    let line: string
+    try {
+      line = JSON.stringify({ ...head, ...fields }, replacer)
+    } catch (error) {
+      // Keep what can be kept: each field on its own, the ones that fail named as such.
+      const kept: Fields = {}
+      for (const [key, value] of Object.entries(fields)) {
+        try {
+          JSON.stringify(value, replacer)
+          kept[key] = value
+        } catch {
+          kept[key] = '<unserializable>'
+        }
+      }
+      line = JSON.stringify({ ...head, ...kept, logError: renderError(error) }, replacer)
+    }
+    write(line + '\n')
   }
   return {
     debug: (event, fields) => emit('debug', event, fields),
@@ -25,14 +49,31 @@ export function createLogger(write: (line: string) => void, now: () => Date = ()
   }
 }
 
-/** Errors do not serialize by default; keep their name, code and message (never their stack: one line each). */
-function replacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) {
-    const code = (value as { code?: unknown }).code
-    const cause = value.cause instanceof Error ? value.cause.message : undefined
-    return { name: value.name, ...(code === undefined ? {} : { code }), message: value.message, ...(cause ? { cause } : {}) }
+/** The one shape of an error in a log line. */
+export function renderError(error: unknown): { name: string; code?: string | number; message: string; cause?: string } {
+  if (!(error instanceof Error)) return { name: typeof error, message: clip(safeString(error)) }
+  const code = (error as { code?: unknown }).code
+  const cause = error.cause instanceof Error ? clip(error.cause.message) : undefined
+  return {
+    name: clip(String(error.name), 100),
+    ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
+    message: clip(String(error.message)),
+    ...(cause ? { cause } : {}),
   }
-  return value
+}
+
+function replacer(_key: string, value: unknown): unknown {
+  return value instanceof Error ? renderError(value) : value
+}
+
+const clip = (text: string, max = MAX_MESSAGE_CHARS) => (text.length > max ? `${text.slice(0, max)}…` : text)
+
+function safeString(value: unknown): string {
+  try {
+    return String(value)
+  } catch {
+    return '<unprintable>'
+  }
 }
 
 /** A logger that drops everything; for tests that do not look at logs. */

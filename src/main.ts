@@ -136,7 +136,7 @@ function listen(app: { fetch: (request: Request, env: unknown) => Response | Pro
   // '::' takes IPv4 too (dual-stack socket); a node with IPv6 disabled needs the IPv4 wildcard instead.
   return start('::').catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'EAFNOSUPPORT' && error.code !== 'EADDRNOTAVAIL') throw error
-    log.warn('ipv6_unavailable', { error: describeError(error), listen: '0.0.0.0' })
+    log.warn('ipv6_unavailable', { error, listen: '0.0.0.0' })
     return start('0.0.0.0')
   })
 }
@@ -178,6 +178,7 @@ async function main(): Promise<void> {
       clock,
       userAgent: USER_AGENT,
       onRequest: metrics.kubeRequest,
+      onInvalidObject: metrics.kubeInvalidObject,
     })
     const podName = config.pod.name
     if (podName !== undefined) {
@@ -255,7 +256,7 @@ async function main(): Promise<void> {
     log.warn('endpoint_wait_disabled', { reason: 'no API server configured (DRAIN_KUBE_API_URL, or KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT)', effect: 'a drain waits only DRAIN_SETTLE' })
   }
   // After listen: the check must never delay serving, and never end the process (it logs, it does not throw).
-  void checkAccess?.().catch((error: unknown) => log.warn('kube_access_unchecked', { error: describeError(error) }))
+  void checkAccess?.().catch((error: unknown) => log.warn('kube_access_unchecked', { error }))
 }
 
 if (process.argv[2] === 'inject') {

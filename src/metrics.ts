@@ -4,7 +4,8 @@
  * report numbers (seconds from the injected clock), never prom-client timers.
  */
 import { Counter, Gauge, Histogram, type Registry, collectDefaultMetrics } from 'prom-client'
-import { KUBE_VERBS, OUTCOMES, PHASES, type KubeVerb, type Outcome, type Phase } from './phases.ts'
+import { INVALID_OBJECT_KINDS, KUBE_VERBS, type InvalidObjectKind, type KubeVerb } from './kube/types.ts'
+import { OUTCOMES, PHASES, type Outcome, type Phase } from './phases.ts'
 
 /** 10 ms to 60 s: a probe round trip at the low end, a drain that hits a long DRAIN_TIMEOUT at the top. */
 export const DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60]
@@ -69,6 +70,12 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
     buckets: DURATION_BUCKETS,
     registers,
   })
+  const kubeInvalidObjects = new Counter({
+    name: 'drain_coordinator_kube_invalid_objects_total',
+    help: 'Objects from the Kubernetes API that failed validation (each one counts as still routing to the pod), by object: endpointslice, list, watch_event, status.',
+    labelNames: ['object'] as const,
+    registers,
+  })
   const hookRequests = new Counter({
     name: 'drain_coordinator_hook_requests_total',
     help: 'Calls to /prestop, by result: answered, disconnected (the caller hung up before the answer), unauthorized (wrong or missing X-Drain-Token), or bad_request (a body too large or cut off: nothing started).',
@@ -88,6 +95,7 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
   }
   // The codes an outage shows, zeroed so increase() sees the first one; others appear when they happen.
   for (const verb of KUBE_VERBS) for (const code of ['200', '401', '403', '410', '429', '500', '503', 'error']) kubeRequests.inc({ verb, code }, 0)
+  for (const object of INVALID_OBJECT_KINDS) kubeInvalidObjects.inc({ object }, 0)
   for (const result of ['answered', 'disconnected', 'unauthorized', 'bad_request']) hookRequests.inc({ result }, 0)
   draining.set(0)
 
@@ -113,6 +121,9 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
     },
     kubeRequest(verb: KubeVerb, code: number | 'error') {
       kubeRequests.inc({ verb, code: String(code) })
+    },
+    kubeInvalidObject(object: InvalidObjectKind) {
+      kubeInvalidObjects.inc({ object })
     },
     hookRequest(result: 'answered' | 'disconnected' | 'unauthorized' | 'bad_request') {
       hookRequests.inc({ result })

@@ -14,6 +14,3 @@ export type Trigger = (typeof TRIGGERS)[number]
  * `cancelled`: the deadline or the release came first.
  */
 export type PhaseStatus = 'ok' | 'failed' | 'skipped' | 'cancelled'
-
-export const KUBE_VERBS = ['list', 'watch'] as const
-export type KubeVerb = (typeof KUBE_VERBS)[number]

@@ -158,7 +158,7 @@ test('a LIST that never answers (hung socket) times out and is retried', async (
   t.is(result?.slicesAtStart, 0)
   t.is(kube.countRequests('list'), 2)
   const failed = lines.find((l) => l.event === 'endpoint_list_failed')
-  t.regex(String(failed?.error), /no answer within 1000ms/)
+  t.regex(JSON.stringify(failed?.error), /no answer within 1000ms/)
 })
 
 test('a WATCH whose headers never come times out and the wait watches again', async (t) => {
@@ -181,7 +181,7 @@ test('connection refused until the API server comes up: the wait keeps trying an
   const { log, lines } = capture()
   const running = drainWait(client, log, 15_000)
   await until(() => lines.filter((l) => l.event === 'endpoint_list_failed').length >= 2, 'two refused LISTs')
-  t.regex(String(lines.find((l) => l.event === 'endpoint_list_failed')?.error), /ECONNREFUSED|fetch failed/)
+  t.regex(JSON.stringify(lines.find((l) => l.event === 'endpoint_list_failed')?.error), /ECONNREFUSED|fetch failed/)
   const kube = await startFakeKube({ namespace: NS, port })
   t.teardown(() => kube.close())
   kube.upsert(holding('web-abcde', TERMINATING))
@@ -241,7 +241,7 @@ for (const { fault, list, watch, listError, watchError, notListError } of retrie
     const { result, deadlineHit } = await running
     t.false(deadlineHit)
     t.is(result?.slicesAtStart, 1)
-    const listFailure = String(lines.find((l) => l.event === 'endpoint_list_failed')?.error)
+    const listFailure = JSON.stringify(lines.find((l) => l.event === 'endpoint_list_failed')?.error)
     t.regex(listFailure, listError)
     if (notListError) t.notRegex(listFailure, notListError)
     t.regex(JSON.stringify(lines.find((l) => l.event === 'endpoint_watch_failed')), watchError)
@@ -354,8 +354,8 @@ test('a namespace with thousands of slices is listed page by page, and only slic
     kube.upsert(endpointSlice({ name: `other-${String(i).padStart(4, '0')}`, service: `svc-${i % 50}`, namespace: NS, endpoints: [{ ip: `10.1.${i >> 8}.${i & 255}`, ...READY }] }))
   }
   kube.upsert(holding())
-  const kept = await client.listEndpointSlices({ keep: (slice) => slice.metadata?.name === 'web-abcde' }, AbortSignal.timeout(20_000))
-  t.deepEqual(kept.items.map((s) => s.metadata?.name), ['web-abcde'])
+  const kept = await client.listEndpointSlices({ select: (item) => (item.ok && item.value.metadata?.name === 'web-abcde' ? item.value.metadata.name : undefined) }, AbortSignal.timeout(20_000))
+  t.deepEqual(kept.items, ['web-abcde'])
   const lists = kube.requests.filter((r) => r.verb === 'list')
   t.is(lists.length, 31)
   t.true(lists.every((r) => r.query.get('limit') === '100'))
@@ -452,4 +452,22 @@ test('black box: the bundle reports missing RBAC once at start-up, keeps serving
   t.not(summary.phases.endpoints.status, 'ok')
   t.true(ms < 1_500 + 3_000, `answered after ${Math.round(ms)}ms`)
   t.is(sidecar.logs.filter((l) => l.event === 'kube_access_denied').length, 1)
+})
+
+test('access check: a 429 with Retry-After delays the next attempt by at least that long (the shared retry helper)', async (t) => {
+  const { kube, lines, run } = await accessCheck(t)
+  kube.fault({ kind: 'status', status: 429, body: 'Too many requests, please try again later.\n', headers: { 'retry-after': '1' } }, 'create')
+  t.deepEqual(await run(), { result: 'allowed', via: 'review' })
+  const reviews = kube.requests.filter((r) => r.verb === 'create')
+  t.is(reviews.length, 3, 'the 429, then both verbs')
+  t.true(reviews[1]!.at - reviews[0]!.at >= 950, `retried after ${Math.round(reviews[1]!.at - reviews[0]!.at)}ms`)
+  t.deepEqual(lines.map((l) => l.event), ['kube_access_ok'])
+})
+
+test('access check: an unreachable API is logged with the error as {name, code, message}', async (t) => {
+  const { kube, lines, run } = await accessCheck(t)
+  for (let i = 0; i < 3; i++) kube.fault({ kind: 'status', status: 503, body: 'unavailable' }, 'create')
+  await run()
+  t.like(lines[0], { event: 'kube_access_unchecked', error: { name: 'UpstreamError', code: 'UPSTREAM_HTTP_STATUS' } })
+  t.regex(String((lines[0]!.error as { message?: unknown }).message), /status 503: unavailable/)
 })

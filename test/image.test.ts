@@ -12,7 +12,7 @@ import test, { type ExecutionContext } from 'ava'
 import { DEFAULTS } from '../src/config.ts'
 import { contextFiles, dockerfileInstructions, linkNodeModules, replayStage, stage, stageContext } from './helpers/docker-build.ts'
 import { REPO_ROOT } from './helpers/manifests.ts'
-import { BUNDLE, freePort } from './helpers/sidecar-process.ts'
+import { BUNDLE, freePort, NODE_FLAGS } from './helpers/sidecar-process.ts'
 
 const run = promisify(execFile)
 const PKG = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
@@ -132,7 +132,9 @@ test('the Dockerfile builds on Node 24, runs the bundle alone on distroless Node
   t.false(runtime.some((line) => line.startsWith('RUN ')), 'no RUN in the runtime stage: it has no shell')
   t.true(runtime.includes('USER 65532:65532'))
   t.true(runtime.includes(`EXPOSE ${DEFAULTS.port}`))
-  t.true(runtime.includes('CMD ["--disable-sigusr1", "/app/drain-coordinator.mjs"]'), 'SIGUSR1 never opens the inspector (test/signals.test.ts runs the bundle with these arguments)')
+  // The flags the black-box tests and the memory bench run the bundle with (test/helpers/sidecar-process.ts), after
+  // --disable-sigusr1: SIGUSR1 never opens the inspector (test/signals.test.ts runs the bundle with these arguments).
+  t.true(runtime.includes(`CMD ${JSON.stringify(['--disable-sigusr1', ...NODE_FLAGS, '/app/drain-coordinator.mjs']).replaceAll(',', ', ')}`))
   t.false(/^HEALTHCHECK/m.test(DOCKERFILE))
   t.true(DOCKERFILE.includes('RUN npm ci') && DOCKERFILE.includes('RUN npm run build:bundle'))
   // The same OCI label keys as the build script passes, so a hand build is labelled too.
@@ -163,7 +165,8 @@ test('npm script build:bundle type-checks src/ only, then bundles; build still c
 /** Runs a bundle the way the image does (no PATH, no NODE_PATH) and returns its /healthz answer, or a failure. */
 async function serveHealthz(t: ExecutionContext, bundle: string, cwd: string): Promise<Response> {
   const port = await freePort()
-  const child = spawn(process.execPath, [bundle], {
+  // With the image's flags: Node 24 must accept every one of them.
+  const child = spawn(process.execPath, [...NODE_FLAGS, bundle], {
     cwd,
     env: { DRAIN_PORT: String(port), DRAIN_HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],

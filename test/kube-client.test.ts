@@ -5,7 +5,7 @@ import { UpstreamError } from '../src/errors.ts'
 import { createKubeClient, isExpired } from '../src/kube/client.ts'
 import { parseRetryAfter } from '../src/kube/request.ts'
 import { createFileTokenSource, staticToken, TOKEN_MAX_AGE_MS } from '../src/kube/token.ts'
-import type { WatchEvent } from '../src/kube/types.ts'
+import type { SliceEvent } from '../src/kube/types.ts'
 import { createFetch } from '../src/transport.ts'
 import { USER_AGENT } from '../src/version.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
@@ -84,7 +84,7 @@ test('a field selector narrows a WATCH to one slice, as the API server does', as
   const names: string[] = []
   const watching = (async () => {
     for await (const event of client.watchEndpointSlices({ resourceVersion: from, fieldSelector: 'metadata.name=web-bbbbb' }, never)) {
-      if (event.type !== 'ERROR') names.push(event.object.metadata?.name ?? '')
+      if (event.type === 'ADDED' || event.type === 'MODIFIED') names.push(event.slice.metadata?.name ?? '')
       break
     }
   })()
@@ -147,7 +147,7 @@ test('a 401 with a token that stays wrong fails with the Status message, after o
   const { kube, client } = await setup(t, { token: 'wrong' })
   const error = await t.throwsAsync(client.listEndpointSlices({}, never), { instanceOf: UpstreamError })
   t.is(error?.status, 401)
-  t.regex(error!.message, /^LIST https:\/\/127\.0\.0\.1:\d+\/apis\/discovery\.k8s\.io\/v1\/namespaces\/default\/endpointslices\?limit=500 failed with status 401: Unauthorized$/)
+  t.regex(error!.message, /^LIST https:\/\/127\.0\.0\.1:\d+\/apis\/discovery\.k8s\.io\/v1\/namespaces\/default\/endpointslices\?limit=25 failed with status 401: Unauthorized$/)
   t.is(kube.requests.length, 2)
   t.false(error!.message.includes('wrong'), 'the token never appears in errors')
 })
@@ -187,7 +187,7 @@ test('WATCH streams events from the resourceVersion, with bookmarks allowed', as
   kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...READY }] }))
   const from = String(kube.resourceVersion)
   const controller = new AbortController()
-  const events: WatchEvent[] = []
+  const events: SliceEvent[] = []
   const watching = (async () => {
     for await (const event of client.watchEndpointSlices({ resourceVersion: from }, controller.signal)) {
       events.push(event)
@@ -200,7 +200,7 @@ test('WATCH streams events from the resourceVersion, with bookmarks allowed', as
   kube.remove('web-aaaaa')
   await watching
   t.deepEqual(events.map((e) => e.type), ['MODIFIED', 'BOOKMARK', 'DELETED'])
-  t.is(events[0]!.object.kind, 'EndpointSlice', 'watch events carry kind')
+  t.like(events[0], { type: 'MODIFIED', slice: { kind: 'EndpointSlice' } }, 'watch events carry kind')
   const query = kube.requests.at(-1)!.query
   t.is(query.get('watch'), '1')
   t.is(query.get('allowWatchBookmarks'), 'true')
@@ -208,17 +208,19 @@ test('WATCH streams events from the resourceVersion, with bookmarks allowed', as
   await kube.untilWatching(0)
 })
 
-test('WATCH from a too-old resourceVersion yields the 410 ERROR event the server sends with HTTP 200', async (t) => {
+test('WATCH from a too-old resourceVersion ends with the 410 of the ERROR event the server sends with HTTP 200', async (t) => {
   const { kube, client } = await setup(t)
   kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...READY }] }))
   const old = String(kube.resourceVersion)
   kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...TERMINATING }] }))
   kube.compact()
-  const events: WatchEvent[] = []
-  for await (const event of client.watchEndpointSlices({ resourceVersion: old }, never)) events.push(event)
-  t.is(events.length, 1)
-  t.is(events[0]!.type, 'ERROR')
-  t.like(events[0]!.object, { code: 410, reason: 'Expired' })
+  const events: SliceEvent[] = []
+  const error = await t.throwsAsync(async () => {
+    for await (const event of client.watchEndpointSlices({ resourceVersion: old }, never)) events.push(event)
+  })
+  t.is(events.length, 0)
+  t.like(error, { status: 410, reason: 'Expired' })
+  t.true(isExpired(error))
   t.true(isExpired(new UpstreamError('x', { status: 410 })))
 })
 

@@ -13,8 +13,10 @@ import { ConfigError } from '../src/errors.ts'
 import { canonicalIp, parseIpList } from '../src/ip.ts'
 import type { KubeClient } from '../src/kube/client.ts'
 import { waitForEndpointRemoval } from '../src/kube/endpoint-wait.ts'
+import { KubeLimitError } from '../src/kube/limits.ts'
 import { decodeWatchEvent, decodeWatchStream, splitLines, WatchDecodeError } from '../src/kube/watch-stream.ts'
-import type { EndpointSlice, WatchEvent } from '../src/kube/types.ts'
+import type { Decoded } from '../src/kube/schema.ts'
+import type { EndpointSlice, SliceEvent } from '../src/kube/types.ts'
 import { silentLogger } from '../src/log.ts'
 import { endpointSlice, READY } from './helpers/fixtures.ts'
 import { parseLabelSelector } from './helpers/label-selector.ts'
@@ -185,14 +187,15 @@ async function watchSelectorFor(services: string[]): Promise<string | undefined>
   const controller = new AbortController()
   let selector: string | undefined
   const kube: KubeClient = {
-    async listEndpointSlices() {
+    async listEndpointSlices<T>({ select }: { select?: (item: Decoded<EndpointSlice>) => T | undefined }) {
       // Two slices per Service (IPv4 and IPv6, say): with more than one slice routing to the pod, the watch
       // selects by Service label rather than by one slice's name.
-      const items: EndpointSlice[] = services.flatMap((service, i) => ['a', 'b'].map((family) => endpointSlice({ name: `${service}-s${i}${family}`, service, endpoints: [{ ip: '10.0.0.1', podName: 'me', ...READY }] })))
+      const slices: EndpointSlice[] = services.flatMap((service, i) => ['a', 'b'].map((family) => endpointSlice({ name: `${service}-s${i}${family}`, service, endpoints: [{ ip: '10.0.0.1', podName: 'me', ...READY }] })))
+      const items = slices.map((value) => select!({ ok: true, value })).filter((item) => item !== undefined)
       return { resourceVersion: '5', items }
     },
     // eslint-disable-next-line require-yield
-    async *watchEndpointSlices(options): AsyncGenerator<WatchEvent> {
+    async *watchEndpointSlices(options): AsyncGenerator<SliceEvent> {
       selector = options.labelSelector
       controller.abort(new Error('seen'))
       throw new Error('seen')
@@ -284,7 +287,7 @@ test('watch stream: the splitter refuses a line longer than its cap instead of g
   async function* endless() {
     for (let i = 0; i < 100; i++) yield chunk
   }
-  await t.throwsAsync(Array.fromAsync(splitLines(endless(), 10_000)), { instanceOf: WatchDecodeError })
+  await t.throwsAsync(Array.fromAsync(splitLines(endless(), 10_000)), { instanceOf: KubeLimitError })
 })
 
 test('watch stream: the event decoder returns a typed event or throws WatchDecodeError, never anything else', (t) => {

@@ -7,12 +7,16 @@
  * sidecar keeps serving, and a drain then treats the API as an outage like any other.
  */
 import type { Clock } from '../clock.ts'
-import { describeError, UpstreamError } from '../errors.ts'
+import { UpstreamError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Fetch } from '../transport.ts'
+import { readBoundedText } from './body.ts'
 import { endpointSlicesUrl } from './client.ts'
+import { MAX_SMALL_BODY_BYTES } from './limits.ts'
 import { errorFromResponse, kubeRequest } from './request.ts'
+import { retry } from './retry.ts'
 import type { TokenSource } from './token.ts'
+import * as v from 'valibot'
 
 const REQUIRED_VERBS = ['list', 'watch'] as const
 type RequiredVerb = (typeof REQUIRED_VERBS)[number]
@@ -33,33 +37,31 @@ export type AccessCheckDeps = {
   requestTimeoutMs?: number
   /** Attempts when the API cannot be reached at all; the check then gives up and says so. */
   attempts?: number
+  /** First backoff step (doubling, jittered, never shorter than a Retry-After). */
   retryDelayMs?: number
+  random?: () => number
 }
 
 export type AccessReport =
   | { result: 'allowed'; via: 'review' | 'probe' }
   | { result: 'denied'; via: 'review' | 'probe'; missing: RequiredVerb[] }
-  | { result: 'unknown'; error: string }
+  | { result: 'unknown'; error: unknown }
 
 type Verdict = { allowed: boolean; reason?: string }
 
 export async function checkKubeAccess(deps: AccessCheckDeps): Promise<AccessReport> {
-  const attempts = deps.attempts ?? 3
-  let lastError: unknown
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    try {
-      const report = await checkOnce(deps)
-      logReport(deps, report)
-      return report
-    } catch (error) {
-      lastError = error
-      if (attempt < attempts) await deps.clock.sleep((deps.retryDelayMs ?? 1_000) * attempt)
-    }
+  let report: AccessReport
+  try {
+    const policy = { baseMs: deps.retryDelayMs ?? 1_000, maxMs: 10_000, ...(deps.random === undefined ? {} : { random: deps.random }) }
+    report = await retry({ clock: deps.clock, policy, attempts: deps.attempts ?? 3 }, () => checkOnce(deps))
+  } catch (error) {
+    report = { result: 'unknown', error }
   }
-  const report: AccessReport = { result: 'unknown', error: describeError(lastError) }
   logReport(deps, report)
   return report
 }
+
+const ReviewSchema = v.looseObject({ status: v.looseObject({ allowed: v.boolean(), reason: v.nullish(v.string()) }) })
 
 async function checkOnce(deps: AccessCheckDeps): Promise<Exclude<AccessReport, { result: 'unknown' }>> {
   const verdicts = new Map<RequiredVerb, Verdict>()
@@ -106,9 +108,17 @@ async function review(deps: AccessCheckDeps, verb: RequiredVerb): Promise<Verdic
   try {
     if (response.status === 403 || response.status === 404) return 'unavailable'
     if (!response.ok) throw await errorFromResponse(`POST ${url}`, response, deps.clock.wallTime().getTime())
-    const parsed = (await response.json()) as { status?: { allowed?: unknown; reason?: unknown } } | null
-    if (typeof parsed?.status?.allowed !== 'boolean') throw new UpstreamError(`POST ${url}`, { status: response.status, message: 'answer has no status.allowed' })
-    return { allowed: parsed.status.allowed, ...(typeof parsed.status.reason === 'string' && parsed.status.reason ? { reason: parsed.status.reason } : {}) }
+    const text = await readBoundedText(`POST ${url}`, response, MAX_SMALL_BODY_BYTES, 'MAX_SMALL_BODY_BYTES (an access review)')
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      throw new UpstreamError(`POST ${url}`, { status: response.status, message: 'answer is not JSON' })
+    }
+    const answer = v.safeParse(ReviewSchema, parsed)
+    if (!answer.success) throw new UpstreamError(`POST ${url}`, { status: response.status, message: 'answer has no status.allowed' })
+    const { allowed, reason } = answer.output.status
+    return { allowed, ...(typeof reason === 'string' && reason ? { reason } : {}) }
   } finally {
     done()
     await response.body?.cancel().catch(() => {})

@@ -3,9 +3,8 @@
  * The pod is matched by targetRef.uid, by a targetRef to the Pod named POD_NAME, or by one of its addresses
  * (compared in canonical form).
  */
-import type { PodIdentity } from '../config.ts'
 import { canonicalIp } from '../ip.ts'
-import type { Endpoint, EndpointSlice } from './types.ts'
+import type { Endpoint, EndpointSlice, PodIdentity } from './types.ts'
 
 /**
  * - `absent`: the pod has no endpoint in this slice (or the slice is a placeholder with `endpoints: null`).

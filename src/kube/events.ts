@@ -51,7 +51,7 @@ export function createEventRecorder(deps: EventRecorderDeps) {
     try {
       const { response, done } = await kubeRequest({ ...deps, timeoutMs: EVENT_TIMEOUT_MS }, { method: 'POST', url, body: JSON.stringify(event) })
       try {
-        if (!response.ok) throw await errorFromResponse(`POST ${url}`, response, Date.now())
+        if (!response.ok) throw await errorFromResponse(`POST ${url}`, response, deps.clock.wallTime().getTime())
         await response.body?.cancel().catch(() => {})
       } finally {
         done()

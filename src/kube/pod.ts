@@ -8,6 +8,7 @@
  */
 import * as v from 'valibot'
 import { DrainCoordinatorError, UpstreamError } from '../errors.ts'
+import { readBoundedText } from './body.ts'
 import { errorFromResponse, kubeRequest, type KubeRequestDeps } from './request.ts'
 
 /** A Pod is tens of KiB; anything far larger is not an answer to trust or to hold in memory. */
@@ -40,8 +41,8 @@ export async function readPodDeletion(deps: PodReadDeps, signal: AbortSignal): P
   const what = `GET ${url}`
   const { response, done } = await kubeRequest(deps, { method: 'GET', url, signal })
   try {
-    if (!response.ok) throw await errorFromResponse(what, response, Date.now())
-    const text = await boundedText(response, MAX_POD_BYTES, what)
+    if (!response.ok) throw await errorFromResponse(what, response, deps.clock.wallTime().getTime())
+    const text = await readBoundedText(what, response, MAX_POD_BYTES, 'MAX_POD_BYTES (one Pod)', signal)
     let json: unknown
     try {
       json = JSON.parse(text)
@@ -64,22 +65,4 @@ export async function readPodDeletion(deps: PodReadDeps, signal: AbortSignal): P
   } finally {
     done()
   }
-}
-
-async function boundedText(response: Response, limit: number, what: string): Promise<string> {
-  const reader = response.body?.getReader()
-  if (reader === undefined) return ''
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > limit) {
-      await reader.cancel().catch(() => {})
-      throw new UpstreamError(what, { message: `the answer is larger than ${limit} bytes` })
-    }
-    chunks.push(value)
-  }
-  return Buffer.concat(chunks).toString('utf8')
 }

@@ -6,6 +6,9 @@
 import { type Clock, deadline } from '../clock.ts'
 import { UpstreamError, describeError } from '../errors.ts'
 import type { Fetch } from '../transport.ts'
+import { readTextPrefix } from './body.ts'
+import { MAX_SMALL_BODY_BYTES } from './limits.ts'
+import { decodeStatus } from './schema.ts'
 import type { TokenSource } from './token.ts'
 import type { Status } from './types.ts'
 
@@ -32,16 +35,18 @@ export type KubeRequest = {
 }
 
 /**
- * Resolves with the response, whatever its status; `done()` frees the answer timer, which otherwise also bounds
- * reading the body. Rejects only when no answer came: the caller's signal's reason, the timeout's UpstreamError,
- * or an UpstreamError naming the request.
+ * Resolves with the response, whatever its status but a redirect; `done()` frees the answer timer, which otherwise
+ * also bounds reading the body. Rejects when no answer came (the caller's signal's reason, the timeout's
+ * UpstreamError, or an UpstreamError naming the request) and on a redirect: the API server has no reason to send
+ * one, and following it could take the bearer token, or the trusted answer, to another host or to plain http.
  */
 export async function kubeRequest(deps: KubeRequestDeps, request: KubeRequest): Promise<{ response: Response; done: () => void; signal: AbortSignal }> {
   const what = `${request.method} ${request.url}`
   const timeoutMs = deps.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   for (let attempt = 1; ; attempt++) {
     const bearer = await deps.token.get()
-    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': deps.userAgent }
+    // identity: a compressed body's size says nothing of what it inflates to (the body readers bound it anyway).
+    const headers: Record<string, string> = { accept: 'application/json', 'accept-encoding': 'identity', 'user-agent': deps.userAgent }
     if (request.body !== undefined) headers['content-type'] = 'application/json'
     if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`
     // Combined with the caller's signal rather than chained to it: a watch body outlives the timer by design.
@@ -49,7 +54,7 @@ export async function kubeRequest(deps: KubeRequestDeps, request: KubeRequest): 
     const signal = request.signal === undefined ? timeout.signal : AbortSignal.any([request.signal, timeout.signal])
     let response: Response
     try {
-      response = await deps.fetch(request.url, { method: request.method, headers, signal, ...(request.body === undefined ? {} : { body: request.body }) })
+      response = await deps.fetch(request.url, { method: request.method, headers, signal, redirect: 'manual', ...(request.body === undefined ? {} : { body: request.body }) })
     } catch (error) {
       timeout.cancel()
       // Our own caller gave up (the drain ended): not something the API server did, so not counted as its error.
@@ -59,6 +64,12 @@ export async function kubeRequest(deps: KubeRequestDeps, request: KubeRequest): 
       throw new UpstreamError(what, { message: describeError(error) }, { cause: error })
     }
     request.onAnswer?.(response.status)
+    if (response.status >= 300 && response.status < 400) {
+      timeout.cancel()
+      await response.body?.cancel().catch(() => {})
+      const location = (response.headers.get('location') ?? '').slice(0, 200)
+      throw new UpstreamError(what, { status: response.status, message: `redirect to ${JSON.stringify(location)} refused: the API server is never expected to redirect, and redirects are not followed` })
+    }
     if (response.status === 401 && attempt === 1) {
       timeout.cancel()
       await response.body?.cancel().catch(() => {})
@@ -72,20 +83,19 @@ export async function kubeRequest(deps: KubeRequestDeps, request: KubeRequest): 
 
 /** The error a non-2xx answer stands for: the Status's message and reason, or the plain-text body (APF's 429). */
 export async function errorFromResponse(what: string, response: Response, nowMs: number): Promise<UpstreamError> {
-  const text = await response.text().catch(() => '')
-  let status: Partial<Status> | undefined
+  const text = await readTextPrefix(response, MAX_SMALL_BODY_BYTES)
+  let status: Status | undefined
   try {
-    const parsed = JSON.parse(text) as Partial<Status>
-    if (parsed && parsed.kind === 'Status') status = parsed
+    status = decodeStatus(JSON.parse(text))
   } catch {
     // Not a Status: APF's 429 and proxies answer in plain text.
   }
   const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), nowMs) ??
-    (status?.details?.retryAfterSeconds ? status.details.retryAfterSeconds * 1_000 : undefined)
+    (status?.details?.retryAfterSeconds ? Math.min(60, status.details.retryAfterSeconds) * 1_000 : undefined)
   return new UpstreamError(what, {
     status: response.status,
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-    ...(status?.reason === undefined ? {} : { reason: status.reason }),
+    ...(typeof status?.reason === 'string' ? { reason: status.reason } : {}),
     message: (status?.message ?? text.trim()).slice(0, 300),
   })
 }

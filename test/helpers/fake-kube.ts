@@ -26,7 +26,7 @@ const serverCertificate = (name: CertificateName) => ({ cert: readFileSync(`${TL
 export type Verb = 'list' | 'watch'
 /** `create`: a SelfSubjectAccessReview (POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews). */
 export type RequestVerb = Verb | 'create'
-export type RecordedRequest = { verb: RequestVerb; method: string; path: string; query: URLSearchParams; authorization: string | undefined; userAgent: string | undefined; at: number }
+export type RecordedRequest = { verb: RequestVerb; method: string; path: string; query: URLSearchParams; authorization: string | undefined; userAgent: string | undefined; acceptEncoding: string | undefined; at: number }
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR'
 
 export type Fault =
@@ -42,6 +42,15 @@ export type Fault =
   | { kind: 'stall' }
   /** Answer 200, send these first bytes of a body, then destroy the connection: a reset mid-response. */
   | { kind: 'cut'; partial: string }
+  /**
+   * Answer 200 with `prefix`, then `bytes` bytes of `x` (in writes of `chunkBytes`, waiting for the socket to
+   * drain), then `suffix`; end the response only if `end`. A watch line that never ends, a 100 MB page, ...
+   */
+  | { kind: 'flood'; prefix: string; bytes: number; suffix: string; end: boolean; chunkBytes?: number }
+  /** Answer 200 with this body gzip-compressed (content-encoding: gzip, whatever the client asked for). */
+  | { kind: 'gzip'; body: Buffer }
+  /** A LIST page of `slices` slices (each `endpointsPerSlice` endpoints, the first this pod's, ready) and a continue token, forever. */
+  | { kind: 'endless-pages'; slices: number; endpointsPerSlice: number; podIp: string }
 
 export type FakeKubeOptions = {
   namespace?: string
@@ -84,7 +93,8 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
   /** Lowest resourceVersion a WATCH may start from; below it the history is gone. */
   let oldestWatchable = resourceVersion
   const watchers = new Set<Watcher>()
-  const faults: Array<{ verb: RequestVerb | undefined; fault: Fault }> = []
+  const faults: Array<{ verb: RequestVerb | undefined; fault: Fault; always?: boolean }> = []
+  let pageCounter = 0
   const requests: RecordedRequest[] = []
   const sockets = new Set<Socket>()
   let bytesSent = 0
@@ -103,7 +113,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     // apimachinery: any value but "0" or "false" (case-insensitive), even an empty one, means watch.
     const review = url.pathname === SSAR_PATH
     const verb: RequestVerb = review ? 'create' : watchParam !== null && watchParam !== '0' && watchParam.toLowerCase() !== 'false' ? 'watch' : 'list'
-    requests.push({ verb, method: req.method ?? 'GET', path: url.pathname, query, authorization: req.headers.authorization, userAgent: req.headers['user-agent'], at: performance.now() })
+    requests.push({ verb, method: req.method ?? 'GET', path: url.pathname, query, authorization: req.headers.authorization, userAgent: req.headers['user-agent'], acceptEncoding: req.headers['accept-encoding'], at: performance.now() })
 
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
     if (bearer === undefined || !tokens.has(bearer)) {
@@ -112,7 +122,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     if (review && options.accessReviews !== false) {
       // A fault queued without a verb is meant for LIST/WATCH; reviews take only faults queued for 'create'.
       const reviewFault = faults.findIndex((f) => f.verb === 'create')
-      if (reviewFault !== -1) return applyFault(req, res, faults.splice(reviewFault, 1)[0]!.fault)
+      if (reviewFault !== -1) return applyFault(req, res, takeFault(reviewFault))
       return void answerReview(req, res)
     }
     if (url.pathname.startsWith(`/api/v1/namespaces/${namespace}/`)) return void serveCore(req, res, url.pathname.slice(`/api/v1/namespaces/${namespace}/`.length))
@@ -128,10 +138,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
         { group: 'discovery.k8s.io', kind: 'endpointslices' })
     }
     const faultIndex = faults.findIndex((f) => (f.verb === undefined && verb !== 'create') || f.verb === verb)
-    if (faultIndex !== -1) {
-      const { fault } = faults.splice(faultIndex, 1)[0]!
-      return applyFault(req, res, fault)
-    }
+    if (faultIndex !== -1) return applyFault(req, res, takeFault(faultIndex))
     let matches: Matcher
     try {
       const labels = parseLabelSelector(query.get('labelSelector') ?? '')
@@ -291,8 +298,75 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     }
   }
 
+  /** The fault at `index`: removed from the queue, unless it is for every request. */
+  function takeFault(index: number): Fault {
+    const entry = faults[index]!
+    if (!entry.always) faults.splice(index, 1)
+    return entry.fault
+  }
+
+  async function flood(res: ServerResponse, fault: Extract<Fault, { kind: 'flood' }>) {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    const write = async (data: string | Buffer) => {
+      if (res.destroyed) return false
+      if (!res.write(data)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off('drain', done)
+            res.off('close', done)
+            resolve()
+          }
+          res.on('drain', done)
+          res.on('close', done)
+        })
+      }
+      return !res.destroyed
+    }
+    const chunkBytes = fault.chunkBytes ?? 64 * 1024
+    const chunk = Buffer.alloc(chunkBytes, 'x')
+    if (!(await write(fault.prefix))) return
+    for (let sent = 0; sent < fault.bytes; sent += chunkBytes) {
+      if (!(await write(sent + chunkBytes <= fault.bytes ? chunk : chunk.subarray(0, fault.bytes - sent)))) return
+    }
+    if (!(await write(fault.suffix))) return
+    if (fault.end) res.end()
+  }
+
+  /** The items of an endless page, serialized once per fault: pages then cost the server nothing to send. */
+  const endlessItems = new WeakMap<Fault, string>()
+
+  function endlessPage(res: ServerResponse, fault: Extract<Fault, { kind: 'endless-pages' }>) {
+    const page = ++pageCounter
+    let items = endlessItems.get(fault)
+    if (items === undefined) {
+      items = JSON.stringify(Array.from({ length: fault.slices }, (_, i) => ({
+        metadata: { name: `endless-${i}`, namespace, labels: { 'kubernetes.io/service-name': `endless-${i}` } },
+        addressType: 'IPv4',
+        endpoints: Array.from({ length: fault.endpointsPerSlice }, (_, e) => ({
+          addresses: [e === 0 ? fault.podIp : `198.18.${(e >> 8) & 255}.${e & 255}`],
+          conditions: { ready: true, serving: true, terminating: false },
+          nodeName: `node-${e % 50}.example.internal`,
+          targetRef: { kind: 'Pod', namespace, name: `pod-${i}-${e}`, uid: `00000000-0000-4000-8000-${String(e).padStart(12, '0')}` },
+        })),
+      })))
+      endlessItems.set(fault, items)
+    }
+    const text = `{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"${resourceVersion}","continue":"page-${page}"},"items":${items}}`
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+    res.end(text)
+  }
+
   function applyFault(req: IncomingMessage, res: ServerResponse, fault: Fault) {
     switch (fault.kind) {
+      case 'flood':
+        void flood(res, fault)
+        return
+      case 'gzip':
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' })
+        res.end(fault.body)
+        return
+      case 'endless-pages':
+        return endlessPage(res, fault)
       case 'status':
         res.writeHead(fault.status, { 'content-type': 'text/plain; charset=utf-8', ...fault.headers })
         res.end(fault.body)
@@ -433,6 +507,10 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     /** Queues a fault for the next request of that verb (or of any LIST/WATCH; reviews only for 'create'). */
     fault(fault: Fault, verb?: RequestVerb) {
       faults.push({ verb, fault })
+    },
+    /** Answers every request of that verb (or every LIST/WATCH) with this fault from now on: a hostile server. */
+    alwaysFault(fault: Fault, verb?: RequestVerb) {
+      faults.push({ verb, fault, always: true })
     },
     /** Plain-text 429 as API Priority and Fairness sends it. */
     tooManyRequests(retryAfterSeconds: number, verb?: Verb) {

@@ -2,16 +2,18 @@
  * An in-memory KubeClient for fake-clock tests of the endpoint wait and the drain: no sockets, so a test moves
  * time by hand and every step is deterministic. Behaves like the API per protocol-notes: LIST returns a
  * resourceVersion, WATCH streams changes after it, a too-old resourceVersion yields an ERROR event with a 410
- * Status. The wire format itself is covered against the HTTP fake (fake-kube.ts).
+ * Status. Objects go through the same validation as the HTTP client's (kube/schema.ts), so a test can hand it
+ * anything (`upsertRaw`, `emitRaw`). The wire format itself is covered against the HTTP fake (fake-kube.ts).
  */
 import { UpstreamError } from '../../src/errors.ts'
-import type { KubeClient } from '../../src/kube/client.ts'
+import { KubeInvalidObjectError, type KubeClient, sliceEventOf } from '../../src/kube/client.ts'
+import { decodeSlice } from '../../src/kube/schema.ts'
 import type { EndpointSlice, WatchEvent } from '../../src/kube/types.ts'
 
 type Stream = { push: (event: WatchEvent | 'end' | Error) => void }
 
 export function createMemoryKube() {
-  const slices = new Map<string, EndpointSlice>()
+  const slices = new Map<string, unknown>()
   let rv = 100
   let oldest = rv
   const history: Array<{ rv: number; event: WatchEvent }> = []
@@ -28,12 +30,23 @@ export function createMemoryKube() {
   const stamp = (slice: EndpointSlice): EndpointSlice => ({ ...structuredClone(slice), metadata: { ...slice.metadata, resourceVersion: String(++rv) } })
 
   const client: KubeClient = {
-    async listEndpointSlices({ labelSelector }, signal) {
+    async listEndpointSlices<T>({ labelSelector, select }: { labelSelector?: string | undefined; select?: (item: ReturnType<typeof decodeSlice>) => T | undefined }, signal: AbortSignal) {
       signal.throwIfAborted()
       calls.push({ verb: 'list', labelSelector })
       const failure = listFailures.shift()
       if (failure) throw failure
-      return { resourceVersion: String(rv), items: [...slices.values()].map((s) => structuredClone(s)) }
+      const items: T[] = []
+      for (const raw of slices.values()) {
+        const decoded = decodeSlice(raw)
+        if (select === undefined) {
+          if (!decoded.ok) throw new KubeInvalidObjectError('LIST endpointslices', decoded.invalid.problem)
+          items.push(structuredClone(decoded.value) as T)
+          continue
+        }
+        const kept = select(decoded)
+        if (kept !== undefined) items.push(kept)
+      }
+      return { resourceVersion: String(rv), items }
     },
     async *watchEndpointSlices({ resourceVersion, labelSelector, fieldSelector }, signal) {
       signal.throwIfAborted()
@@ -68,7 +81,7 @@ export function createMemoryKube() {
           const item = queue.shift()!
           if (item === 'end') return
           if (item instanceof Error) throw item
-          yield item
+          yield sliceEventOf(item, 'WATCH endpointslices')
         }
       } finally {
         streams.delete(stream)
@@ -83,6 +96,22 @@ export function createMemoryKube() {
     get watching() {
       return streams.size
     },
+    /** Stores any value as a slice under `name` (ADDED or MODIFIED to watchers, as it is). */
+    upsertRaw(name: string, value: unknown) {
+      rv++
+      const type = slices.has(name) ? 'MODIFIED' : 'ADDED'
+      slices.set(name, value)
+      emit({ type, object: value } as WatchEvent)
+    },
+    /** Sends open watches any event (kept in history like a real one); its object need not be valid. */
+    emitRaw(type: WatchEvent['type'], object: unknown) {
+      rv++
+      emit({ type, object } as WatchEvent)
+    },
+    /** Forgets a slice without telling watchers (as if its DELETED event was lost). */
+    forget(name: string) {
+      slices.delete(name)
+    },
     upsert(slice: EndpointSlice) {
       const name = slice.metadata!.name!
       const type = slices.has(name) ? 'MODIFIED' : 'ADDED'
@@ -94,7 +123,11 @@ export function createMemoryKube() {
       const last = slices.get(name)
       if (!last) return
       slices.delete(name)
-      emit({ type: 'DELETED', object: stamp(last) })
+      // The last object as it was, with a new resourceVersion when it has metadata to carry one.
+      const plain = (value: unknown) => typeof value === 'object' && value !== null && !Array.isArray(value)
+      // Shallow: a stored value may be nested too deep for structuredClone.
+      const object = plain(last) && plain((last as EndpointSlice).metadata) ? { ...(last as EndpointSlice), metadata: { ...(last as EndpointSlice).metadata, resourceVersion: String(++rv) } } : last
+      emit({ type: 'DELETED', object } as WatchEvent)
     },
     bookmark() {
       emit({ type: 'BOOKMARK', object: { metadata: { resourceVersion: String(++rv) }, addressType: '', endpoints: null } })

@@ -9,6 +9,15 @@ import { fileURLToPath } from 'node:url'
 
 export const BUNDLE = fileURLToPath(new URL('../../dist/drain-coordinator.mjs', import.meta.url))
 
+/**
+ * The Node flags the image runs the bundle with (Dockerfile CMD; test/faults-kube-hostile.test.ts checks the two
+ * agree), so black-box tests and the memory bench measure the process as it ships. V8 sizes its heap from the
+ * host's memory (or from the cgroup limit, which still lets it grow past a 192Mi container); `--liftoff-only`
+ * keeps V8 from re-compiling undici's WebAssembly HTTP parser with its optimizing compiler, a one-off spike of
+ * about 20 MB (measured) for a parser that handles a few requests per drain.
+ */
+export const NODE_FLAGS = ['--liftoff-only', '--max-old-space-size=96', '--max-semi-space-size=2'] as const
+
 export type LogLine = { time: string; level: string; event: string } & Record<string, unknown>
 
 export async function freePort(): Promise<number> {
@@ -21,7 +30,7 @@ export async function freePort(): Promise<number> {
 
 export type SidecarOptions = {
   waitReady?: boolean
-  /** Arguments for node before the bundle's path (the image's CMD passes --disable-sigusr1). */
+  /** Arguments for node before the bundle's path; default NODE_FLAGS (the image's CMD adds --disable-sigusr1). */
   nodeArgs?: string[]
 }
 
@@ -36,7 +45,7 @@ export async function startSidecar(env: Record<string, string>, options: Sidecar
   }
 }
 
-async function spawnSidecar(env: Record<string, string>, port: number, { waitReady = true, nodeArgs = [] }: SidecarOptions) {
+async function spawnSidecar(env: Record<string, string>, port: number, { waitReady = true, nodeArgs = [...NODE_FLAGS] }: SidecarOptions) {
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BUNDLE], {
     env: { PATH: process.env.PATH ?? '', DRAIN_PORT: String(port), DRAIN_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
