@@ -3,7 +3,7 @@
  * its own Agent, so a CA bundle or a stuck peer never leaks into another's connections. Nothing touches the
  * global dispatcher.
  */
-import { Agent, fetch as undiciFetch } from 'undici'
+import { Agent, buildConnector, fetch as undiciFetch } from 'undici'
 
 /** The fetch shape every client in src/ takes; tests pass in-process or loopback fakes. */
 export type Fetch = (url: string, init?: RequestInit) => Promise<Response>
@@ -22,6 +22,8 @@ export type TransportOptions = {
    * is passed on, so that a caller's retry already uses a CA bundle it re-read (see ca-bundle.ts).
    */
   onCertificateError?: (error: unknown) => Promise<unknown>
+  /** Told the local address and port of every connection opened (the traffic gate's own-call exclusion). */
+  onConnect?: (localAddress: string | undefined, localPort: number | undefined) => void
 }
 
 /** OpenSSL's and Node's codes for a certificate that does not chain to the CA bundle (or no longer does). */
@@ -51,11 +53,21 @@ export type TransportFetch = Fetch & {
   close(): Promise<void>
 }
 
-export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_000, userAgent, onCertificateError }: TransportOptions = {}): TransportFetch {
+export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_000, userAgent, onCertificateError, onConnect }: TransportOptions = {}): TransportFetch {
+  const connector = (bundle: string | undefined): buildConnector.connector | buildConnector.BuildOptions => {
+    // rejectUnauthorized stays at its default (true): certificate checks are never skipped.
+    const options = { timeout: connectTimeoutMs, ...(bundle === undefined ? {} : { ca: bundle }) }
+    if (onConnect === undefined) return options
+    const connect = buildConnector(options)
+    return (opts, callback) =>
+      connect(opts, (...args) => {
+        if (args[1] !== null) onConnect(args[1].localAddress, args[1].localPort)
+        callback(...args)
+      })
+  }
   const agent = (bundle: string | undefined) =>
     new Agent({
-      // rejectUnauthorized stays at its default (true): certificate checks are never skipped.
-      connect: { timeout: connectTimeoutMs, ...(bundle === undefined ? {} : { ca: bundle }) },
+      connect: connector(bundle),
       headersTimeout: 30_000,
       bodyTimeout: bodyTimeoutMs,
       keepAliveTimeout: 4_000,
