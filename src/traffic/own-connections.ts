@@ -17,7 +17,7 @@ export function createOwnConnections(clock: Clock) {
   const forget = () => {
     const oldest = clock.now() - OWN_END_TTL_MS
     for (const [end, at] of ends) {
-      if (at >= oldest && ends.size <= MAX_ENDS) break
+      if (at > oldest && ends.size <= MAX_ENDS) break
       ends.delete(end)
     }
   }
