@@ -61,7 +61,15 @@ export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_
     const connect = buildConnector(options)
     return (opts, callback) =>
       connect(opts, (...args) => {
-        if (args[1] !== null) onConnect(args[1].localAddress, args[1].localPort)
+        // A failed connect calls back with the error alone (no socket argument at all).
+        const socket = args[0] === null ? args[1] : undefined
+        if (socket) {
+          try {
+            onConnect(socket.localAddress, socket.localPort)
+          } catch {
+            // Bookkeeping for the traffic gate must never break a connection.
+          }
+        }
         callback(...args)
       })
   }
