@@ -58,6 +58,7 @@ const INVALID: Array<[string, RegExp]> = [
   ['rate(http_requests_total[5m])', /unexpected text/],
   ['http_requests_total{path="/"} or up', /unexpected text/],
   ['1http', /unexpected text/],
+  ['x{p="\\UFFFFFFFF"}', /quoted value/],
 ]
 
 for (const [selector, message] of INVALID) {
@@ -123,6 +124,7 @@ test('a line that could be a selected series but is not in the format throws, na
   }
   // A selected series whose value is not a number cannot be summed.
   t.throws(() => sum('requests_total NaN\n', 'requests_total'), { instanceOf: ExpositionError, message: /not a finite number/ })
+  t.throws(() => sum('requests_total{a="1"} 1e308\nrequests_total{a="2"} 1e308\n', 'requests_total'), { instanceOf: ExpositionError, message: /sum.*not a finite/ })
 })
 
 test('a malformed line of another metric is skipped when the selector names its metric, refused when it does not', (t) => {
@@ -134,4 +136,30 @@ test('a malformed line of another metric is skipped when the selector names its 
 test('a selector keeps its text for the report', (t) => {
   const selector: Selector = parseSelector('  http_requests_total{path!="/ready"} ')
   t.is(selector.text, 'http_requests_total{path!="/ready"}')
+})
+
+test('any selector text and any exposition either parse or throw the module\'s own error, never anything else', async (t) => {
+  const fc = (await import('fast-check')).default
+  const piece = fc.constantFrom('\\U0011FFFF', '\\x4', '1e308', 'http_requests_total', '{', '}', ',', '=', '!=', '=~', '!~', '"', "'", '`', '\\', 'a', '(', '.*', ' ', '\n', '#', '1', 'NaN', '+Inf', 'path')
+  const text = fc.oneof(fc.string(), fc.array(piece, { maxLength: 30 }).map((parts) => parts.join('')))
+  fc.assert(
+    fc.property(text, text, (selectorText, exposition) => {
+      let selector: Selector
+      try {
+        selector = parseSelector(selectorText)
+      } catch (error) {
+        if (!(error instanceof SelectorError)) throw error
+        selector = parseSelector('http_requests_total')
+      }
+      try {
+        const { sum, series } = sumSelected(exposition, selector)
+        return Number.isFinite(sum) && series >= 0
+      } catch (error) {
+        if (!(error instanceof ExpositionError)) throw error
+        return true
+      }
+    }),
+    { numRuns: 3_000 },
+  )
+  t.pass()
 })

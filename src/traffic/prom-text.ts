@@ -99,7 +99,9 @@ function readQuoted(text: string): [string, string] | undefined {
       const form = e === 'x' ? /^[0-9a-fA-F]{2}/ : e === 'u' ? /^[0-9a-fA-F]{4}/ : e === 'U' ? /^[0-9a-fA-F]{8}/ : /^[0-7]{2}/
       const digits = form.exec(text.slice(i + 1))?.[0]
       if (digits === undefined || !/[xuU0-7]/.test(e)) return undefined
-      value += String.fromCodePoint(Number.parseInt(/[0-7]/.test(e) ? e + digits : digits, /[0-7]/.test(e) ? 8 : 16))
+      const code = Number.parseInt(/[0-7]/.test(e) ? e + digits : digits, /[0-7]/.test(e) ? 8 : 16)
+      if (code > 0x10ffff) return undefined
+      value += String.fromCodePoint(code)
       i += digits.length
     }
   }
@@ -148,6 +150,7 @@ export function sumSelected(text: string, selector: Selector): { sum: number; se
     sum += sample.value
     series++
   }
+  if (!Number.isFinite(sum)) throw new ExpositionError('the sum of the selected series is not a finite number')
   return { sum, series }
 }
 
