@@ -49,8 +49,10 @@ export function createLogger(write: (line: string) => void, now: () => Date = ()
   }
 }
 
-/** The one shape of an error in a log line. */
-export function renderError(error: unknown): { name: string; code?: string | number; message: string; cause?: string } {
+export type RenderedError = { name: string; code?: string | number; message: string; cause?: string }
+
+/** The one shape of an error in a log line (and in the drain summary). */
+export function renderError(error: unknown): RenderedError {
   if (!(error instanceof Error)) return { name: typeof error, message: clip(safeString(error)) }
   const code = (error as { code?: unknown }).code
   const cause = error.cause instanceof Error ? clip(error.cause.message) : undefined
