@@ -250,10 +250,34 @@ export function createDrainCoordinator(deps: DrainDeps) {
     return summary
   }
 
+  /**
+   * The last safety net: run() broke outside every phase's own handling. Nothing proved the endpoint gone, so the
+   * hooks are held for DRAIN_TIMEOUT from now and answered 'timeout', never answered early with an error.
+   */
+  async function heldToTimeout(trigger: Trigger, startedAt: number, startedWall: Date, error: unknown): Promise<DrainSummary> {
+    const failed: PhaseReport = { status: 'failed', error: renderError(error) }
+    try {
+      log.error('drain_held_without_evidence', { reason: 'the drain broke', until: 'DRAIN_TIMEOUT', error })
+    } catch {
+      // Not even a log line can stop the hold.
+    }
+    await clock.sleep(config.timeoutMs, new AbortController().signal)
+    const summary: DrainSummary = {
+      outcome: 'timeout',
+      trigger,
+      startedAt: startedWall.toISOString(),
+      durationSeconds: seconds(startedAt),
+      deadline: { source: 'DRAIN_TIMEOUT', seconds: config.timeoutMs / 1_000 },
+      phases: { app: failed, envoy: failed, endpoints: failed, settle: NOT_STARTED },
+    }
+    finished = summary
+    return summary
+  }
+
   return {
     /** Starts the drain, or joins the one already started (or finished). */
     start(trigger: Trigger, userAgent?: string): Promise<DrainSummary> {
-      if (running === undefined) running = run(trigger, userAgent)
+      if (running === undefined) running = run(trigger, userAgent).catch((error: unknown) => heldToTimeout(trigger, clock.now(), clock.wallTime(), error))
       else deps.log.info('drain_joined', { by: trigger, userAgent: userAgent ?? null, state: finished ? 'drained' : 'draining' })
       return running
     },

@@ -264,3 +264,27 @@ test('a bug in the drain sequence itself never answers a hook early: held to the
   t.is(answered!.outcome, 'timeout')
   t.true(log.events().includes('drain_held_without_evidence'))
 })
+
+test('a drain that breaks before any phase still holds the hook for DRAIN_TIMEOUT and answers timeout', async (t) => {
+  const clock = new FakeClock()
+  const { coordinator } = testCoordinator({
+    clock,
+    waitForEndpoints: async () => ({ slicesAtStart: 1, mode: 'watch' }),
+    metrics: (real) => ({
+      ...real,
+      drainStarted() {
+        throw new Error('out of memory in a label set')
+      },
+    }),
+    config: { settleMs: 1_000, timeoutMs: 20_000 },
+  })
+  let answered: DrainSummary | undefined
+  const answer = coordinator.start('hook').then((summary) => (answered = summary))
+  await clock.advance(19_999)
+  t.is(answered, undefined, 'still held')
+  t.is(coordinator.state, 'draining')
+  await clock.advance(1)
+  await answer
+  t.is(answered!.outcome, 'timeout')
+  t.is(coordinator.state, 'drained')
+})
