@@ -144,7 +144,7 @@ async function main(): Promise<void> {
     config,
   })
   const readiness = createReadinessCheck({
-    isDraining: () => coordinator.state !== 'serving',
+    state: () => coordinator.state,
     upstream: config.readinessUpstream,
     fetch: sideFetch,
     clock,
