@@ -65,6 +65,15 @@ export function scenarioTable(results: ScenarioResult[]): string {
   return rows.join('\n')
 }
 
+/**
+ * The bench's progress line for one scale run. A side with no sidecars (N = 1 has no crowd) says so instead of
+ * printing `NaN ms`.
+ */
+export function scaleProgress(r: ScaleResult, elapsedMs: number): string {
+  const p99 = (l: ScaleResult['detectionMs']) => (l.count === 0 ? 'none' : `${ms(l.p99)} ms`)
+  return `  scale ${r.mode.padEnd(5)} N=${String(r.n).padEnd(5)} p99 ${p99(r.detectionMs)} (own process; sharing one: ${p99(r.sharedDetectionMs)}), ${r.apiRequestsPerDrain.toFixed(2)} requests/drain  (${(elapsedMs / 1_000).toFixed(1)} s)`
+}
+
 export function scaleTable(results: ScaleResult[]): string {
   const rows = [
     '| mode | N drains | slices | API requests per drain | bytes received per drain | sidecars in their own process | detection p50 | detection p99 | max | sidecars sharing one process: detection p50 / p99 | fake API fan-out time | unresolved |',
