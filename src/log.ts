@@ -1,7 +1,8 @@
 /**
  * Structured logs: one JSON object per line with stable keys `time`, `level`, `event`, then the event's fields.
- * The sink is injected so tests can capture lines. Never pass a token or a header value in a field.
+ * The sink and the clock are injected so tests can capture lines. Never pass a token or a header value in a field.
  */
+import type { Clock } from './clock.ts'
 
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 export type Fields = Record<string, unknown>
@@ -13,9 +14,9 @@ export interface Logger {
   error(event: string, fields?: Fields): void
 }
 
-export function createLogger(write: (line: string) => void, now: () => Date = () => new Date()): Logger {
+export function createLogger(write: (line: string) => void, clock: Pick<Clock, 'wallTime'>): Logger {
   const emit = (level: Level, event: string, fields: Fields = {}) => {
-    write(JSON.stringify({ time: now().toISOString(), level, event, ...fields }, replacer) + '\n')
+    write(JSON.stringify({ time: clock.wallTime().toISOString(), level, event, ...fields }, replacer) + '\n')
   }
   return {
     debug: (event, fields) => emit('debug', event, fields),

@@ -104,7 +104,7 @@ async function main(): Promise<void> {
   const config = loadConfig()
   const ca = readCa(config)
   const clock = systemClock
-  const log = createLogger((line) => process.stdout.write(line))
+  const log = createLogger((line) => process.stdout.write(line), clock)
   const metrics = createMetrics(new Registry(), { version: VERSION })
   const sideFetch = createFetch({ bodyTimeoutMs: config.sideCallTimeoutMs, userAgent: USER_AGENT })
 

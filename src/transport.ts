@@ -1,7 +1,8 @@
 /**
- * Outgoing HTTP. The only module that imports undici: each peer (the Kubernetes API, Envoy admin, the app) gets
- * its own Agent, so a CA bundle or a stuck peer never leaks into another's connections. Nothing touches the
- * global dispatcher.
+ * Outgoing HTTP. The only module that imports undici. Each createFetch() has its own Agent: main.ts makes one for
+ * the Kubernetes API (with its CA bundle) and one shared by the side calls (the app's shutdown URL, Envoy admin,
+ * the readiness upstream), so the cluster CA and the API's long watches never mix with the local peers'
+ * connections. Nothing touches the global dispatcher.
  */
 import { Agent, fetch as undiciFetch } from 'undici'
 

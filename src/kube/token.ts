@@ -1,6 +1,7 @@
 /**
  * The bearer token, read from a file that kubelet rotates (an atomic `..data` symlink swap). Re-read by path,
- * as client-go does: when the cached copy is older than a minute, and at once after a 401.
+ * as client-go does: when the cached copy is 50 s old (client-go's one-minute period less its 10 s leeway), and
+ * at once after a 401.
  */
 import type { Clock } from '../clock.ts'
 
