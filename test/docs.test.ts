@@ -11,7 +11,9 @@ import test from 'ava'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const tracked = execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' }).split('\0').filter(Boolean)
 const text = (file: string) => readFileSync(join(ROOT, file), 'utf8')
-const textFiles = tracked.filter((file) => /\.(ts|mts|mjs|js|json|md|yaml|yml|sh)$|Dockerfile$|^\.ci\//.test(file) && existsSync(join(ROOT, file)))
+const textFiles = tracked.filter(
+  (file) => /\.(ts|mts|mjs|js|json|md|yaml|yml|sh)$|Dockerfile$|^\.ci\//.test(file) && existsSync(join(ROOT, file)),
+)
 
 test('no tracked file points at notes outside the repository', (t) => {
   // Built from pieces so that this file does not match itself.
