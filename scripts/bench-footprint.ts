@@ -145,7 +145,9 @@ async function measure(subject: Subject): Promise<Sample> {
     return { startupMs: startupMs!, idleRssMb: mb(idle.rssKb), peakAfterScrapesMb: mb(after.hwmKb), scrapesMs }
   } finally {
     child.kill('SIGKILL')
-    await new Promise((resolve) => (child.exitCode === null && child.signalCode === null ? child.once('exit', resolve) : resolve(undefined)))
+    await new Promise((resolve) =>
+      child.exitCode === null && child.signalCode === null ? child.once('exit', resolve) : resolve(undefined),
+    )
   }
 }
 
@@ -154,7 +156,14 @@ const tmp = await mkdtemp(join(tmpdir(), 'bench-footprint-'))
 const NS = 'bench'
 const kube = await startFakeKube({ namespace: NS })
 try {
-  kube.upsert(endpointSlice({ name: 'web-abcde', service: 'web', namespace: NS, endpoints: [{ ip: '10.0.0.7', podName: 'web-1', uid: 'uid-web-1', ...READY }] }))
+  kube.upsert(
+    endpointSlice({
+      name: 'web-abcde',
+      service: 'web',
+      namespace: NS,
+      endpoints: [{ ip: '10.0.0.7', podName: 'web-1', uid: 'uid-web-1', ...READY }],
+    }),
+  )
   const tokenFile = join(tmp, 'token')
   await writeFile(tokenFile, 'test-token')
   const bareFile = join(tmp, 'bare-server.mjs')

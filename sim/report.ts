@@ -52,6 +52,31 @@ export function formatLoad(result: ScenarioResult): string {
   return `${l.sent} requests sent, ${l.ok} answered 2xx, ${l.failed} failed${kinds ? ` (${kinds})` : ''}`
 }
 
+/** The demo's side-by-side summary: one column per run of the same rollout. */
+export function formatComparison(runs: Array<{ label: string; result: ScenarioResult }>, { sleepMs }: { sleepMs: number }): string {
+  const failures = (r: ScenarioResult) => {
+    const kinds = Object.entries(r.load.byKind).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ')
+    return `${r.load.failed}${kinds ? ` (${kinds})` : ''}`
+  }
+  const hold = (r: ScenarioResult) => (r.hookHoldMs.max === undefined ? 'no hook' : `${ms(r.hookHoldMs.max)} ms`)
+  const exit = (r: ScenarioResult) => `${ms(r.deletionToExitMs.max)} ms`
+  const lost = (r: ScenarioResult) =>
+    r.load.firstFailureAt === undefined || r.firstDeletionAt === undefined
+      ? 'none'
+      : `t+${ms(r.load.firstFailureAt - r.firstDeletionAt)} to t+${ms(r.load.lastFailureAt! - r.firstDeletionAt)} ms`
+  const rows: Array<[string, (r: ScenarioResult) => string]> = [
+    ['requests sent', (r) => String(r.load.sent)],
+    ['requests failed', failures],
+    ['failures between', lost],
+    [`preStop hook held (a fixed sleep: ${sleepMs} ms)`, hold],
+    ['pod exited after deletion', exit],
+  ]
+  const width = Math.max(...rows.map(([name]) => name.length)) + 2
+  const columns = runs.map(({ label, result }) => Math.max(label.length, ...rows.map(([, cell]) => cell(result).length)) + 3)
+  const line = (name: string, cells: string[]) => `  ${name.padEnd(width)}${cells.map((c, i) => c.padEnd(columns[i]!)).join('')}`.trimEnd()
+  return [line('', runs.map((r) => r.label)), ...rows.map(([name, cell]) => line(name, runs.map((r) => cell(r.result))))].join('\n')
+}
+
 export function scenarioTable(results: ScenarioResult[]): string {
   const rows = [
     '| condition | strategy | requests sent (load duration) | failed | failures by kind | hook hold median / max | deletion → pod exit median / max | API requests per drain |',

@@ -14,7 +14,10 @@ const WORKFLOW = fileURLToPath(new URL('../.github/workflows/release.yml', impor
 const text = readFileSync(WORKFLOW, 'utf8')
 
 function actionlint(input: string) {
-  const run = spawnSync(toolBinary('actionlint'), ['-no-color', '-oneline', '-stdin-filename', 'release.yml', '-'], { input, encoding: 'utf8' })
+  const run = spawnSync(toolBinary('actionlint'), ['-no-color', '-oneline', '-stdin-filename', 'release.yml', '-'], {
+    input,
+    encoding: 'utf8',
+  })
   return { status: run.status, output: `${run.stdout}${run.stderr}` }
 }
 
