@@ -1,8 +1,9 @@
 #!/usr/bin/env zx
 // npm run bench: strategies side by side under three conditions, then the scale run (see sim/bench.ts), then the
-// release delay under probe and scrape load (scripts/bench-probes.ts, also `npm run bench:probes`).
+// release delay under probe and scrape load (scripts/bench-probes.ts, also `npm run bench:probes`), then the
+// footprint beside a bare Node http server (scripts/bench-footprint.ts, also `npm run bench:footprint`).
 // Options: --strategies=no-prestop,sleep,dc-watch,dc-poll --conditions=normal,slow-control-plane,slow-load-balancer
-//          --scale=1,100,1000 --skip-scale --skip-scenarios --skip-probes --out=bench-results
+//          --scale=1,100,1000 --skip-scale --skip-scenarios --skip-probes --skip-footprint --out=bench-results
 import { $, argv, cd } from 'zx'
 
 cd(new URL('..', import.meta.url).pathname)
@@ -40,3 +41,4 @@ const result = await runBench({
 console.log(benchMarkdown(result))
 console.log(`\nJSON: ${result.file}`)
 if (!argv['skip-probes']) await $({ stdio: 'inherit' })`node scripts/bench-probes.ts --out=${argv.out ?? 'bench-results'}`
+if (!argv['skip-footprint']) await $({ stdio: 'inherit' })`node scripts/bench-footprint.ts --out=${argv.out ?? 'bench-results'}`
