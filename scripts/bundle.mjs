@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs'
 import { build } from 'esbuild'
 
 // An older Node fails deep inside undici (`Cannot read properties of undefined (reading 'bind')`): before any
-// bundled code runs, say in one line which Node this needs, and exit 2 like every other start-up error.
+// bundled code runs, say in one line which Node this needs, and exit 2 like every other start-up error. Static
+// imports link before this runs, so a named import of a node: API the old Node lacks would fail first:
+// import such modules whole (src/main.ts does for node:module); test/node-version.test.ts catches a slip.
 const engines = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).engines.node
 const minNode = Number(/^>=(\d+)$/.exec(engines)?.[1] ?? NaN)
 if (!Number.isInteger(minNode)) throw new Error(`package.json engines.node is ${JSON.stringify(engines)}: expected >=MAJOR`)

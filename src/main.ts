@@ -6,7 +6,8 @@
  */
 import { readFile } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
-import { flushCompileCache } from 'node:module'
+// The default export, not a named one: an older Node must reach the bundle's version check instead of failing to link.
+import nodeModule from 'node:module'
 import type { Server as HttpServer } from 'node:http'
 import { serve, type ServerType } from '@hono/node-server'
 import { Registry } from 'prom-client'
@@ -191,7 +192,7 @@ async function main(): Promise<void> {
   void checkAccess?.().catch((error: unknown) => log.warn('kube_access_unchecked', { error: describeError(error) }))
   // With NODE_COMPILE_CACHE set (README, "Footprint"), write what start-up compiled now rather than at exit, which a
   // SIGKILL never reaches; without it this does nothing. A cache directory that cannot be written is ignored.
-  flushCompileCache()
+  nodeModule.flushCompileCache()
 }
 
 await main()
