@@ -1,5 +1,5 @@
 /**
- * A fake Envoy admin API with the real shapes (../shared/protocol-notes.md §5): mutating endpoints take POST
+ * A fake Envoy admin API with the real shapes (docs/envoy-admin.md): mutating endpoints take POST
  * only and answer anything else with 405 `Method GET not allowed, POST required.`; a path that is not exactly
  * a handler's prefix gets 404 with the help listing; success is `200 OK\n`; `/ready` stays `LIVE` after a
  * listener drain. Modes make it fail, hang or lag.
