@@ -2,10 +2,12 @@
 // npm run bench: strategies side by side under three conditions, then the scale run (see sim/bench.ts), then the
 // release delay under probe and scrape load (scripts/bench-probes.ts, also `npm run bench:probes`), then 2000 held
 // hooks beside one (scripts/bench-hooks.ts), then the sidecar's peak memory: idle, a large namespace, and each
-// hostile API answer (scripts/bench-memory.ts).
+// hostile API answer (scripts/bench-memory.ts), then the footprint beside a bare Node http server
+// (scripts/bench-footprint.ts, also `npm run bench:footprint`).
 // Options: --strategies=no-prestop,sleep,dc-watch,dc-poll --conditions=normal,slow-control-plane,slow-load-balancer
-//          --scale=1,100,1000 --skip-scale --skip-scenarios --skip-probes --skip-hooks --skip-memory --out=bench-results
-//          --lags=200,1000,4000,8000 (load-balancer lags for the traffic-quiet gate sweep, ms) --skip-lag-sweep
+//          --scale=1,100,1000 --skip-scale --skip-scenarios --skip-probes --skip-hooks --skip-memory --skip-footprint
+//          --out=bench-results --lags=200,1000,4000,8000 (load-balancer lags for the traffic-quiet gate sweep, ms)
+//          --skip-lag-sweep
 import { $, argv, cd } from 'zx'
 
 cd(new URL('..', import.meta.url).pathname)
@@ -52,3 +54,4 @@ console.log(`\nJSON: ${result.file}`)
 if (!argv['skip-probes']) await $({ stdio: 'inherit' })`node scripts/bench-probes.ts --out=${argv.out ?? 'bench-results'}`
 if (!argv['skip-hooks']) await $({ stdio: 'inherit' })`node scripts/bench-hooks.ts --out=${argv.out ?? 'bench-results'}`
 if (!argv['skip-memory']) await $({ stdio: 'inherit' })`node scripts/bench-memory.ts --out=${argv.out ?? 'bench-results'}`
+if (!argv['skip-footprint']) await $({ stdio: 'inherit' })`node scripts/bench-footprint.ts --out=${argv.out ?? 'bench-results'}`

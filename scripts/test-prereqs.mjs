@@ -5,8 +5,12 @@
 import { spawnSync } from 'node:child_process'
 import { ensureTool, toolNames } from './tools.mjs'
 
-/** Debian package → the command the tests run from it. */
-const DEBIAN_PACKAGES = { prometheus: 'promtool' }
+/**
+ * Debian package → the command the tests run from it. Debian's nodejs (18 or 20, older than the Node 24 the project
+ * needs) is what test/node-version.test.ts starts the bundle with, by its path; actionlint checks the release
+ * workflow's shell steps with shellcheck.
+ */
+const DEBIAN_PACKAGES = { prometheus: 'promtool', nodejs: '/usr/bin/node', shellcheck: 'shellcheck' }
 
 function fail(message) {
   process.stderr.write(`test prerequisites: ${message}\n`)

@@ -64,7 +64,7 @@ export function ensureTool(name, { log = (line) => process.stderr.write(`${line}
     })
   } catch (error) {
     rmSync(partial, { recursive: true, force: true })
-    throw new Error(`tools: building ${name} failed (${error.message.split('\n')[0]}); see the output above`)
+    throw new Error(`tools: building ${name} failed (${error.message.split('\n')[0]}); see the output above`, { cause: error })
   }
   try {
     renameSync(partial, dir)

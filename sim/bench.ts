@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { type LagSweepRow, lagSweepTable, runLagSweep } from './lag-sweep.ts'
-import { scaleTable, scenarioTable } from './report.ts'
+import { scaleProgress, scaleTable, scenarioTable } from './report.ts'
 import { runScale, type ScaleResult } from './scale.ts'
 import { CONDITIONS, type ConditionName, runScenario, type ScenarioResult, STRATEGIES, type Strategy } from './scenario.ts'
 
@@ -19,10 +19,12 @@ type BenchOptions = {
   skipLagSweep?: boolean
   lags?: number[]
   outDir: string
+  /** Where progress lines go; stderr by default. */
+  log?: (line: string) => void
 }
 
 export async function runBench(options: BenchOptions): Promise<{ file: string; scenarios: ScenarioResult[]; scale: ScaleResult[]; lagSweep: LagSweepRow[] }> {
-  const log = (text: string) => process.stderr.write(`${text}\n`)
+  const log = options.log ?? ((text: string) => process.stderr.write(`${text}\n`))
   const scenarios: ScenarioResult[] = []
   const scale: ScaleResult[] = []
   const startedAt = new Date()
@@ -45,7 +47,7 @@ export async function runBench(options: BenchOptions): Promise<{ file: string; s
         const began = performance.now()
         const result = await runScale({ n, mode })
         scale.push(result)
-        log(`  scale ${mode.padEnd(5)} N=${String(n).padEnd(5)} p99 ${Math.round(result.detectionMs.p99 ?? NaN)} ms (own process; sharing one: ${Math.round(result.sharedDetectionMs.p99 ?? NaN)} ms), ${result.apiRequestsPerDrain.toFixed(2)} requests/drain  (${((performance.now() - began) / 1_000).toFixed(1)} s)`)
+        log(scaleProgress(result, performance.now() - began))
       }
     }
   }

@@ -1,28 +1,45 @@
 /**
- * `npm run demo`: one pod of a three-replica Service is replaced while clients send steady load; the old pod runs
- * drain-coordinator (the built bundle, watch mode) as a classic sidecar, with a fake Envoy admin API. Prints the
- * timeline and the request totals.
+ * `npm run demo`: one pod of a three-replica Service is replaced while clients send steady load, twice with the
+ * same rollout, load and delays: first without a preStop hook (kubelet sends SIGTERM at deletion), then with
+ * drain-coordinator (the built bundle, watch mode) as a classic sidecar with a fake Envoy admin API. Prints both
+ * timelines and the two side by side.
  */
-import { formatLoad, formatTimeline } from './report.ts'
-import { CONDITIONS, runScenario } from './scenario.ts'
+import { formatComparison, formatLoad, formatTimeline } from './report.ts'
+import { CONDITIONS, runScenario, type ScenarioOptions } from './scenario.ts'
 
-export async function runDemo(): Promise<number> {
+export type DemoOptions = Partial<Omit<ScenarioOptions, 'strategy' | 'condition'>> & {
+  /** Where the lines go; stdout by default. */
+  print?: (line: string) => void
+}
+
+export async function runDemo({ print = (line) => console.log(line), ...overrides }: DemoOptions = {}): Promise<number> {
   const condition = CONDITIONS.normal
-  const result = await runScenario({
-    strategy: 'dc-watch', condition, replicas: 3, rollout: 1, ratePerSecond: 200, settleMs: 2_000, sleepMs: 5_000,
-    envoy: true, probeReady: true,
-  })
-  const o = result.options
-  console.log(`drain-coordinator demo: Service "web" with ${o.replicas} replicas behind a load balancer; pod web-old-0 is replaced.`)
-  console.log(`  endpoint controller reacts in ${o.controllerDelayMs} ms; load balancer applies changes ${o.lbLagMs} ms late; DRAIN_SETTLE=${o.settleMs}ms, DRAIN_ENDPOINT_MODE=watch, terminationGracePeriodSeconds=${o.graceMs / 1_000}`)
-  console.log('')
-  console.log(formatTimeline(result))
-  console.log('')
-  const t = result.terminations[0]!
-  const hold = t.hookEndedAt !== undefined && t.hookStartedAt !== undefined ? t.hookEndedAt - t.hookStartedAt : undefined
-  console.log(`preStop hook held ${hold === undefined ? '–' : Math.round(hold)} ms (a fixed \`sleep 5\` holds 5000 ms); pod exited ${Math.round(t.podExitedAt! - t.deletedAt)} ms after deletion; the endpoint wait made ${result.apiRequests.total} API requests (${result.apiRequests.list} LIST, ${result.apiRequests.watch} WATCH).`)
-  console.log(`requests: ${formatLoad(result)}`)
-  if (result.load.failed > 0) console.log(`failures: ${JSON.stringify(result.load.details)}`)
-  console.log('`npm run bench` compares this with no preStop hook and a fixed sleep under three conditions.')
-  return result.load.failed === 0 ? 0 : 1
+  const options = { condition, replicas: 3, rollout: 1, ratePerSecond: 200, settleMs: 2_000, sleepMs: 5_000, ...overrides }
+  const withoutHook = await runScenario({ ...options, strategy: 'no-prestop' })
+  const withSidecar = await runScenario({ ...options, strategy: 'dc-watch', envoy: true, probeReady: true })
+  const o = withSidecar.options
+  print(`drain-coordinator demo: Service "web" with ${o.replicas} replicas behind a load balancer; pod web-old-0 is replaced, twice.`)
+  print(
+    `  endpoint controller reacts in ${o.controllerDelayMs} ms; load balancer applies changes ${o.lbLagMs} ms late; ` +
+      `terminationGracePeriodSeconds=${o.graceMs / 1_000}; ${o.ratePerSecond} requests/s throughout`,
+  )
+  print('')
+  print('1. Without a preStop hook: kubelet sends the app SIGTERM as soon as the pod is deleted.')
+  print(formatTimeline(withoutHook))
+  print(`   requests: ${formatLoad(withoutHook)}`)
+  print('')
+  print(`2. With drain-coordinator: preStop httpGet /prestop, DRAIN_ENDPOINT_MODE=watch, DRAIN_SETTLE=${o.settleMs}ms.`)
+  print(formatTimeline(withSidecar))
+  const t = withSidecar.terminations[0]!
+  print(`   the endpoint wait made ${withSidecar.apiRequests.total} API requests (${withSidecar.apiRequests.list} LIST, ${withSidecar.apiRequests.watch} WATCH)`)
+  print(`   requests: ${formatLoad(withSidecar)}`)
+  if (withSidecar.load.failed > 0) print(`   failures: ${JSON.stringify(withSidecar.load.details)}`)
+  print('')
+  print(formatComparison([
+    { label: 'no preStop hook', result: withoutHook },
+    { label: 'drain-coordinator', result: withSidecar },
+  ], { sleepMs: o.sleepMs }))
+  print('')
+  print('`npm run bench` compares these with a fixed sleep and poll mode under three conditions.')
+  return withSidecar.load.failed === 0 && t.hookOutcome === 'ok' ? 0 : 1
 }

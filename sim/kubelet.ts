@@ -1,6 +1,6 @@
 /**
  * The simulated kubelet's pod termination (pkg/kubelet/kuberuntime killContainer, see
- * /work/shared/protocol-notes.md §4): every container is killed in parallel. For the app container: run its
+ * docs/kubelet-hooks.md): every container is killed in parallel. For the app container: run its
  * preStop hook (an HTTP GET with no client timeout, or a sleep), bounded by the grace period; a refused connection
  * or any transport error is a failed hook (FailedPreStopHook) and kubelet goes on; the HTTP status is ignored.
  * Then SIGTERM, and SIGKILL once the rest of the grace period (whole seconds, at least 2 s) has passed. A classic

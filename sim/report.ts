@@ -52,6 +52,31 @@ export function formatLoad(result: ScenarioResult): string {
   return `${l.sent} requests sent, ${l.ok} answered 2xx, ${l.failed} failed${kinds ? ` (${kinds})` : ''}`
 }
 
+/** The demo's side-by-side summary: one column per run of the same rollout. */
+export function formatComparison(runs: Array<{ label: string; result: ScenarioResult }>, { sleepMs }: { sleepMs: number }): string {
+  const failures = (r: ScenarioResult) => {
+    const kinds = Object.entries(r.load.byKind).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ')
+    return `${r.load.failed}${kinds ? ` (${kinds})` : ''}`
+  }
+  const hold = (r: ScenarioResult) => (r.hookHoldMs.max === undefined ? 'no hook' : `${ms(r.hookHoldMs.max)} ms`)
+  const exit = (r: ScenarioResult) => `${ms(r.deletionToExitMs.max)} ms`
+  const lost = (r: ScenarioResult) =>
+    r.load.firstFailureAt === undefined || r.firstDeletionAt === undefined
+      ? 'none'
+      : `t+${ms(r.load.firstFailureAt - r.firstDeletionAt)} to t+${ms(r.load.lastFailureAt! - r.firstDeletionAt)} ms`
+  const rows: Array<[string, (r: ScenarioResult) => string]> = [
+    ['requests sent', (r) => String(r.load.sent)],
+    ['requests failed', failures],
+    ['failures between', lost],
+    [`preStop hook held (a fixed sleep: ${sleepMs} ms)`, hold],
+    ['pod exited after deletion', exit],
+  ]
+  const width = Math.max(...rows.map(([name]) => name.length)) + 2
+  const columns = runs.map(({ label, result }) => Math.max(label.length, ...rows.map(([, cell]) => cell(result).length)) + 3)
+  const line = (name: string, cells: string[]) => `  ${name.padEnd(width)}${cells.map((c, i) => c.padEnd(columns[i]!)).join('')}`.trimEnd()
+  return [line('', runs.map((r) => r.label)), ...rows.map(([name, cell]) => line(name, runs.map((r) => cell(r.result))))].join('\n')
+}
+
 export function scenarioTable(results: ScenarioResult[]): string {
   const rows = [
     '| condition | strategy | requests sent (load duration) | failed | failures by kind | hook hold median / max | deletion → pod exit median / max | API requests per drain |',
@@ -63,6 +88,15 @@ export function scenarioTable(results: ScenarioResult[]): string {
     rows.push(`| ${r.condition} | ${r.strategy} | ${r.load.sent} (${(r.load.durationMs / 1_000).toFixed(1)} s) | ${r.load.failed} | ${kinds} | ${hold} | ${seconds(r.deletionToExitMs.median)} / ${seconds(r.deletionToExitMs.max)} | ${r.strategy.startsWith('dc-') ? r.apiRequests.perDrain.toFixed(1) : '–'} |`)
   }
   return rows.join('\n')
+}
+
+/**
+ * The bench's progress line for one scale run. A side with no sidecars (N = 1 has no crowd) says so instead of
+ * printing `NaN ms`.
+ */
+export function scaleProgress(r: ScaleResult, elapsedMs: number): string {
+  const p99 = (l: ScaleResult['detectionMs']) => (l.count === 0 ? 'none' : `${ms(l.p99)} ms`)
+  return `  scale ${r.mode.padEnd(5)} N=${String(r.n).padEnd(5)} p99 ${p99(r.detectionMs)} (own process; sharing one: ${p99(r.sharedDetectionMs)}), ${r.apiRequestsPerDrain.toFixed(2)} requests/drain  (${(elapsedMs / 1_000).toFixed(1)} s)`
 }
 
 export function scaleTable(results: ScaleResult[]): string {

@@ -83,12 +83,10 @@ const MIN_POLL_MS = 50
 export function parseConfig(env: Env): Config {
   const timeoutMs = readDuration(env, 'DRAIN_TIMEOUT', DEFAULTS.timeout, { min: 1 })
   const settleMs = readDuration(env, 'DRAIN_SETTLE', DEFAULTS.settle, { min: 0 })
-  if (settleMs >= timeoutMs) {
-    throw new ConfigError('DRAIN_SETTLE', read(env, 'DRAIN_SETTLE') ?? DEFAULTS.settle, `a duration shorter than DRAIN_TIMEOUT (${read(env, 'DRAIN_TIMEOUT') ?? DEFAULTS.timeout})`)
-  }
+  if (settleMs >= timeoutMs) throw settleVersusTimeout(read(env, 'DRAIN_SETTLE'), read(env, 'DRAIN_TIMEOUT'))
   const settleMinMs = readDuration(env, 'DRAIN_SETTLE_MIN', DEFAULTS.settleMin, { min: 0 })
   if (settleMinMs > settleMs) {
-    throw new ConfigError('DRAIN_SETTLE_MIN', read(env, 'DRAIN_SETTLE_MIN') ?? '', `a duration no longer than DRAIN_SETTLE (${read(env, 'DRAIN_SETTLE') ?? DEFAULTS.settle})`)
+    throw new ConfigError('DRAIN_SETTLE_MIN', read(env, 'DRAIN_SETTLE_MIN') ?? '', `a duration no longer than DRAIN_SETTLE (${read(env, 'DRAIN_SETTLE') ?? `${DEFAULTS.settle}, the default`})`)
   }
   const pod = readPod(env)
   const kube = readKube(env)
@@ -192,6 +190,18 @@ function readDuration(env: Env, name: string, fallback: string, { min }: { min: 
     throw new ConfigError(name, raw, `${DURATION_FORM}, ${min > 0 ? `from ${min}ms ` : ''}up to 24h`)
   }
   return ms
+}
+
+/**
+ * DRAIN_SETTLE must be shorter than DRAIN_TIMEOUT. Blame the variable the user set, and say when the other value
+ * is a default they may never have seen (DRAIN_TIMEOUT=3s against the default 5s settle).
+ */
+function settleVersusTimeout(settle: string | undefined, timeout: string | undefined): ConfigError {
+  if (settle === undefined) {
+    return new ConfigError('DRAIN_TIMEOUT', timeout ?? DEFAULTS.timeout, `a duration longer than DRAIN_SETTLE (${DEFAULTS.settle}, the default; set DRAIN_SETTLE lower to allow a shorter timeout)`)
+  }
+  const against = timeout === undefined ? `${DEFAULTS.timeout}, the default` : timeout
+  return new ConfigError('DRAIN_SETTLE', settle, `a duration shorter than DRAIN_TIMEOUT (${against})`)
 }
 
 function readPort(env: Env, name: string, fallback: number): number {

@@ -13,9 +13,9 @@ import { type Clock, deadline } from './clock.ts'
 import type { Config } from './config.ts'
 import { type AppliedDeadline, createDrainDeadline } from './drain-deadline.ts'
 import { type DrainEvent, drainFinishedEvent, drainStartedEvent } from './drain-events.ts'
-import { DrainCoordinatorError, describeError } from './errors.ts'
+import { DrainCoordinatorError } from './errors.ts'
 import type { EndpointWaitResult } from './kube/endpoint-wait.ts'
-import type { Logger } from './log.ts'
+import { type Logger, type RenderedError, renderError } from './log.ts'
 import type { Metrics } from './metrics.ts'
 import type { Outcome, Phase, PhaseStatus, Trigger } from './phases.ts'
 import { envoyDrainUrl, postExpectingSuccess } from './side-calls.ts'
@@ -23,7 +23,8 @@ import { SAMPLE_INTERVAL_MS, createSettle } from './traffic/gate.ts'
 import type { Observation } from './traffic/observer.ts'
 import type { Fetch } from './transport.ts'
 
-export type PhaseReport = { status: PhaseStatus; durationSeconds?: number; error?: string } & Record<string, unknown>
+/** `error`: the one shape errors have in log lines too ({name, code, message}). */
+export type PhaseReport = { status: PhaseStatus; durationSeconds?: number; error?: RenderedError } & Record<string, unknown>
 
 export type DrainSummary = {
   outcome: Outcome
@@ -113,7 +114,7 @@ export function createDrainCoordinator(deps: DrainDeps) {
       return report
     } catch (error) {
       const cancelled = cancelledBy.aborted && error === cancelledBy.reason
-      const report: PhaseReport = { status: cancelled ? 'cancelled' : 'failed', durationSeconds: seconds(phaseStart), ...(cancelled ? sofar() : {}), error: describeError(error) }
+      const report: PhaseReport = { status: cancelled ? 'cancelled' : 'failed', durationSeconds: seconds(phaseStart), ...(cancelled ? sofar() : {}), error: renderError(error) }
       metrics.phaseFinished(name, report.durationSeconds!)
       // The endpoint wait cut short by the deadline is what alerts care about; a settle cut short is not.
       if (!cancelled || name === 'endpoints') metrics.phaseFailed(name)
@@ -177,17 +178,32 @@ export function createDrainCoordinator(deps: DrainDeps) {
 
     /** Step 4: until traffic has been quiet for DRAIN_QUIET_PERIOD, within DRAIN_SETTLE_MIN and DRAIN_SETTLE. */
     const settle = async (): Promise<PhaseReport> => {
-      const gate = createSettle({
-        clock,
-        log,
-        observe: deps.trafficObserver?.(),
-        quietMs: config.quietPeriodMs,
-        minMs: config.settleMinMs,
-        maxMs: config.settleMs,
-        intervalMs: SAMPLE_INTERVAL_MS,
-      })
-      const report = await runPhase('settle', drainDeadline.signal, drainDeadline.signal, (signal) => gate.run(signal), () => ({ ...gate.progress('deadline') }))
+      const settleStart = clock.now()
+      let gate: ReturnType<typeof createSettle> | undefined
+      const report = await runPhase(
+        'settle',
+        drainDeadline.signal,
+        drainDeadline.signal,
+        (signal) => {
+          gate = createSettle({
+            clock,
+            log,
+            observe: deps.trafficObserver?.(),
+            quietMs: config.quietPeriodMs,
+            minMs: config.settleMinMs,
+            maxMs: config.settleMs,
+            intervalMs: SAMPLE_INTERVAL_MS,
+          })
+          return gate.run(signal)
+        },
+        () => ({ ...gate?.progress('deadline') }),
+      )
       if (typeof report.trafficLagSeconds === 'number') metrics.trafficLag(report.trafficLagSeconds)
+      if (report.status === 'failed') {
+        // A gate that broke proved no quiet: hold for its upper bound, as a fixed settle would, never less.
+        log.warn('drain_held_without_evidence', { reason: 'the traffic gate failed', until: 'DRAIN_SETTLE' })
+        await clock.sleep(Math.max(0, config.settleMs - (clock.now() - settleStart)), drainDeadline.signal).catch(() => {})
+      }
       return report
     }
 
@@ -208,7 +224,12 @@ export function createDrainCoordinator(deps: DrainDeps) {
     // Step 2 runs beside the endpoint wait, never in front of it.
     const app = sideCall('app', config.appShutdownUrl, deps.appFetch, 'app shutdown')
     const envoy = sideCall('envoy', config.envoyAdminUrl === undefined ? undefined : envoyDrainUrl(config.envoyAdminUrl), deps.envoyFetch, 'Envoy drain')
-    const waited = await sequence()
+    const waited = await sequence().catch(async (error: unknown) => {
+      // A bug in the sequence itself proves nothing either: hold to the deadline rather than answer early.
+      log.error('drain_held_without_evidence', { reason: 'the drain sequence failed', until: drainDeadline.applied.source, error })
+      await abortedPromise(drainDeadline.signal)
+      return { endpoints: { status: 'failed', error: renderError(error) } as PhaseReport, settle: NOT_STARTED }
+    })
 
     // Step 5. The deadline, if it came, already reached untilReleased; otherwise side calls still running end now.
     const outcome: Outcome = drainDeadline.signal.aborted ? 'timeout' : 'completed'
@@ -229,10 +250,34 @@ export function createDrainCoordinator(deps: DrainDeps) {
     return summary
   }
 
+  /**
+   * The last safety net: run() broke outside every phase's own handling. Nothing proved the endpoint gone, so the
+   * hooks are held for DRAIN_TIMEOUT from now and answered 'timeout', never answered early with an error.
+   */
+  async function heldToTimeout(trigger: Trigger, startedAt: number, startedWall: Date, error: unknown): Promise<DrainSummary> {
+    const failed: PhaseReport = { status: 'failed', error: renderError(error) }
+    try {
+      log.error('drain_held_without_evidence', { reason: 'the drain broke', until: 'DRAIN_TIMEOUT', error })
+    } catch {
+      // Not even a log line can stop the hold.
+    }
+    await clock.sleep(config.timeoutMs, new AbortController().signal)
+    const summary: DrainSummary = {
+      outcome: 'timeout',
+      trigger,
+      startedAt: startedWall.toISOString(),
+      durationSeconds: seconds(startedAt),
+      deadline: { source: 'DRAIN_TIMEOUT', seconds: config.timeoutMs / 1_000 },
+      phases: { app: failed, envoy: failed, endpoints: failed, settle: NOT_STARTED },
+    }
+    finished = summary
+    return summary
+  }
+
   return {
     /** Starts the drain, or joins the one already started (or finished). */
     start(trigger: Trigger, userAgent?: string): Promise<DrainSummary> {
-      if (running === undefined) running = run(trigger, userAgent)
+      if (running === undefined) running = run(trigger, userAgent).catch((error: unknown) => heldToTimeout(trigger, clock.now(), clock.wallTime(), error))
       else deps.log.info('drain_joined', { by: trigger, userAgent: userAgent ?? null, state: finished ? 'drained' : 'draining' })
       return running
     },

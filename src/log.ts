@@ -1,11 +1,12 @@
 /**
  * Structured logs: one JSON object per line with stable keys `time`, `level`, `event`, then the event's fields.
- * The sink is injected so tests can capture lines. Never pass a token or a header value in a field.
+ * The sink and the clock are injected so tests can capture lines. Never pass a token or a header value in a field.
  *
  * Errors go in as the Error itself (`{ error }`) and come out as one shape: `{name, code, message}` (plus the
  * cause's message when there is one). A log call never throws: a field that cannot be serialized (nested too deep
  * for the stack, circular, a BigInt) is replaced, and the line still goes out with its event.
  */
+import type { Clock } from './clock.ts'
 
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 export type Fields = Record<string, unknown>
@@ -20,9 +21,9 @@ export interface Logger {
 /** An error message longer than this is cut: it may quote a peer's answer. */
 const MAX_MESSAGE_CHARS = 1_000
 
-export function createLogger(write: (line: string) => void, now: () => Date = () => new Date()): Logger {
+export function createLogger(write: (line: string) => void, clock: Pick<Clock, 'wallTime'>): Logger {
   const emit = (level: Level, event: string, fields: Fields = {}) => {
-    const head = { time: now().toISOString(), level, event }
+    const head = { time: clock.wallTime().toISOString(), level, event }
     let line: string
     try {
       line = JSON.stringify({ ...head, ...fields }, replacer)
@@ -49,8 +50,10 @@ export function createLogger(write: (line: string) => void, now: () => Date = ()
   }
 }
 
-/** The one shape of an error in a log line. */
-export function renderError(error: unknown): { name: string; code?: string | number; message: string; cause?: string } {
+export type RenderedError = { name: string; code?: string | number; message: string; cause?: string }
+
+/** The one shape of an error in a log line (and in the drain summary). */
+export function renderError(error: unknown): RenderedError {
   if (!(error instanceof Error)) return { name: typeof error, message: clip(safeString(error)) }
   const code = (error as { code?: unknown }).code
   const cause = error.cause instanceof Error ? clip(error.cause.message) : undefined

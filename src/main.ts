@@ -6,6 +6,8 @@
  */
 import { readFile, readdir, readlink } from 'node:fs/promises'
 import { text } from 'node:stream/consumers'
+// The default export, not a named one: an older Node must reach the bundle's version check instead of failing to link.
+import nodeModule from 'node:module'
 import type { Server as HttpServer } from 'node:http'
 import { serve, type ServerType } from '@hono/node-server'
 import { Registry } from 'prom-client'
@@ -148,7 +150,7 @@ async function main(): Promise<void> {
   const config = loadConfig()
   const ca = await readCa(config)
   const clock = systemClock
-  const log = createLogger((line) => process.stdout.write(line))
+  const log = createLogger((line) => process.stdout.write(line), clock)
   const metrics = createMetrics(new Registry(), { version: VERSION })
   // Every connection the side calls open is remembered, so the traffic gate never counts the sidecar's own calls.
   const ownConnections = createOwnConnections(clock)
@@ -218,7 +220,7 @@ async function main(): Promise<void> {
     config,
   })
   const readiness = createReadinessCheck({
-    isDraining: () => coordinator.state !== 'serving',
+    state: () => coordinator.state,
     upstream: config.readinessUpstream,
     fetch: sideFetch,
     clock,
@@ -272,6 +274,9 @@ async function main(): Promise<void> {
   }
   // After listen: the check must never delay serving, and never end the process (it logs, it does not throw).
   void checkAccess?.().catch((error: unknown) => log.warn('kube_access_unchecked', { error }))
+  // With NODE_COMPILE_CACHE set (README, "Footprint"), write what start-up compiled now rather than at exit, which a
+  // SIGKILL never reaches; without it this does nothing. A cache directory that cannot be written is ignored.
+  nodeModule.flushCompileCache()
 }
 
 if (process.argv[2] === 'inject') {

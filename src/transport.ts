@@ -1,9 +1,14 @@
 /**
- * Outgoing HTTP. The only module that imports undici: each peer (the Kubernetes API, Envoy admin, the app) gets
- * its own Agent, so a CA bundle or a stuck peer never leaks into another's connections. Nothing touches the
- * global dispatcher.
+ * Outgoing HTTP. The only module that imports undici. Each createFetch() has its own Agent: main.ts makes one for
+ * the Kubernetes API (with its CA bundle) and one shared by the side calls (the app's shutdown URL, Envoy admin,
+ * the readiness upstream), so the cluster CA and the API's long watches never mix with the local peers'
+ * connections. Nothing touches the global dispatcher.
+ *
+ * undici is loaded on the first request, not at start-up: the port opens without waiting for it, and a sidecar
+ * without an API server loads it only when a drain makes its first call (README, "Footprint"). A failure to load
+ * it rejects that request like any transport error.
  */
-import { Agent, buildConnector, fetch as undiciFetch } from 'undici'
+import type * as Undici from 'undici'
 
 /** The fetch shape every client in src/ takes; tests pass in-process or loopback fakes. */
 export type Fetch = (url: string, init?: RequestInit) => Promise<Response>
@@ -53,8 +58,11 @@ export type TransportFetch = Fetch & {
   close(): Promise<void>
 }
 
+let undici: Promise<typeof Undici> | undefined
+const loadUndici = () => (undici ??= import('undici'))
+
 export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_000, userAgent, onCertificateError, onConnect }: TransportOptions = {}): TransportFetch {
-  const connector = (bundle: string | undefined): buildConnector.connector | buildConnector.BuildOptions => {
+  const connector = (buildConnector: typeof Undici.buildConnector, bundle: string | undefined): Undici.buildConnector.connector | Undici.buildConnector.BuildOptions => {
     // rejectUnauthorized stays at its default (true): certificate checks are never skipped.
     const options = { timeout: connectTimeoutMs, ...(bundle === undefined ? {} : { ca: bundle }) }
     if (onConnect === undefined) return options
@@ -73,31 +81,39 @@ export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_
         callback(...args)
       })
   }
-  const agent = (bundle: string | undefined) =>
-    new Agent({
-      connect: connector(bundle),
+  const agent = async (bundle: string | undefined) => {
+    const { Agent, buildConnector } = await loadUndici()
+    return new Agent({
+      connect: connector(buildConnector, bundle),
       headersTimeout: 30_000,
       bodyTimeout: bodyTimeoutMs,
       keepAliveTimeout: 4_000,
     })
-  let dispatcher = agent(ca)
+  }
+  // Made on the first request; replaced (not mutated) when the CA bundle changes.
+  let dispatcher: Promise<Undici.Agent> | undefined
+  let currentCa = ca
   const fetch = (async (url: string, init?: RequestInit) => {
     const headers = Object.fromEntries(new Headers(init?.headers))
     if (userAgent !== undefined && headers['user-agent'] === undefined) headers['user-agent'] = userAgent
+    const [{ fetch: undiciFetch }, ready] = await Promise.all([loadUndici(), (dispatcher ??= agent(currentCa))])
     try {
       // undici's RequestInit and Response are structurally the global ones; the cast stays here.
-      return (await undiciFetch(url, { ...(init as object), headers, dispatcher })) as unknown as Response
+      return (await undiciFetch(url, { ...(init as object), headers, dispatcher: ready })) as unknown as Response
     } catch (error) {
       if (onCertificateError !== undefined && isCertificateError(error)) await onCertificateError(error).catch(() => {})
       throw error
     }
   }) as TransportFetch
   fetch.setCa = (bundle) => {
+    currentCa = bundle
     const old = dispatcher
-    dispatcher = agent(bundle)
+    dispatcher = undefined
     // close() waits for the requests in flight (a watch may run on for a minute); nothing new goes to `old`.
-    void old.close().catch(() => {})
+    void old?.then((agent) => agent.close()).catch(() => {})
   }
-  fetch.close = () => dispatcher.close()
+  fetch.close = async () => {
+    if (dispatcher !== undefined) await (await dispatcher).close()
+  }
   return fetch
 }

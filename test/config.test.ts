@@ -81,6 +81,9 @@ const rejected: Array<[string, Record<string, string>, RegExp]> = [
   ['DRAIN_TIMEOUT', { DRAIN_TIMEOUT: 'abc' }, /DRAIN_TIMEOUT="abc" is not valid: expected a duration such as 500ms/],
   ['DRAIN_SETTLE', { DRAIN_SETTLE: '5x' }, /DRAIN_SETTLE="5x"/],
   ['DRAIN_SETTLE', { DRAIN_SETTLE: '20s', DRAIN_TIMEOUT: '20s' }, /DRAIN_SETTLE="20s" is not valid: expected a duration shorter than DRAIN_TIMEOUT \(20s\)/],
+  // The other value is a default the user never set: the message says so.
+  ['DRAIN_TIMEOUT', { DRAIN_TIMEOUT: '3s' }, /DRAIN_TIMEOUT="3s" is not valid: expected a duration longer than DRAIN_SETTLE \(5s, the default;/],
+  ['DRAIN_SETTLE', { DRAIN_SETTLE: '25s' }, /DRAIN_SETTLE="25s" is not valid: expected a duration shorter than DRAIN_TIMEOUT \(20s, the default\)/],
   ['DRAIN_POLL_INTERVAL', { DRAIN_POLL_INTERVAL: '1ms' }, /DRAIN_POLL_INTERVAL="1ms".*from 50ms up to 24h/],
   ['DRAIN_TIMEOUT', { DRAIN_TIMEOUT: '25h' }, /DRAIN_TIMEOUT="25h" is not valid: expected a duration such as 500ms.*up to 24h/],
   ['DRAIN_FINAL_SCRAPE_WAIT', { DRAIN_FINAL_SCRAPE_WAIT: '90000000' }, /DRAIN_FINAL_SCRAPE_WAIT="90000000".*up to 24h/],

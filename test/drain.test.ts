@@ -98,9 +98,9 @@ test('a hung app or Envoy call is cut off after its own short timeout and record
   })()
   t.is(summary.outcome, 'completed')
   t.like(summary.phases.app, { status: 'failed', durationSeconds: 2 })
-  t.regex(summary.phases.app.error!, /app shutdown: POST http:\/\/127.0.0.1:8080\/shutdown got no answer within 2000ms/)
+  t.regex(summary.phases.app.error!.message, /app shutdown: POST http:\/\/127.0.0.1:8080\/shutdown got no answer within 2000ms/)
   t.like(summary.phases.envoy, { status: 'failed' })
-  t.regex(summary.phases.envoy.error!, /Envoy drain: POST .* failed with status 503/)
+  t.regex(summary.phases.envoy.error!.message, /Envoy drain: POST .* failed with status 503/)
   t.is(await metricValue(h.registry, 'drain_coordinator_phase_failures_total', { phase: 'app' }), 1)
   t.is(await metricValue(h.registry, 'drain_coordinator_phase_failures_total', { phase: 'envoy' }), 1)
   t.regex(await h.registry.metrics(), /drain_coordinator_phase_duration_seconds_sum\{phase="app"\} 2\n/, 'a failed phase still shows how long it took')
@@ -113,7 +113,7 @@ test('a refused app connection is logged with its URL and the drain goes on', as
   await h.clock.advance(5_000)
   t.is((await answer).outcome, 'completed')
   const line = h.log.lines.find((l) => l.event === 'phase_failed' && l.phase === 'app')
-  t.regex(String(line?.error), /app shutdown: POST http:\/\/127.0.0.1:8080\/shutdown failed: fetch failed/)
+  t.regex((line?.error as { message: string }).message, /app shutdown: POST http:\/\/127.0.0.1:8080\/shutdown failed: fetch failed/)
 })
 
 test('unset app and Envoy URLs are skipped, not failed', async (t) => {
@@ -239,4 +239,52 @@ test('an endpoint wait that throws proves nothing: the hook is held to the deadl
   t.is(answered?.phases.endpoints.status, 'failed')
   t.is(answered?.phases.settle.status, 'cancelled')
   t.true(log.events().includes('drain_held_without_evidence'))
+})
+
+test('a bug in the drain sequence itself never answers a hook early: held to the deadline, outcome timeout', async (t) => {
+  const clock = new FakeClock()
+  const { coordinator, log } = testCoordinator({
+    clock,
+    waitForEndpoints: async () => ({ slicesAtStart: 1, mode: 'watch' }),
+    // Throws outside any phase's own handling: recording the phase's end fails.
+    metrics: (real) => ({
+      ...real,
+      phaseFinished() {
+        throw new RangeError('Maximum call stack size exceeded')
+      },
+    }),
+    config: { settleMs: 1_000, timeoutMs: 20_000 },
+  })
+  let answered: DrainSummary | undefined
+  const answer = coordinator.start('hook').then((summary) => (answered = summary))
+  await clock.advance(19_999)
+  t.is(answered, undefined, 'still held')
+  await clock.advance(1)
+  await answer
+  t.is(answered!.outcome, 'timeout')
+  t.true(log.events().includes('drain_held_without_evidence'))
+})
+
+test('a drain that breaks before any phase still holds the hook for DRAIN_TIMEOUT and answers timeout', async (t) => {
+  const clock = new FakeClock()
+  const { coordinator } = testCoordinator({
+    clock,
+    waitForEndpoints: async () => ({ slicesAtStart: 1, mode: 'watch' }),
+    metrics: (real) => ({
+      ...real,
+      drainStarted() {
+        throw new Error('out of memory in a label set')
+      },
+    }),
+    config: { settleMs: 1_000, timeoutMs: 20_000 },
+  })
+  let answered: DrainSummary | undefined
+  const answer = coordinator.start('hook').then((summary) => (answered = summary))
+  await clock.advance(19_999)
+  t.is(answered, undefined, 'still held')
+  t.is(coordinator.state, 'draining')
+  await clock.advance(1)
+  await answer
+  t.is(answered!.outcome, 'timeout')
+  t.is(coordinator.state, 'drained')
 })

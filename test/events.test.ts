@@ -99,7 +99,7 @@ test('the finished message reads the summary: quiet settle with its lag, and the
     deadline: { source: 'grace budget', seconds: 15, killAt: '2026-01-01T00:00:25.000Z' },
     phases: {
       app: { status: 'ok', durationSeconds: 0.01 },
-      envoy: { status: 'failed', durationSeconds: 2, error: 'x' },
+      envoy: { status: 'failed', durationSeconds: 2, error: { name: 'Error', message: 'x' } },
       endpoints: { status: 'ok', durationSeconds: 1.2 },
       settle: { status: 'ok', durationSeconds: 5, mode: 'quiet', endedBy: 'quiet', trafficLagSeconds: 4 },
     },

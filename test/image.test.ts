@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import test, { type ExecutionContext } from 'ava'
+import { IMAGE_NODE_FLAGS } from '../scripts/node-flags.mjs'
 import { DEFAULTS } from '../src/config.ts'
 import { contextFiles, dockerfileInstructions, linkNodeModules, replayStage, stage, stageContext } from './helpers/docker-build.ts'
 import { REPO_ROOT } from './helpers/manifests.ts'
-import { BUNDLE, freePort, NODE_FLAGS } from './helpers/sidecar-process.ts'
+import { BUNDLE, freePort } from './helpers/sidecar-process.ts'
 
 const run = promisify(execFile)
 const PKG = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
@@ -132,9 +133,10 @@ test('the Dockerfile builds on Node 24, runs the bundle alone on distroless Node
   t.false(runtime.some((line) => line.startsWith('RUN ')), 'no RUN in the runtime stage: it has no shell')
   t.true(runtime.includes('USER 65532:65532'))
   t.true(runtime.includes(`EXPOSE ${DEFAULTS.port}`))
-  // The flags the black-box tests and the memory bench run the bundle with (test/helpers/sidecar-process.ts), after
-  // --disable-sigusr1: SIGUSR1 never opens the inspector (test/signals.test.ts runs the bundle with these arguments).
-  t.true(runtime.includes(`CMD ${JSON.stringify(['--disable-sigusr1', ...NODE_FLAGS, '/app/drain-coordinator.mjs']).replaceAll(',', ', ')}`))
+  // node (the base image's ENTRYPOINT) gets the image's flags (scripts/node-flags.mjs), then the bundle.
+  const cmd = JSON.parse(runtime.find((line) => line.startsWith('CMD '))!.slice(4)) as string[]
+  t.is(cmd.at(-1), '/app/drain-coordinator.mjs')
+  for (const flag of IMAGE_NODE_FLAGS) t.true(cmd.slice(0, -1).includes(flag), `CMD lacks ${flag}: ${JSON.stringify(cmd)}`)
   t.false(/^HEALTHCHECK/m.test(DOCKERFILE))
   t.true(DOCKERFILE.includes('RUN npm ci') && DOCKERFILE.includes('RUN npm run build:bundle'))
   // The same OCI label keys as the build script passes, so a hand build is labelled too.
@@ -165,8 +167,7 @@ test('npm script build:bundle type-checks src/ only, then bundles; build still c
 /** Runs a bundle the way the image does (no PATH, no NODE_PATH) and returns its /healthz answer, or a failure. */
 async function serveHealthz(t: ExecutionContext, bundle: string, cwd: string): Promise<Response> {
   const port = await freePort()
-  // With the image's flags: Node 24 must accept every one of them.
-  const child = spawn(process.execPath, [...NODE_FLAGS, bundle], {
+  const child = spawn(process.execPath, [...IMAGE_NODE_FLAGS, bundle], {
     cwd,
     env: { DRAIN_PORT: String(port), DRAIN_HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,7 +12,7 @@ function harness({ upstream, hookToken }: { upstream?: Script; hookToken?: strin
   const side = scriptedFetch(upstream)
   const { coordinator, log, registry, metrics } = testCoordinator({ clock, config: { settleMs: 1_000, timeoutMs: 10_000 } })
   const readiness = createReadinessCheck({
-    isDraining: () => coordinator.state !== 'serving',
+    state: () => coordinator.state,
     upstream: upstream === undefined ? undefined : 'http://127.0.0.1:8080/ready',
     fetch: side.fetch,
     clock,
@@ -29,10 +29,13 @@ test('GET /ready answers 200 while serving and 503 from the instant a drain star
   await h.clock.settle()
   const during = await h.app.request('/ready')
   t.is(during.status, 503)
-  t.like(await during.json(), { ready: false, state: 'draining' })
+  t.like(await during.json(), { ready: false, state: 'draining', reason: 'draining' })
   await h.clock.advance(1_000)
   t.is((await hook).status, 200)
-  t.is((await h.app.request('/ready')).status, 503)
+  const after = await h.app.request('/ready')
+  t.is(after.status, 503)
+  // The reason follows the state: a drain that is over is not still 'draining'.
+  t.like(await after.json(), { ready: false, state: 'drained', reason: 'drained' })
 })
 
 test('GET /ready follows DRAIN_READINESS_UPSTREAM while serving', async (t) => {

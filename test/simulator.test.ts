@@ -8,7 +8,9 @@
 import test from 'ava'
 import { CONDITIONS, runScenario, type Condition } from '../sim/scenario.ts'
 
-const condition: Condition = { ...CONDITIONS.normal, name: 'test', controllerDelayMs: 100, lbLagMs: 1_000 }
+// The controller's terminating write comes 1 s after the deletion, so the sidecar's first LIST (made when the hook
+// arrives, even on busy cores) still sees the endpoint ready and the removal has to come through the watch.
+const condition: Condition = { ...CONDITIONS.normal, name: 'test', controllerDelayMs: 1_000, lbLagMs: 1_000 }
 const small = { condition, replicas: 3, rollout: 1, ratePerSecond: 100, settleMs: 2_500, warmupMs: 1_000, addressPrefix: '127.0.3' } as const
 
 test.serial('drain-coordinator in watch mode: the replaced pod drains without a single failed request', async (t) => {

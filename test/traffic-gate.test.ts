@@ -134,3 +134,24 @@ test('probes during the drain: HTTP probes from the node do not hold the hook, t
   t.like(await run('http'), { endedBy: 'quiet', durationSeconds: 1 })
   t.like(await run('tcp'), { endedBy: 'upper bound', durationSeconds: 5 })
 })
+
+test('a traffic gate that breaks proves no quiet: the hook is held for the whole upper bound, DRAIN_SETTLE', async (t) => {
+  const clock = new FakeClock()
+  const { coordinator, log } = testCoordinator({
+    clock,
+    waitForEndpoints: async () => ({ slicesAtStart: 1, mode: 'watch' }),
+    trafficObserver: () => {
+      throw new TypeError("Cannot read properties of undefined (reading 'split')")
+    },
+    config: { quietPeriodMs: 1_000, settleMinMs: 0, settleMs: 8_000, timeoutMs: 30_000 },
+  })
+  let answered: DrainSummary | undefined
+  const answer = coordinator.start('hook').then((summary) => (answered = summary))
+  await clock.advance(7_999)
+  t.is(answered, undefined, 'held while the upper bound has not passed')
+  await clock.advance(1)
+  await answer
+  t.is(answered!.durationSeconds, 8)
+  t.is(answered!.phases.settle.status, 'failed')
+  t.true(log.events().includes('drain_held_without_evidence'))
+})

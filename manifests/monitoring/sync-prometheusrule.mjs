@@ -35,7 +35,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     let current = ''
     try {
       current = readFileSync(PROMETHEUS_RULE_FILE, 'utf8')
-    } catch {}
+    } catch {
+      // a missing file is out of step, like a stale one
+    }
     if (current !== wanted) {
       console.error('prometheusrule.yaml is out of step with drain-coordinator.rules.yml: run node manifests/monitoring/sync-prometheusrule.mjs')
       process.exit(1)

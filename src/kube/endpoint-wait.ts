@@ -157,7 +157,7 @@ async function followWatch(
         }
       }
     })
-  } catch (error) {
+  } catch {
     if (signal.aborted) throw signal.reason
     return 'failing'
   }

@@ -1,8 +1,9 @@
 /**
  * The bearer token, read from a file that kubelet rotates (an atomic `..data` symlink swap). Re-read by path,
- * as client-go does: when the cached copy is older than a minute, and at once after a 401. A re-read that fails
- * (the file unreadable, or over its size limit: see files.ts) keeps the last token read, which stays valid for
- * a while (kubelet renews a projected token at 80% of its life), rather than going unauthenticated mid-drain.
+ * as client-go does: when the cached copy is 50 s old (client-go's one-minute period less its 10 s leeway), and
+ * at once after a 401. A re-read that fails (the file unreadable, or over its size limit: see files.ts) keeps the
+ * last token read, which stays valid for a while (kubelet renews a projected token at 80% of its life), rather
+ * than going unauthenticated mid-drain.
  */
 import type { Clock } from '../clock.ts'
 

@@ -5,7 +5,7 @@
 import { Registry } from 'prom-client'
 import { type Clock, systemClock } from '../../src/clock.ts'
 import { createDrainCoordinator, type DrainDeps } from '../../src/drain.ts'
-import { createMetrics } from '../../src/metrics.ts'
+import { createMetrics, type Metrics } from '../../src/metrics.ts'
 import type { Fetch } from '../../src/transport.ts'
 import { captureLog } from './capture-log.ts'
 
@@ -18,10 +18,13 @@ export function testCoordinator(options: {
   readDeletion?: DrainDeps['readDeletion']
   recordEvent?: DrainDeps['recordEvent']
   config?: Partial<DrainDeps['config']>
+  /** Replaces some of the real metrics (to make them fail, say). */
+  metrics?: (real: Metrics) => Metrics
 } = {}) {
   const log = captureLog()
   const registry = new Registry()
-  const metrics = createMetrics(registry, { version: 'test', processMetrics: false })
+  const real = createMetrics(registry, { version: 'test', processMetrics: false })
+  const metrics = options.metrics?.(real) ?? real
   const coordinator = createDrainCoordinator({
     clock: options.clock ?? systemClock,
     log,

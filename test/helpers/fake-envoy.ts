@@ -1,16 +1,15 @@
 /**
- * A fake Envoy admin API with the real shapes (../shared/protocol-notes.md §5): mutating endpoints take POST
+ * A fake Envoy admin API with the real shapes (docs/envoy-admin.md): mutating endpoints take POST
  * only and answer anything else with 405 `Method GET not allowed, POST required.`; a path that is not exactly
  * a handler's prefix gets 404 with the help listing; success is `200 OK\n`; `/ready` stays `LIVE` after a
  * listener drain. Modes make it fail, hang or lag.
  *
- * `GET /stats` as the admin API documents it (source/server/admin/stats_params.cc, stats_render.cc): `format=`
- * text (default, `name: value` lines), json (`{"stats":[{"name","value"},…]}`) or prometheus (not rendered here:
- * 400 like an unknown format would be, so a client relying on it fails loudly); any other format 400 with the usage
- * line; `filter=` a regular expression with partial-match semantics (RE2 there, JavaScript's here: the filters
- * this project sends use the common subset), an invalid one 400 `Invalid re2 regex`; `usedonly` leaves out stats
- * never written. Counters are the admin listener's (every admin request and connection counts there, as in
- * Envoy) and whatever a test adds with `count`.
+ * `GET /stats` as docs/envoy-admin.md §4 says: `format=` text (default, `name: value` lines) or json
+ * (`{"stats":[{"name","value"},…]}`); prometheus and html are not rendered here (400, like an unknown format, so a
+ * client relying on them fails loudly); `filter=` a regular expression with partial-match semantics (RE2 there,
+ * JavaScript's here: the filters this project sends use the common subset), an invalid one 400 `Invalid re2
+ * regex`; `usedonly` leaves out stats never written. Counters are the admin listener's (every admin request and
+ * connection counts there, as in Envoy) and whatever a test adds with `count`.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'

@@ -1,6 +1,6 @@
 /**
  * A fake Kubernetes API server for EndpointSlices in one namespace, speaking the real wire format over real
- * HTTP(S) (see ../shared/protocol-notes.md): bearer-token auth with 401 Status bodies, 403 Status for a
+ * HTTP(S) (docs/kubernetes-api.md): bearer-token auth with 401 Status bodies, 403 Status for a
  * forbidden verb, paginated LIST (limit/continue, list items without `kind`), streaming WATCH from a
  * resourceVersion (one JSON object per line, events with `kind`), BOOKMARK events, a too-old resourceVersion
  * answered with HTTP 200 and an ERROR event holding a 410 Status (a LIST with an expired continue token gets a

@@ -1,4 +1,4 @@
-/** Builders for EndpointSlices shaped like the controller's (see ../shared/fixtures). */
+/** Builders for EndpointSlices shaped like the controller's (docs/kubernetes-api.md §1). */
 import type { EndpointSlice } from '../../src/kube/types.ts'
 
 export type EndpointSpec = {

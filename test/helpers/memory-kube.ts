@@ -1,6 +1,6 @@
 /**
  * An in-memory KubeClient for fake-clock tests of the endpoint wait and the drain: no sockets, so a test moves
- * time by hand and every step is deterministic. Behaves like the API per protocol-notes: LIST returns a
+ * time by hand and every step is deterministic. Behaves like the API (docs/kubernetes-api.md §2): LIST returns a
  * resourceVersion, WATCH streams changes after it, a too-old resourceVersion yields an ERROR event with a 410
  * Status. Objects go through the same validation as the HTTP client's (kube/schema.ts), so a test can hand it
  * anything (`upsertRaw`, `emitRaw`). The wire format itself is covered against the HTTP fake (fake-kube.ts).

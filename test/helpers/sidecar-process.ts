@@ -6,17 +6,16 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { IMAGE_NODE_FLAGS } from '../../scripts/node-flags.mjs'
 
 export const BUNDLE = fileURLToPath(new URL('../../dist/drain-coordinator.mjs', import.meta.url))
 
 /**
- * The Node flags the image runs the bundle with (Dockerfile CMD; test/faults-kube-hostile.test.ts checks the two
- * agree), so black-box tests and the memory bench measure the process as it ships. V8 sizes its heap from the
- * host's memory (or from the cgroup limit, which still lets it grow past a 192Mi container); `--liftoff-only`
- * keeps V8 from re-compiling undici's WebAssembly HTTP parser with its optimizing compiler, a one-off spike of
- * about 20 MB (measured) for a parser that handles a few requests per drain.
+ * The image's Node flags (scripts/node-flags.mjs) but --disable-sigusr1: the black-box tests run the bundle as a
+ * user starting it by hand would, so the sidecar's own SIGUSR1 listener is what they exercise (test/signals.test.ts
+ * also runs the image's exact CMD).
  */
-export const NODE_FLAGS = ['--liftoff-only', '--max-old-space-size=96', '--max-semi-space-size=2'] as const
+export const NODE_FLAGS = IMAGE_NODE_FLAGS.filter((flag) => flag !== '--disable-sigusr1')
 
 export type LogLine = { time: string; level: string; event: string } & Record<string, unknown>
 

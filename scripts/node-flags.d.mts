@@ -1,0 +1,1 @@
+export const IMAGE_NODE_FLAGS: string[]
