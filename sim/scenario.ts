@@ -230,7 +230,8 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
         }
       }
     }
-    if (envoy) for (const call of envoy.calls) note('envoy', 'admin_call', { at: performance.timeOrigin + call.at, detail: `${call.method} ${call.path}${call.query}` })
+    // The traffic gate's GET /stats at every sample would bury the drain call in the timeline.
+    if (envoy) for (const call of envoy.calls.filter((c) => c.path !== '/stats')) note('envoy', 'admin_call', { at: performance.timeOrigin + call.at, detail: `${call.method} ${call.path}${call.query}` })
     const failures = loadResult.failures
     const details: Record<string, number> = {}
     for (const f of failures) details[`${f.kind}: ${f.detail}`] = (details[`${f.kind}: ${f.detail}`] ?? 0) + 1

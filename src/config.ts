@@ -7,6 +7,7 @@ import { DURATION_FORM, parseDuration } from './duration.ts'
 import { ConfigError } from './errors.ts'
 import { canonicalIp, parseIpList } from './ip.ts'
 import { ENDPOINT_MODES, type EndpointMode, type PodIdentity } from './kube/types.ts'
+import { type Selector, SelectorError, parseSelector } from './traffic/prom-text.ts'
 
 export { ENDPOINT_MODES, type EndpointMode, type PodIdentity }
 
@@ -53,6 +54,8 @@ export type Config = Readonly<{
   appReserveMs: number
   /** DRAIN_TRAFFIC_COUNTER: whether the traffic gate reads Tcp PassiveOpens. */
   trafficCounter: boolean
+  /** DRAIN_TRAFFIC_METRIC_URL and DRAIN_TRAFFIC_METRIC: the app's own request counter, a traffic source. */
+  trafficMetric: Readonly<{ url: string; selector: Selector }> | undefined
 }>
 
 export const DEFAULTS = Object.freeze({
@@ -115,6 +118,7 @@ export function parseConfig(env: Env): Config {
     hostIps: readHostIps(env),
     appReserveMs: readDuration(env, 'DRAIN_APP_RESERVE', DEFAULTS.appReserve, { min: 0 }),
     trafficCounter: readOneOf(env, 'DRAIN_TRAFFIC_COUNTER', ['on', 'off'] as const, 'on') === 'on',
+    trafficMetric: readTrafficMetric(env),
   })
 }
 
@@ -143,6 +147,24 @@ export function describeConfig(config: Config): Record<string, unknown> {
     hostIps: config.hostIps,
     appReserveMs: config.appReserveMs,
     trafficCounter: config.trafficCounter,
+    trafficMetric: config.trafficMetric === undefined ? null : { url: config.trafficMetric.url, selector: config.trafficMetric.selector.text },
+  }
+}
+
+const SELECTOR_FORM = 'a Prometheus series selector: a metric name with optional label matchers (=, !=, =~, !~), such as http_requests_total{path!="/ready"}'
+
+/** Both or neither: a URL without a series to sum, or a series without a URL, is a half-done configuration. */
+function readTrafficMetric(env: Env): Config['trafficMetric'] {
+  const url = readUrl(env, 'DRAIN_TRAFFIC_METRIC_URL')
+  const raw = read(env, 'DRAIN_TRAFFIC_METRIC')
+  if (url === undefined && raw === undefined) return undefined
+  if (raw === undefined) throw new ConfigError('DRAIN_TRAFFIC_METRIC', '', `${SELECTOR_FORM}, set together with DRAIN_TRAFFIC_METRIC_URL`)
+  if (url === undefined) throw new ConfigError('DRAIN_TRAFFIC_METRIC_URL', '', 'the app\'s Prometheus metrics URL (an absolute http:// or https:// URL, such as http://127.0.0.1:8080/metrics), set together with DRAIN_TRAFFIC_METRIC')
+  try {
+    return Object.freeze({ url, selector: parseSelector(raw) })
+  } catch (error) {
+    if (!(error instanceof SelectorError)) throw error
+    throw new ConfigError('DRAIN_TRAFFIC_METRIC', raw, `${SELECTOR_FORM} (${error.message})`)
   }
 }
 

@@ -30,7 +30,10 @@ import { createDrainCoordinator } from './drain.ts'
 import { createScrapeTracker } from './final-scrape.ts'
 import { FILE_LIMITS, FileTooLargeError, readBoundedFile } from './files.ts'
 import { createFetch } from './transport.ts'
+import { appMetricSource, envoyStatsSource } from './traffic/counter-source.ts'
 import { createTrafficObserver, type ProcReader } from './traffic/observer.ts'
+import { createOwnConnections } from './traffic/own-connections.ts'
+import { combineSources } from './traffic/sources.ts'
 import { USER_AGENT, VERSION } from './version.ts'
 
 /** The traffic gate's view of the pod's network namespace: /proc files, and the sockets this process holds. */
@@ -149,7 +152,14 @@ async function main(): Promise<void> {
   const clock = systemClock
   const log = createLogger((line) => process.stdout.write(line), clock)
   const metrics = createMetrics(new Registry(), { version: VERSION })
-  const sideFetch = createFetch({ bodyTimeoutMs: config.sideCallTimeoutMs, userAgent: USER_AGENT })
+  // Every connection the side calls open is remembered, so the traffic gate never counts the sidecar's own calls.
+  const ownConnections = createOwnConnections(clock)
+  const sideFetch = createFetch({ bodyTimeoutMs: config.sideCallTimeoutMs, userAgent: USER_AGENT, onConnect: ownConnections.record })
+  const sideCallDeps = { fetch: sideFetch, clock, timeoutMs: config.sideCallTimeoutMs }
+  const counterSources = [
+    ...(config.envoyAdminUrl === undefined ? [] : [envoyStatsSource(config.envoyAdminUrl, sideCallDeps)]),
+    ...(config.trafficMetric === undefined ? [] : [appMetricSource(config.trafficMetric.url, config.trafficMetric.selector, sideCallDeps)]),
+  ]
 
   let waitForEndpoints: ((signal: AbortSignal) => ReturnType<typeof waitForEndpointRemoval>) | undefined
   let checkAccess: (() => Promise<unknown>) | undefined
@@ -201,7 +211,12 @@ async function main(): Promise<void> {
     waitForEndpoints,
     readDeletion,
     recordEvent: events === undefined ? undefined : ({ type, reason, message }) => events!.record(type, reason, message),
-    trafficObserver: () => createTrafficObserver({ read: procReader, appPorts: config.appPorts, hostIps: config.hostIps, sidecarPort: config.port, useCounter: config.trafficCounter }),
+    trafficObserver: () =>
+      combineSources(
+        createTrafficObserver({ read: procReader, appPorts: config.appPorts, hostIps: config.hostIps, sidecarPort: config.port, useCounter: config.trafficCounter, ownLocalEnds: ownConnections.ends }),
+        counterSources.map((source) => source()),
+        log,
+      ),
     config,
   })
   const readiness = createReadinessCheck({

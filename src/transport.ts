@@ -27,6 +27,8 @@ export type TransportOptions = {
    * is passed on, so that a caller's retry already uses a CA bundle it re-read (see ca-bundle.ts).
    */
   onCertificateError?: (error: unknown) => Promise<unknown>
+  /** Told the local address and port of every connection opened (the traffic gate's own-call exclusion). */
+  onConnect?: (localAddress: string | undefined, localPort: number | undefined) => void
 }
 
 /** OpenSSL's and Node's codes for a certificate that does not chain to the CA bundle (or no longer does). */
@@ -59,12 +61,30 @@ export type TransportFetch = Fetch & {
 let undici: Promise<typeof Undici> | undefined
 const loadUndici = () => (undici ??= import('undici'))
 
-export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_000, userAgent, onCertificateError }: TransportOptions = {}): TransportFetch {
+export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_000, userAgent, onCertificateError, onConnect }: TransportOptions = {}): TransportFetch {
+  const connector = (buildConnector: typeof Undici.buildConnector, bundle: string | undefined): Undici.buildConnector.connector | Undici.buildConnector.BuildOptions => {
+    // rejectUnauthorized stays at its default (true): certificate checks are never skipped.
+    const options = { timeout: connectTimeoutMs, ...(bundle === undefined ? {} : { ca: bundle }) }
+    if (onConnect === undefined) return options
+    const connect = buildConnector(options)
+    return (opts, callback) =>
+      connect(opts, (...args) => {
+        // A failed connect calls back with the error alone (no socket argument at all).
+        const socket = args[0] === null ? args[1] : undefined
+        if (socket) {
+          try {
+            onConnect(socket.localAddress, socket.localPort)
+          } catch {
+            // Bookkeeping for the traffic gate must never break a connection.
+          }
+        }
+        callback(...args)
+      })
+  }
   const agent = async (bundle: string | undefined) => {
-    const { Agent } = await loadUndici()
+    const { Agent, buildConnector } = await loadUndici()
     return new Agent({
-      // rejectUnauthorized stays at its default (true): certificate checks are never skipped.
-      connect: { timeout: connectTimeoutMs, ...(bundle === undefined ? {} : { ca: bundle }) },
+      connect: connector(buildConnector, bundle),
       headersTimeout: 30_000,
       bodyTimeout: bodyTimeoutMs,
       keepAliveTimeout: 4_000,

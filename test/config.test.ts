@@ -147,3 +147,30 @@ for (const [variable, env, message] of rejectedGate) {
     t.is(error?.variable, variable)
   })
 }
+
+test('DRAIN_TRAFFIC_METRIC_URL and DRAIN_TRAFFIC_METRIC: unset by default; set together, the selector is parsed at start-up', (t) => {
+  t.is(parseConfig(inCluster).trafficMetric, undefined)
+  const config = parseConfig({ ...inCluster, DRAIN_TRAFFIC_METRIC_URL: 'http://127.0.0.1:8080/metrics', DRAIN_TRAFFIC_METRIC: 'http_requests_total{path!="/ready"}' })
+  t.is(config.trafficMetric?.url, 'http://127.0.0.1:8080/metrics')
+  t.deepEqual(config.trafficMetric?.selector.matchers.map((m) => [m.label, m.op, m.value]), [
+    ['__name__', '=', 'http_requests_total'],
+    ['path', '!=', '/ready'],
+  ])
+  t.like(describeConfig(config).trafficMetric, { url: 'http://127.0.0.1:8080/metrics', selector: 'http_requests_total{path!="/ready"}' })
+})
+
+const rejectedMetric: Array<[string, Record<string, string>, RegExp]> = [
+  ['DRAIN_TRAFFIC_METRIC', { DRAIN_TRAFFIC_METRIC_URL: 'http://127.0.0.1:8080/metrics' }, /DRAIN_TRAFFIC_METRIC="" is not valid: expected a Prometheus series selector.*set together with DRAIN_TRAFFIC_METRIC_URL/],
+  ['DRAIN_TRAFFIC_METRIC_URL', { DRAIN_TRAFFIC_METRIC: 'http_requests_total' }, /DRAIN_TRAFFIC_METRIC_URL="" is not valid: expected the app's Prometheus metrics URL.*set together with DRAIN_TRAFFIC_METRIC$/],
+  ['DRAIN_TRAFFIC_METRIC_URL', { DRAIN_TRAFFIC_METRIC_URL: '127.0.0.1:8080/metrics', DRAIN_TRAFFIC_METRIC: 'x' }, /DRAIN_TRAFFIC_METRIC_URL="127.0.0.1:8080\/metrics" is not valid: expected an absolute http/],
+  ['DRAIN_TRAFFIC_METRIC', { DRAIN_TRAFFIC_METRIC_URL: 'http://127.0.0.1:8080/metrics', DRAIN_TRAFFIC_METRIC: 'rate(http_requests_total[1m])' }, /DRAIN_TRAFFIC_METRIC="rate\(http_requests_total\[1m\]\)" is not valid: expected a Prometheus series selector: a metric name with optional label matchers \(=, !=, =~, !~\).*\(unexpected text/],
+  ['DRAIN_TRAFFIC_METRIC', { DRAIN_TRAFFIC_METRIC_URL: 'http://127.0.0.1:8080/metrics', DRAIN_TRAFFIC_METRIC: 'x{code=~"(5"}' }, /not a regular expression/],
+]
+
+for (const [variable, env, message] of rejectedMetric) {
+  test(`${variable} with ${JSON.stringify(env)} is rejected in one line, naming ${variable}`, (t) => {
+    const error = t.throws(() => parseConfig({ ...inCluster, ...env }), { instanceOf: ConfigError, message })
+    t.is(error?.variable, variable)
+    t.false(error?.message.includes('\n'), 'one line')
+  })
+}

@@ -54,12 +54,12 @@ test('durations: any string gives undefined or a finite non-negative integer, an
 
 // ---- URLs and the whole configuration ----
 
-const KNOWN = ['DRAIN_PORT', 'DRAIN_HOST', 'DRAIN_TIMEOUT', 'DRAIN_SETTLE', 'DRAIN_POLL_INTERVAL', 'DRAIN_ENDPOINT_MODE', 'DRAIN_APP_SHUTDOWN_URL', 'DRAIN_READINESS_UPSTREAM', 'DRAIN_ENVOY_ADMIN_URL', 'DRAIN_KUBE_API_URL', 'DRAIN_KUBE_TOKEN_FILE', 'DRAIN_KUBE_CA_FILE', 'KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT', 'POD_NAME', 'POD_NAMESPACE', 'POD_UID', 'POD_IP', 'DRAIN_HOOK_TOKEN', 'DRAIN_HOOK_TOKEN_FILE', 'DRAIN_QUIET_PERIOD', 'DRAIN_SETTLE_MIN', 'DRAIN_APP_PORTS', 'HOST_IP', 'DRAIN_APP_RESERVE', 'DRAIN_TRAFFIC_COUNTER']
+const KNOWN = ['DRAIN_PORT', 'DRAIN_HOST', 'DRAIN_TIMEOUT', 'DRAIN_SETTLE', 'DRAIN_POLL_INTERVAL', 'DRAIN_ENDPOINT_MODE', 'DRAIN_APP_SHUTDOWN_URL', 'DRAIN_READINESS_UPSTREAM', 'DRAIN_ENVOY_ADMIN_URL', 'DRAIN_KUBE_API_URL', 'DRAIN_KUBE_TOKEN_FILE', 'DRAIN_KUBE_CA_FILE', 'KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT', 'POD_NAME', 'POD_NAMESPACE', 'POD_UID', 'POD_IP', 'DRAIN_HOOK_TOKEN', 'DRAIN_HOOK_TOKEN_FILE', 'DRAIN_QUIET_PERIOD', 'DRAIN_SETTLE_MIN', 'DRAIN_APP_PORTS', 'HOST_IP', 'DRAIN_APP_RESERVE', 'DRAIN_TRAFFIC_COUNTER', 'DRAIN_TRAFFIC_METRIC_URL', 'DRAIN_TRAFFIC_METRIC']
 
 /** Values that are sometimes valid for some variable, and sometimes hostile. */
 const value = fc.oneof(
   fc.string(),
-  fc.constantFrom('', ' ', '5s', '500ms', '0', '1m30s', 'watch', 'poll', '8099', '70000', 'shop', 'Shop', '10.0.0.1', 'fd00::1,10.0.0.1', '::1', 'not-an-ip', 'http://127.0.0.1:9901', 'https://user:pw@x/', 'ftp://x/', 'http://[::1]:8080/shutdown', 'a-long-enough-token'),
+  fc.constantFrom('', ' ', '5s', '500ms', '0', '1m30s', 'watch', 'poll', '8099', '70000', 'shop', 'Shop', '10.0.0.1', 'fd00::1,10.0.0.1', '::1', 'not-an-ip', 'http://127.0.0.1:9901', 'https://user:pw@x/', 'ftp://x/', 'http://[::1]:8080/shutdown', 'a-long-enough-token', 'http_requests_total{path!="/ready"}', 'x{a=~"("}', '{__name__=~"a.*"}'),
   fc.webUrl(),
   fc.ipV4(),
   fc.ipV6(),

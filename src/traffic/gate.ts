@@ -15,7 +15,7 @@ export type SettleEnd = 'quiet' | 'upper bound' | 'deadline'
 
 export type SettleReport = {
   mode: 'quiet' | 'fixed'
-  /** The files the samples read (quiet mode). */
+  /** What the samples read (quiet mode): /proc files, and the URLs of the HTTP counter sources. */
   sources: string[]
   /** From the end of the endpoint wait to the last sample that saw traffic; 0 if none did; null in fixed mode. */
   trafficLagSeconds: number | null
@@ -48,6 +48,7 @@ export function createSettle(options: SettleOptions) {
   let trafficSamples = 0
   const sources = new Set<string>()
   let problemLogged = false
+  const problemSources = new Set<string>()
   const seconds = (ms: number) => Math.round(ms) / 1_000
 
   function report(endedBy: SettleEnd): SettleReport {
@@ -73,12 +74,14 @@ export function createSettle(options: SettleOptions) {
       return true
     }
     for (const source of observation.sources) sources.add(source)
-    if (observation.problems.length > 0 && !problemLogged) {
-      problemLogged = true
-      log.warn('traffic_unobservable', { problems: observation.problems, effect: 'counted as traffic' })
+    // Once per drain and source (a problem names its source before the first ': ').
+    const fresh = observation.problems.filter((problem) => !problemSources.has(problem.split(': ')[0]!))
+    if (fresh.length > 0) {
+      for (const problem of fresh) problemSources.add(problem.split(': ')[0]!)
+      log.warn('traffic_unobservable', { problems: fresh, effect: 'counted as traffic' })
     }
     if (observation.traffic) {
-      log.debug('traffic_seen', { open: observation.open, opened: observation.opened, unexplainedOpens: observation.unexplainedOpens, appPorts: observation.appPorts })
+      log.debug('traffic_seen', { open: observation.open, opened: observation.opened, unexplainedOpens: observation.unexplainedOpens, appPorts: observation.appPorts, countersRose: observation.countersRose ?? [] })
     }
     return observation.traffic
   }

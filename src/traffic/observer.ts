@@ -41,6 +41,12 @@ export type TrafficObserverOptions = Readonly<{
    * other workloads (hostNetwork pods, the simulator), whose connections the counter cannot tell apart.
    */
   useCounter?: boolean
+  /**
+   * Local ends (`address|port`) of connections this process opened recently, as its HTTP client recorded them:
+   * the app's end of a sidecar call whose client socket was already closed when /proc was read (an app that
+   * closes after each answer) is still known as the sidecar's own.
+   */
+  ownLocalEnds?: () => Iterable<string>
 }>
 
 export type Observation = {
@@ -58,6 +64,8 @@ export type Observation = {
   problems: string[]
   /** The app's ports this sample looked at. */
   appPorts: number[]
+  /** The HTTP counter sources (sources.ts) whose counter rose since the previous sample. */
+  countersRose?: string[]
 }
 
 const OPEN_STATES = new Set<TcpSocket['state']>(['ESTABLISHED', 'SYN_RECV', 'NEW_SYN_RECV', 'CLOSE_WAIT'])
@@ -113,6 +121,7 @@ export function createTrafficObserver(options: TrafficObserverOptions): () => Pr
     const passive = rows.filter((r) => r.state !== 'LISTEN' && listeningPorts.has(r.localPort) && !own.has(r.inode))
     // Only the app's connections and the sidecar's own sockets are decoded: a busy table has thousands of others.
     const ownEnds = new Set(rows.filter((r) => own.has(r.inode)).map((r) => decodeRow(r)).map((s) => `${s.localAddress}|${s.localPort}`))
+    for (const end of options.ownLocalEnds?.() ?? []) ownEnds.add(end)
     const app = passive.filter((r) => appPorts.has(r.localPort)).map((r) => ({ row: r, socket: decodeRow(r) }))
     for (const { row, socket } of app) if (ownEnds.has(`${socket.remoteAddress}|${socket.remotePort}`)) ownCalls.add(key(row))
     const isAppTraffic = ({ row, socket }: { row: TcpRow; socket: TcpSocket }) => !hostIps.includes(socket.remoteAddress) && !ownCalls.has(key(row))

@@ -3,6 +3,13 @@
  * only and answer anything else with 405 `Method GET not allowed, POST required.`; a path that is not exactly
  * a handler's prefix gets 404 with the help listing; success is `200 OK\n`; `/ready` stays `LIVE` after a
  * listener drain. Modes make it fail, hang or lag.
+ *
+ * `GET /stats` as docs/envoy-admin.md §4 says: `format=` text (default, `name: value` lines) or json
+ * (`{"stats":[{"name","value"},…]}`); prometheus and html are not rendered here (400, like an unknown format, so a
+ * client relying on them fails loudly); `filter=` a regular expression with partial-match semantics (RE2 there,
+ * JavaScript's here: the filters this project sends use the common subset), an invalid one 400 `Invalid re2
+ * regex`; `usedonly` leaves out stats never written. Counters are the admin listener's (every admin request and
+ * connection counts there, as in Envoy) and whatever a test adds with `count`.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -16,12 +23,41 @@ export async function startFakeEnvoy() {
   let mode: Mode = { kind: 'ok' }
   let drainingInbound = false
   const sockets = new Set<Socket>()
+  /** Counters by name, and the names ever written (`usedonly` shows only those). */
+  const written = new Set<string>()
+  const counters = new Map<string, number>([
+    ['http.admin.downstream_rq_total', 0],
+    ['listener.admin.downstream_cx_total', 0],
+    ['listener.admin.main_thread.downstream_cx_total', 0],
+  ])
+  const count = (name: string, by = 1) => {
+    counters.set(name, (counters.get(name) ?? 0) + by)
+    written.add(name)
+  }
+
+  function stats(url: URL, text: (status: number, body: string, type?: string) => void) {
+    const format = url.searchParams.get('format') ?? 'text'
+    if (format !== 'text' && format !== 'json') return text(400, 'usage: /stats?format=(html|active-html|json|prometheus|text)\n\n')
+    let filter: RegExp | undefined
+    try {
+      const source = url.searchParams.get('filter')
+      filter = source === null ? undefined : new RegExp(source)
+    } catch {
+      return text(400, 'Invalid re2 regex')
+    }
+    const selected = [...counters]
+      .filter(([name]) => (filter === undefined || filter.test(name)) && (!url.searchParams.has('usedonly') || written.has(name)))
+      .sort(([a], [b]) => a.localeCompare(b))
+    if (format === 'text') return text(200, selected.map(([name, value]) => `${name}: ${value}\n`).join(''))
+    text(200, JSON.stringify({ stats: selected.map(([name, value]) => ({ name, value })) }), 'application/json')
+  }
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://envoy')
     calls.push({ method: req.method ?? 'GET', path: url.pathname, query: url.search, at: performance.now() })
-    const text = (status: number, body: string) => {
-      res.writeHead(status, { 'content-type': 'text/plain; charset=UTF-8', 'cache-control': 'no-cache, max-age=0', 'x-content-type-options': 'nosniff' })
+    count('http.admin.downstream_rq_total')
+    const text = (status: number, body: string, type = 'text/plain; charset=UTF-8') => {
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-cache, max-age=0', 'x-content-type-options': 'nosniff' })
       res.end(body)
     }
     if (MUTATING.has(url.pathname)) {
@@ -36,9 +72,12 @@ export async function startFakeEnvoy() {
       return answer()
     }
     if (url.pathname === '/ready') return text(200, 'LIVE\n')
+    if (url.pathname === '/stats') return stats(url, text)
     text(404, 'invalid path. admin commands are:\n  /drain_listeners (POST): drain listeners\n  /ready: print server state, return 200 if LIVE, otherwise return 503\n')
   })
   server.on('connection', (socket: Socket) => {
+    count('listener.admin.downstream_cx_total')
+    count('listener.admin.main_thread.downstream_cx_total')
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
   })
@@ -54,6 +93,11 @@ export async function startFakeEnvoy() {
     setMode(next: Mode) {
       mode = next
     },
+    /** Adds to a counter (creating it): traffic through one of this Envoy's listeners. */
+    count,
+    /** Declares a counter at 0 that was never written (a listener nobody connected to yet). */
+    declare: (name: string) => void (counters.has(name) || counters.set(name, 0)),
+    counter: (name: string) => counters.get(name),
     async close() {
       for (const socket of sockets) socket.destroy()
       await new Promise<void>((resolve) => server.close(() => resolve()))
