@@ -7,6 +7,12 @@ import { connect, type AddressInfo, type Socket } from 'node:net'
 import test from 'ava'
 import { startSidecar } from './helpers/sidecar-process.ts'
 
+/**
+ * This machine's network namespace is shared with every other test process, whose short connections raise the
+ * kernel's PassiveOpens counter at any moment; the counter is tested on injected samples (traffic-observer).
+ */
+const SHARED_NAMESPACE = { DRAIN_TRAFFIC_COUNTER: 'off' }
+
 async function app(t: import('ava').ExecutionContext): Promise<{ server: Server; port: number }> {
   const server = createServer((_req, res) => res.end('ok\n'))
   server.keepAliveTimeout = 60_000
@@ -22,7 +28,7 @@ async function drain(url: string) {
 
 test('an open client connection to the app holds the hook until it closes, then one quiet period', async (t) => {
   const { port } = await app(t)
-  const sidecar = await startSidecar({ DRAIN_APP_PORTS: String(port), DRAIN_QUIET_PERIOD: '500ms', DRAIN_SETTLE: '15s', DRAIN_TIMEOUT: '20s' })
+  const sidecar = await startSidecar({ DRAIN_APP_PORTS: String(port), DRAIN_QUIET_PERIOD: '500ms', DRAIN_SETTLE: '15s', DRAIN_TIMEOUT: '20s', ...SHARED_NAMESPACE })
   t.teardown(() => sidecar.stop())
   const client: Socket = await new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1', () => resolve(socket))
@@ -49,6 +55,7 @@ test('the sidecar\'s own keep-alive call to the app\'s shutdown URL is not traff
     DRAIN_QUIET_PERIOD: '500ms',
     DRAIN_SETTLE: '15s',
     DRAIN_TIMEOUT: '20s',
+    ...SHARED_NAMESPACE,
   })
   t.teardown(() => sidecar.stop())
   const { body } = await drain(sidecar.url)
