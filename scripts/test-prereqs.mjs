@@ -5,8 +5,8 @@
 import { spawnSync } from 'node:child_process'
 import { ensureTool, toolNames } from './tools.mjs'
 
-/** Debian package → the command the tests run from it. */
-const DEBIAN_PACKAGES = { prometheus: 'promtool' }
+/** Debian package → the command the tests run from it (openssl: the cluster tier's certificates). */
+const DEBIAN_PACKAGES = { prometheus: 'promtool', openssl: 'openssl' }
 
 function fail(message) {
   process.stderr.write(`test prerequisites: ${message}\n`)
