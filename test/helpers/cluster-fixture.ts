@@ -19,7 +19,7 @@ import { type Sidecar, startSidecar } from './sidecar-process.ts'
 export function useCluster(test: TestFn, options: ClusterOptions = {}): () => Cluster {
   let cluster: Cluster | undefined
   let failed = false
-  test.before(async (t) => {
+  test.serial.before(async (t) => {
     cluster = await startCluster(options)
     const { timings } = cluster
     t.log(`control plane ready in ${(timings.total! / 1000).toFixed(1)} s (etcd ${(timings.etcd! / 1000).toFixed(1)} s, kube-apiserver ${(timings.apiserver! / 1000).toFixed(1)} s, kube-controller-manager ${(timings.controllerManager! / 1000).toFixed(1)} s)`)
