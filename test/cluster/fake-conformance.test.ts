@@ -147,6 +147,9 @@ test.serial('a WATCH from a resourceVersion older than the watch cache: HTTP 200
   // Writes after `before`, so the restarted API server's cache starts above it.
   for (const name of ['after-1', 'after-2']) await c.admin.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name } }, targets[1]!.namespace)
   await c.restartApiserver()
+  const real = targets[1]!
+  await real.dispatcher.destroy()
+  real.dispatcher = new Agent({ connect: { ca: readFileSync(c.caFile) } })
   fake.compact()
   const results = []
   for (const target of targets) {

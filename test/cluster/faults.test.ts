@@ -43,7 +43,7 @@ const released = (sidecar: { logs: Array<{ event: string }> }) => sidecar.logs.s
 test.serial('kube-apiserver killed and restarted mid-drain: the hook is held through the outage and released after the terminating write', async (t) => {
   const { c, sidecar, hook, terminatingWritten } = await drainingPod(t, 'apikill')
   await c.restartApiserver({ downMs: 3_000 })
-  t.false(released(sidecar), 'not released while the API server was down')
+  t.false(released(sidecar), `not released while the API server was down:\n${story(sidecar)}`)
   c.controllerManager.resume()
   const writtenAt = await terminatingWritten()
   const answer = await hook
@@ -60,7 +60,7 @@ test.serial('etcd stopped for 5 s mid-drain: nothing is released early, and the 
   t.teardown(() => c.etcd.resume())
   c.controllerManager.resume()
   await sleep(5_000)
-  t.false(released(sidecar), 'not released while etcd was stopped')
+  t.false(released(sidecar), `not released while etcd was stopped:\n${story(sidecar)}`)
   c.etcd.resume()
   const writtenAt = await terminatingWritten()
   const answer = await hook
@@ -81,9 +81,8 @@ test.serial('the token file rotated mid-drain while the old token is revoked: th
     apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest',
     spec: { expirationSeconds: 600, boundObjectRef: { apiVersion: 'v1', kind: 'Secret', name: 'first-token-anchor', uid: secret.metadata.uid } },
   })
-  const sidecar = await startPodSidecar(c, pod, { DRAIN_TIMEOUT: '90s' })
+  const sidecar = await startPodSidecar(c, pod, { DRAIN_TIMEOUT: '90s' }, { token: first.status.token })
   t.teardown(() => sidecar.stop())
-  await sidecar.rotateToken(first.status.token)
   await sidecar.waitForLog('kube_access_ok')
   c.controllerManager.pause()
   t.teardown(() => c.controllerManager.resume())

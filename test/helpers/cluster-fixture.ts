@@ -80,8 +80,8 @@ export async function readyPod(cluster: Cluster, namespace: string, name: string
 
 export type PodSidecar = Sidecar & { tokenFile: string; rotateToken(token: string): Promise<void> }
 
-/** The sidecar bundle as this pod's sidecar: its Downward API env, a pod-bound token and the cluster CA. */
-export async function startPodSidecar(cluster: Cluster, pod: ReadyPod, env: Record<string, string> = {}, { serviceAccount = 'drain-coordinator', waitReady = true } = {}): Promise<PodSidecar> {
+/** The sidecar bundle as this pod's sidecar: its Downward API env, a pod-bound token (or `token`) and the cluster CA. */
+export async function startPodSidecar(cluster: Cluster, pod: ReadyPod, env: Record<string, string> = {}, { serviceAccount = 'drain-coordinator', waitReady = true, token }: { serviceAccount?: string; waitReady?: boolean; token?: string } = {}): Promise<PodSidecar> {
   const secrets = join(cluster.dir, 'pods', pod.namespace, pod.name)
   await mkdir(secrets, { recursive: true })
   const tokenFile = join(secrets, 'token')
@@ -90,7 +90,7 @@ export async function startPodSidecar(cluster: Cluster, pod: ReadyPod, env: Reco
     await writeFile(`${tokenFile}.new`, token)
     await rename(`${tokenFile}.new`, tokenFile)
   }
-  await rotateToken(await requestPodToken(cluster.admin, pod.namespace, serviceAccount, pod.pod))
+  await rotateToken(token ?? (await requestPodToken(cluster.admin, pod.namespace, serviceAccount, pod.pod)))
   const sidecar = await startSidecar({
     DRAIN_KUBE_API_URL: cluster.apiUrl,
     DRAIN_KUBE_CA_FILE: cluster.caFile,

@@ -89,6 +89,7 @@ export async function startCluster(options: ClusterOptions = {}) {
       /** Kills kube-apiserver (SIGKILL: a crash, no graceful close of watches) and starts it again on its port. */
       async restartApiserver({ downMs = 0 }: { downMs?: number } = {}) {
         await apiserver.kill()
+        await admin.reconnect()
         if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs))
         apiserver = await startApiserver(dir, apiserverArgs, admin)
         components[components.indexOf(components.find((c) => c.name === 'kube-apiserver')!)] = apiserver

@@ -49,11 +49,12 @@ export function collectionPath(kind: string, namespace?: string): string {
 export type KubeAdmin = ReturnType<typeof createKubeAdmin>
 
 export function createKubeAdmin(baseUrl: string, caFile: string, user: KeyPair) {
-  const dispatcher = new Agent({
+  const newAgent = () => new Agent({
     connect: { ca: readFileSync(caFile), cert: readFileSync(user.cert), key: readFileSync(user.key) },
     headersTimeout: 30_000,
     bodyTimeout: 0,
   })
+  let dispatcher = newAgent()
 
   async function request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<any> {
     const what = `${method} ${path}`
@@ -107,6 +108,12 @@ export function createKubeAdmin(baseUrl: string, caFile: string, user: KeyPair) 
         }
       }
       return { status: response.status, events: events(), body: undefined }
+    },
+    /** Drops every pooled connection (after the API server was killed, they lead nowhere). */
+    async reconnect() {
+      const old = dispatcher
+      dispatcher = newAgent()
+      await old.destroy().catch(() => {})
     },
     close: () => dispatcher.close(),
   }
