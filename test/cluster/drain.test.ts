@@ -2,16 +2,35 @@
  * The drain against the real EndpointSlice controller: kube-controller-manager writes the slices, the tests play
  * the kubelet (graceful delete, then the hook call), and the sidecar bundle runs as the pod's sidecar with a
  * pod-bound token. The hook must be answered only after the controller's terminating write, plus the settle.
+ * Serial: the tests pause the one controller-manager of this file.
  */
 import test from 'ava'
-import { callHook, createService, namespaceWithRbac, readyPod, startPodSidecar, useCluster } from '../helpers/cluster-fixture.ts'
+import { callHook, createService, type HookAnswer, namespaceWithRbac, type PodSidecar, readyPod, startPodSidecar, useCluster } from '../helpers/cluster-fixture.ts'
 import { waitFor } from '../helpers/cluster/kube-admin.ts'
 import { deletePodGracefully, endpointsOf, finishPod } from '../helpers/cluster/kubelet.ts'
 
 const cluster = useCluster(test)
 const SETTLE_MS = 1_000
 
-test('the hook is held while the controller has not written the terminating endpoint, and released a settle after it', async (t) => {
+/**
+ * The rollout's delete and the kubelet's hook call, with the controller held back until the sidecar has listed the
+ * slices: otherwise its terminating write (milliseconds after the delete) may come first, and the sidecar would
+ * find nothing left to wait for.
+ */
+async function deleteAndCallHook(c: ReturnType<typeof cluster>, sidecar: PodSidecar, ns: string, name: string): Promise<HookAnswer> {
+  c.controllerManager.pause()
+  let hook: Promise<HookAnswer>
+  try {
+    await deletePodGracefully(c.admin, ns, name, 60)
+    hook = callHook(sidecar)
+    await sidecar.waitForLog('endpoints_listed')
+  } finally {
+    c.controllerManager.resume()
+  }
+  return hook
+}
+
+test.serial('the hook is held while the controller has not written the terminating endpoint, and released a settle after it', async (t) => {
   const c = cluster()
   const ns = await namespaceWithRbac(c, 'drain')
   await createService(c, ns, 'web', { app: 'web' })
@@ -43,15 +62,14 @@ test('the hook is held while the controller has not written the terminating endp
   t.true(answer.at - written.at >= SETTLE_MS - 100, `released ${Math.round(answer.at - written.at)} ms after the terminating write was seen; settle is ${SETTLE_MS} ms`)
   t.true(answer.body.phases.settle.durationSeconds >= SETTLE_MS / 1000)
   t.is(answer.body.phases.endpoints.slicesAtStart, 1)
-  const change = await sidecar.waitForLog('endpoint_changed', { to: 'terminating' }).catch(() => undefined) ?? sidecar.logs.find((l) => l.event === 'endpoint_changed')
-  t.truthy(change, 'the sidecar logged the change it waited for')
+  t.truthy(sidecar.logs.find((l) => l.event === 'endpoint_changed' && l.from === 'ready' && l.to === 'not-ready'), 'the sidecar logged the change it waited for')
 
   // The kubelet's final delete after the app exited: the pod and its endpoint go.
   await finishPod(c.admin, ns, pod.name, pod.uid)
   await waitFor('the endpoint gone', async () => ((await endpointsOf(c.admin, ns, pod.uid)).length === 0 ? true : undefined))
 })
 
-test('a pod in two Services is released only when both slices are written', async (t) => {
+test.serial('a pod in two Services is released only when both slices are written', async (t) => {
   const c = cluster()
   const ns = await namespaceWithRbac(c, 'two')
   await createService(c, ns, 'web', { app: 'web' })
@@ -61,8 +79,7 @@ test('a pod in two Services is released only when both slices are written', asyn
   t.teardown(() => sidecar.stop())
   await sidecar.waitForLog('kube_access_ok')
 
-  await deletePodGracefully(c.admin, ns, pod.name, 60)
-  const answer = await callHook(sidecar)
+  const answer = await deleteAndCallHook(c, sidecar, ns, pod.name)
   t.is(answer.body.outcome, 'completed')
   t.is(answer.body.phases.endpoints.slicesAtStart, 2)
   const endpoints = await endpointsOf(c.admin, ns, pod.uid)
@@ -70,7 +87,7 @@ test('a pod in two Services is released only when both slices are written', asyn
   t.true(endpoints.every((e) => e.conditions.ready === false && e.conditions.terminating === true), 'both slices show it terminating')
 })
 
-test('a Service with publishNotReadyAddresses keeps ready:true while terminating: counted as removed, and logged', async (t) => {
+test.serial('a Service with publishNotReadyAddresses keeps ready:true while terminating: counted as removed, and logged', async (t) => {
   const c = cluster()
   const ns = await namespaceWithRbac(c, 'pnra')
   await createService(c, ns, 'web-peers', { app: 'web' }, { publishNotReadyAddresses: true, clusterIP: 'None' })
@@ -79,15 +96,15 @@ test('a Service with publishNotReadyAddresses keeps ready:true while terminating
   t.teardown(() => sidecar.stop())
   await sidecar.waitForLog('kube_access_ok')
 
-  await deletePodGracefully(c.admin, ns, pod.name, 60)
-  const answer = await callHook(sidecar)
+  const answer = await deleteAndCallHook(c, sidecar, ns, pod.name)
   t.is(answer.body.outcome, 'completed')
+  t.is(answer.body.phases.endpoints.slicesAtStart, 1)
   const [endpoint] = await endpointsOf(c.admin, ns, pod.uid)
   t.deepEqual(endpoint?.conditions, { ready: true, serving: true, terminating: true }, 'what the real controller writes with publishNotReadyAddresses')
   t.truthy(sidecar.logs.find((l) => l.event === 'endpoint_terminating_but_ready'))
 })
 
-test('a pod in no Service has nothing to wait for: released after the settle', async (t) => {
+test.serial('a pod in no Service has nothing to wait for: released after the settle', async (t) => {
   const c = cluster()
   const ns = await namespaceWithRbac(c, 'none')
   await createService(c, ns, 'other', { app: 'other' })
