@@ -25,9 +25,11 @@ async function drainingPod(t: import('ava').ExecutionContext, prefix: string, en
   await sidecar.waitForLog('kube_access_ok')
   c.controllerManager.pause()
   t.teardown(() => c.controllerManager.resume())
+  t.deepEqual((await endpointsOf(c.admin, ns, pod.uid)).map((e) => e.conditions.ready), [true], 'ready before the delete')
   await deletePodGracefully(c.admin, ns, pod.name, 120)
   const hook = callHook(sidecar)
   await sidecar.waitForLog('endpoints_listed')
+  t.is(sidecar.logs.find((l) => l.event === 'endpoints_listed')?.holding && Object.values(sidecar.logs.find((l) => l.event === 'endpoints_listed')!.holding as object).join(), 'ready', `the sidecar listed its endpoint ready (the controller was held back):\n${story(sidecar)}\n${JSON.stringify(await endpointsOf(c.admin, ns, pod.uid))}`)
   const terminatingWritten = () =>
     waitFor('the controller\'s terminating write', async () => ((await endpointsOf(c.admin, ns, pod.uid))[0]?.conditions.terminating ? performance.now() : undefined), { timeoutMs: 120_000, intervalMs: 50 })
   return { c, ns, pod, sidecar, hook, terminatingWritten }
@@ -35,7 +37,7 @@ async function drainingPod(t: import('ava').ExecutionContext, prefix: string, en
 
 /** The sidecar's log, one event per line with its status or error, for the test's log when it fails. */
 function story(sidecar: { logs: Array<Record<string, unknown>> }): string {
-  return sidecar.logs.map((l) => `${l.event}${l.status ? ` ${l.status}` : ''}${l.error ? ` ${JSON.stringify(l.error).slice(0, 160)}` : ''}`).join('\n')
+  return sidecar.logs.map((l) => `${l.event}${l.from ? ` ${l.from} -> ${l.to} (${l.why})` : ''}${l.status ? ` ${l.status}` : ''}${l.error ? ` ${JSON.stringify(l.error).slice(0, 160)}` : ''}`).join('\n')
 }
 
 const released = (sidecar: { logs: Array<{ event: string }> }) => sidecar.logs.some((l) => l.event === 'drain_finished')
@@ -92,12 +94,14 @@ test.serial('the token file rotated mid-drain while the old token is revoked: th
 
   await sidecar.rotateToken(await requestPodToken(c.admin, ns, 'drain-coordinator', pod.pod))
   await c.admin.delete(`/api/v1/namespaces/${ns}/secrets/first-token-anchor`)
+  const slices = `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`
+  await waitFor('the first token revoked', async () => ((await getWithToken(c.apiUrl, c.caFile, first.status.token, slices)).status === 401 ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 })
   // The watch open before the rotation keeps streaming; its next renewal (at most 10 s of silence) uses the
   // cached, now revoked, token and gets a 401.
   await waitFor('a 401 seen by the sidecar', async () => {
     const metrics = await (await fetch(`${sidecar.url}/metrics`)).text()
     return /drain_coordinator_kube_api_requests_total\{[^}]*code="401"[^}]*\} [1-9]/.test(metrics) ? true : undefined
-  }, { timeoutMs: 40_000, intervalMs: 250 })
+  }, { timeoutMs: 40_000, intervalMs: 250 }).catch((error: Error) => Promise.reject(new Error(`${error.message}; the sidecar's log:\n${story(sidecar)}`)))
   c.controllerManager.resume()
   const answer = await hook
   t.log(story(sidecar))
