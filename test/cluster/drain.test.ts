@@ -119,3 +119,22 @@ test.serial('a pod in no Service has nothing to wait for: released after the set
   t.is(answer.body.phases.endpoints.slicesAtStart, 0)
   t.true(answer.body.durationSeconds < 10, `took ${answer.body.durationSeconds} s`)
 })
+
+test.serial('a dual-stack pod behind a dual-stack Service is released only when both its IPv4 and IPv6 slices are written', async (t) => {
+  const c = cluster()
+  const ns = await namespaceWithRbac(c, 'dual')
+  await createService(c, ns, 'web', { app: 'web' }, { ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'] })
+  const pod = await readyPod(c, ns, 'web-1', { labels: { app: 'web' }, services: 2, dualStack: true })
+  const slices = (await c.admin.get(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`)).items
+  t.deepEqual(slices.map((s: { addressType: string }) => s.addressType).sort(), ['IPv4', 'IPv6'], 'the controller writes one slice per family')
+  const sidecar = await startPodSidecar(c, pod)
+  t.teardown(() => sidecar.stop())
+  await sidecar.waitForLog('kube_access_ok')
+
+  const answer = await deleteAndCallHook(c, sidecar, ns, pod.name)
+  t.is(answer.body.outcome, 'completed')
+  t.is(answer.body.phases.endpoints.slicesAtStart, 2)
+  const endpoints = await endpointsOf(c.admin, ns, pod.uid)
+  t.is(endpoints.length, 2)
+  t.true(endpoints.every((e) => e.conditions.ready === false && e.conditions.terminating === true), 'both families show it terminating')
+})

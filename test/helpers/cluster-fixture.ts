@@ -61,13 +61,22 @@ export function podIp(): string {
   return `198.18.${Math.floor(n / 250) % 256}.${(n % 250) + 1}`
 }
 
-export type ReadyPod = { pod: KubeObject; name: string; namespace: string; uid: string; ip: string }
+/** The IPv6 twin of an IPv4 pod address, from 2001:2::/48 (the IPv6 benchmarking range). */
+export function podIpv6(ipv4: string): string {
+  const [, , c, d] = ipv4.split('.').map(Number) as [number, number, number, number]
+  return `2001:2::${c.toString(16)}:${d.toString(16)}`
+}
 
-/** A pod bound to the node, Running and Ready with one IP; waits until every Service selecting it lists it ready. */
-export async function readyPod(cluster: Cluster, namespace: string, name: string, { labels = { app: name }, services = 0, serviceAccountName = 'drain-coordinator', spec }: { labels?: Record<string, string>; services?: number; serviceAccountName?: string; spec?: Record<string, unknown> } = {}): Promise<ReadyPod> {
+export type ReadyPod = { pod: KubeObject; name: string; namespace: string; uid: string; /** POD_IP: one address, or two comma-separated */ ip: string }
+
+/** A pod bound to the node, Running and Ready with one IP (two if dual-stack); waits until `services` slices list it ready. */
+export async function readyPod(cluster: Cluster, namespace: string, name: string, { labels = { app: name }, services = 0, serviceAccountName = 'drain-coordinator', spec, dualStack = false }: { labels?: Record<string, string>; services?: number; serviceAccountName?: string; spec?: Record<string, unknown>; dualStack?: boolean } = {}): Promise<ReadyPod> {
   const pod = await createPod(cluster.admin, { name, namespace, labels, serviceAccountName, terminationGracePeriodSeconds: 60, ...(spec ? { spec } : {}) })
-  const ip = podIp()
-  await setPodStatus(cluster.admin, namespace, name, { ips: [ip], ready: true })
+  const ipv4 = podIp()
+  const ips = dualStack ? [ipv4, podIpv6(ipv4)] : [ipv4]
+  // POD_IP as the Downward API writes status.podIPs: comma-separated.
+  const ip = ips.join(',')
+  await setPodStatus(cluster.admin, namespace, name, { ips, ready: true })
   const uid = pod.metadata.uid!
   if (services > 0) {
     await waitFor(`pod ${namespace}/${name} ready in ${services} EndpointSlice(s)`, async () => {

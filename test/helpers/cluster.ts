@@ -15,8 +15,11 @@ import { createKubeAdmin, type KubeAdmin, waitFor } from './cluster/kube-admin.t
 import { makePki, type Pki, writeKubeconfig } from './cluster/pki.ts'
 import { freePort } from './sidecar-process.ts'
 
-/** ClusterIPs: from the benchmarking range (RFC 2544), never a network a host might really use. */
-export const SERVICE_CIDR = '198.19.0.0/16'
+/**
+ * ClusterIPs: from the benchmarking ranges (IPv4 RFC 2544, IPv6 RFC 5180), never a network a host might really use.
+ * Dual-stack, so a Service may ask for both families; Services are IPv4-only unless they do.
+ */
+export const SERVICE_CIDR = '198.19.0.0/16,2001:2::/112'
 const START_TIMEOUT_MS = 120_000
 
 export type ClusterOptions = {
