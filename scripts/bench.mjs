@@ -8,11 +8,23 @@
 //          --scale=1,100,1000 --skip-scale --skip-scenarios --skip-probes --skip-hooks --skip-memory --skip-footprint
 //          --out=bench-results --lags=200,1000,4000,8000 (load-balancer lags for the traffic-quiet gate sweep, ms)
 //          --skip-lag-sweep
+//          --control-plane=real [--pods=20]: only the control-plane delays, measured on a real one
 import { $, argv, cd } from 'zx'
 
 cd(new URL('..', import.meta.url).pathname)
 // The bench measures the current source: bundle it (esbuild only; `npm run build` also type-checks).
 await $({ stdio: 'inherit' })`node scripts/bundle.mjs`
+// --control-plane=real: the rollout's delays on a real etcd, kube-apiserver and kube-controller-manager instead
+// (scripts/bench-control-plane.ts; --pods=N, default 20). The simulated control plane is the default.
+const controlPlane = argv['control-plane'] ?? 'simulated'
+if (controlPlane !== 'simulated' && controlPlane !== 'real') {
+  console.error(`--control-plane=${controlPlane}: expected simulated or real`)
+  process.exit(2)
+}
+if (controlPlane === 'real') {
+  await $({ stdio: 'inherit' })`node scripts/bench-control-plane.ts --pods=${argv.pods ?? 20} --out=${argv.out ?? 'bench-results'}`
+  process.exit(0)
+}
 const { runBench, benchMarkdown } = await import('../sim/bench.ts')
 const { CONDITIONS, STRATEGIES } = await import('../sim/scenario.ts')
 /** A comma-separated option, every entry one of `known`; a typo stops the bench instead of running the wrong thing. */

@@ -8,9 +8,9 @@ import { ensureTool, toolNames } from './tools.mjs'
 /**
  * Debian package → the command the tests run from it. Debian's nodejs (18 or 20, older than the Node 24 the project
  * needs) is what test/node-version.test.ts starts the bundle with, by its path; actionlint checks the release
- * workflow's shell steps with shellcheck.
+ * workflow's shell steps with shellcheck; openssl makes the cluster tier's certificates.
  */
-const DEBIAN_PACKAGES = { prometheus: 'promtool', nodejs: '/usr/bin/node', shellcheck: 'shellcheck' }
+const DEBIAN_PACKAGES = { prometheus: 'promtool', nodejs: '/usr/bin/node', shellcheck: 'shellcheck', openssl: 'openssl' }
 
 function fail(message) {
   process.stderr.write(`test prerequisites: ${message}\n`)

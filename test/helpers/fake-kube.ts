@@ -116,7 +116,14 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     requests.push({ verb, method: req.method ?? 'GET', path: url.pathname, query, authorization: req.headers.authorization, userAgent: req.headers['user-agent'], acceptEncoding: req.headers['accept-encoding'], at: performance.now() })
 
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
-    if (bearer === undefined || !tokens.has(bearer)) {
+    if (bearer === undefined) {
+      // No credentials at all: the API server (anonymous auth on, its default) takes the request as
+      // system:anonymous, whom RBAC grants nothing here: 403, not 401.
+      return review
+        ? sendStatus(res, 403, 'Forbidden', 'selfsubjectaccessreviews.authorization.k8s.io is forbidden: User "system:anonymous" cannot create resource "selfsubjectaccessreviews" in API group "authorization.k8s.io" at the cluster scope', { group: 'authorization.k8s.io', kind: 'selfsubjectaccessreviews' })
+        : sendStatus(res, 403, 'Forbidden', `endpointslices.discovery.k8s.io is forbidden: User "system:anonymous" cannot ${verb} resource "endpointslices" in API group "discovery.k8s.io" in the namespace "${namespace}"`, { group: 'discovery.k8s.io', kind: 'endpointslices' })
+    }
+    if (!tokens.has(bearer)) {
       return sendStatus(res, 401, 'Unauthorized', 'Unauthorized')
     }
     if (review && options.accessReviews !== false) {
@@ -247,6 +254,12 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     const timeoutSeconds = Number(query.get('timeoutSeconds') ?? 0)
     const timers: NodeJS.Timeout[] = []
     if (timeoutSeconds > 0) timers.push(setTimeout(() => res.end(), timeoutSeconds * 1_000))
+    // The watch cache sends a bookmark 2 s before the watch's deadline, if its resourceVersion has moved past the
+    // watcher's since the watch began (an unchanged one is not worth sending).
+    const startVersion = resourceVersion
+    if (watcher.bookmarks && timeoutSeconds > 2) {
+      timers.push(setTimeout(() => resourceVersion > startVersion && write(watcher, 'BOOKMARK', bookmarkObject()), (timeoutSeconds - 2) * 1_000))
+    }
     if (watcher.bookmarks && (options.bookmarkIntervalMs ?? 0) > 0) {
       timers.push(setInterval(() => write(watcher, 'BOOKMARK', bookmarkObject()), options.bookmarkIntervalMs))
     }
@@ -548,7 +561,7 @@ function parseFieldSelector(selector: string): (object: EndpointSlice) => boolea
     if (!match) throw new Error(`invalid selector: '${selector}'; can't understand '${clause}'`)
     const [, field, op, value] = match as unknown as [string, string, string, string]
     const read = field === 'metadata.name' ? (o: EndpointSlice) => o.metadata?.name : field === 'metadata.namespace' ? (o: EndpointSlice) => o.metadata?.namespace : undefined
-    if (read === undefined) throw new Error(`field label not supported: ${field}`)
+    if (read === undefined) throw new Error(`"${field}" is not a known field selector: only "metadata.name", "metadata.namespace"`)
     requirements.push(op === '!=' ? (o) => read(o) !== value : (o) => read(o) === value)
   }
   return (object) => requirements.every((requirement) => requirement(object))
