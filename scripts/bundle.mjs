@@ -14,6 +14,11 @@ const nodeCheck =
   `if (Number(process.versions.node.split('.')[0]) < ${minNode}) {` +
   ` process.stderr.write('drain-coordinator: needs Node.js ${minNode} or newer; this is Node.js ' + process.versions.node + '\\n'); process.exit(2) }`
 
+// Run by hand (without --disable-sigusr1), SIGUSR1 would open Node's inspector until the sidecar installs its own
+// listener (src/signals.ts, which logs it); a listener is what stops Node's trigger, so one goes in as the bundle's
+// first statement, closing the window to the time it takes to load the file.
+const earlySigusr1 = `process.on('SIGUSR1', () => {})`
+
 await build({
   entryPoints: ['src/main.ts'],
   outfile: 'dist/drain-coordinator.mjs',
@@ -26,6 +31,6 @@ await build({
   // At the end of the bundle itself: the image ships only this file, so the notices must travel in it.
   legalComments: 'eof',
   // prom-client and undici are CommonJS and call require() for Node built-ins.
-  banner: { js: ["import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);", nodeCheck].join('\n') },
+  banner: { js: ["import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);", nodeCheck, earlySigusr1].join('\n') },
   logLevel: 'warning',
 })

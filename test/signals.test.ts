@@ -3,7 +3,10 @@
  * signals. No signal may cut a drain short or end the process while a hook is held.
  */
 import { EventEmitter } from 'node:events'
-import { readdir, readFile, readlink } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import test, { type ExecutionContext } from 'ava'
 import { installSignalHandlers } from '../src/signals.ts'
 import { testCoordinator } from './helpers/coordinator.ts'
@@ -247,4 +250,33 @@ test('black box: a repeated signal during the final-scrape wait cuts it short; t
   t.deepEqual(await sidecar.exited, { code: 0, signal: null })
   t.like(sidecar.logs.find((l) => l.event === 'final_scrape'), { result: 'cut-short' })
   t.like(sidecar.logs.find((l) => l.event === 'server_closed'), { how: 'closed' })
+})
+
+test('black box: run by hand, a SIGUSR1 that comes while start-up is still reading its files opens no inspector', async (t) => {
+  // The CA file is a FIFO: start-up blocks opening it, after the bundle's first statement and before the sidecar's
+  // own signal handling exists, until the test writes to it.
+  const dir = await mkdtemp(join(tmpdir(), 'dc-sigusr1-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const fifo = join(dir, 'ca.crt')
+  execFileSync('mkfifo', [fifo])
+  const sidecar = await startSidecar(
+    { DRAIN_KUBE_API_URL: 'https://127.0.0.1:9', DRAIN_KUBE_CA_FILE: fifo, DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'), POD_NAMESPACE: 'default', POD_NAME: 'web-1' },
+    { waitReady: false },
+  )
+  t.teardown(() => sidecar.stop())
+  const blockedOnFifo = async () => {
+    const tasks = await readdir(`/proc/${sidecar.child.pid}/task`).catch(() => [])
+    const wchans = await Promise.all(tasks.map((task) => readFile(`/proc/${sidecar.child.pid}/task/${task}/wchan`, 'utf8').catch(() => '')))
+    return wchans.includes('wait_for_partner')
+  }
+  for (let i = 0; !(await blockedOnFifo()); i++) {
+    if (i === 400) return t.fail('start-up never blocked on the CA FIFO')
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  sidecar.child.kill('SIGUSR1')
+  await writeFile(fifo, await readFile(new URL('./fixtures/tls/cluster-ca.crt', import.meta.url), 'utf8'))
+  await sidecar.waitForLog('started')
+  // An inspector, had the signal opened one, says so on stderr as it starts listening, long before start-up ends.
+  t.notRegex(sidecar.stderr, /Debugger|inspector/i)
+  t.deepEqual(await listeningPorts(sidecar.child.pid!), [sidecar.port], 'no inspector port')
 })
