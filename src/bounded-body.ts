@@ -1,8 +1,8 @@
 /**
  * A response body read with a byte bound, for the sidecar's side calls (Envoy's stats, the app's metrics). The
  * bound counts decoded bytes as they arrive (undici inflates a gzip body whatever was asked for), so a small
- * compressed answer that inflates to gigabytes is stopped at the bound, not after it is all in memory. The same
- * pattern as kube/body.ts, without the Kubernetes client's error types.
+ * compressed answer that inflates to gigabytes is stopped at the bound, not after it is all in memory. The
+ * Kubernetes client reads through it too (kube/body.ts), with its own error for a bound that was hit.
  */
 import { DrainCoordinatorError, UpstreamError, describeError } from './errors.ts'
 
@@ -17,15 +17,21 @@ export class BodyTooLargeError extends DrainCoordinatorError {
 }
 
 /**
- * The whole body as text, or a BodyTooLargeError once more than `maxBytes` arrived. When `signal` has aborted,
- * a failed read rethrows its reason (our timeout), otherwise it is a connection lost mid-body.
+ * The whole body as text, or `tooLarge()` (a BodyTooLargeError by default) once more than `maxBytes` arrived. When
+ * `signal` has aborted, a failed read rethrows its reason (our timeout), otherwise it is a connection lost mid-body.
  */
-export async function readBodyText(what: string, response: Response, maxBytes: number, signal?: AbortSignal): Promise<string> {
+export async function readBodyText(
+  what: string,
+  response: Response,
+  maxBytes: number,
+  signal?: AbortSignal,
+  tooLarge: () => Error = () => new BodyTooLargeError(what, maxBytes),
+): Promise<string> {
   const declared = Number(response.headers.get('content-length') ?? Number.NaN)
   // Believed only without content-encoding: a gzip body's length says nothing of what it inflates to.
   if (!response.headers.has('content-encoding') && declared > maxBytes) {
     await response.body?.cancel().catch(() => {})
-    throw new BodyTooLargeError(what, maxBytes)
+    throw tooLarge()
   }
   if (response.body === null) return ''
   const reader = response.body.getReader()
@@ -42,7 +48,7 @@ export async function readBodyText(what: string, response: Response, maxBytes: n
       }
       if (step.done) break
       total += step.value.byteLength
-      if (total > maxBytes) throw new BodyTooLargeError(what, maxBytes)
+      if (total > maxBytes) throw tooLarge()
       chunks.push(step.value)
     }
   } catch (error) {
