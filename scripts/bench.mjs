@@ -26,6 +26,9 @@ if (controlPlane === 'real') {
   process.exit(0)
 }
 const { runBench, benchMarkdown } = await import('../sim/bench.ts')
+const { networkModeLine } = await import('../sim/netns.ts')
+// The first line of the output says where the pods run: their own network namespaces (root) or loopback addresses.
+console.log(networkModeLine())
 const { CONDITIONS, STRATEGIES } = await import('../sim/scenario.ts')
 /** A comma-separated option, every entry one of `known`; a typo stops the bench instead of running the wrong thing. */
 function list(name, known) {

@@ -121,7 +121,7 @@ async function ip(args: string[]): Promise<void> {
   try {
     await run('ip', args)
   } catch (error) {
-    throw new Error(`ip ${args.join(' ')} failed: ${(error as { stderr?: string }).stderr?.trim() ?? String(error)}`)
+    throw new Error(`ip ${args.join(' ')} failed: ${(error as { stderr?: string }).stderr?.trim() ?? String(error)}`, { cause: error })
   }
 }
 
