@@ -21,7 +21,6 @@ if (process.getuid?.() !== 0) {
   process.exit(2)
 }
 const log = (line: string) => process.stderr.write(`${line}\n`)
-const runs: Array<Omit<DataPlaneOptions, 'strategy'> & { label: string }> = []
 const results: Array<DataPlaneResult & { label: string }> = []
 const dp = await startDataPlane({ log })
 let failed = false
@@ -31,7 +30,6 @@ try {
       const variants = strategy === 'dc-quiet' ? (['off', 'on'] as const) : (['off'] as const)
       for (const appKeepAlive of variants) {
         const label = strategy === 'dc-quiet' ? `dc-quiet, app ${appKeepAlive === 'off' ? 'ends keep-alive' : 'keeps keep-alive'} on shutdown URL` : strategy
-        runs.push({ label, keepAlive, appKeepAlive, appSigterm })
         const began = performance.now()
         const result = await runDataPlaneScenario(dp, { strategy, keepAlive, appKeepAlive, appSigterm })
         results.push({ ...result, label })

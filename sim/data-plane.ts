@@ -216,7 +216,7 @@ export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOpti
     const drains = []
     for (const line of old.sidecar?.lines ?? []) {
       try {
-        const log = JSON.parse(line) as Record<string, any>
+        const log = JSON.parse(line) as { event?: string; outcome?: unknown; phases?: { settle?: unknown } }
         if (log.event === 'drain_finished') drains.push({ pod: old.name, outcome: log.outcome, settle: log.phases?.settle })
       } catch {
         // not a log line
