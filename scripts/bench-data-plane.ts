@@ -33,7 +33,7 @@ try {
         const began = performance.now()
         const result = await runDataPlaneScenario(dp, { strategy, keepAlive, appKeepAlive, appSigterm })
         results.push({ ...result, label })
-        log(`  kube-proxy app ${appSigterm.padEnd(8)} ${keepAlive ? 'keep-alive ' : 'new-conns  '} ${label.padEnd(42)} ${String(result.load.sent).padStart(5)} sent ${String(result.load.failed).padStart(4)} failed  hold ${result.hookHoldMs.max === undefined ? '-' : `${Math.round(result.hookHoldMs.max)} ms`}  (${((performance.now() - began) / 1_000).toFixed(1)} s)`)
+        log(`  kube-proxy app ${appSigterm.padEnd(8)} ${keepAlive ? 'keep-alive ' : 'new-conns  '} ${label.padEnd(42)} ${String(result.load.sent).padStart(5)} sent ${String(result.load.failed).padStart(4)} failed  hold ${result.hookHoldMs.max === undefined ? '-' : `${Math.round(result.hookHoldMs.max)} ms`}  pinned ${result.pinnedAtSigterm ?? '-'}  (${((performance.now() - began) / 1_000).toFixed(1)} s)`)
       }
     }
   }
@@ -46,9 +46,9 @@ try {
 
 const ms = (v: number | undefined) => (v === undefined ? '-' : `${(v / 1_000).toFixed(1)} s`)
 const rows = [
-  '| app on SIGTERM | clients | strategy | sent | failed | failures | hook held | reached the app after SIGTERM | kube-proxy dropped the pod after |',
+  '| app on SIGTERM | clients | strategy | sent | failed | failures | hook held | connections pinned to the pod at SIGTERM | kube-proxy dropped the pod after |',
   '|---|---|---|---:|---:|---|---:|---:|---:|',
-  ...results.map((r) => `| ${r.appSigterm === 'exit' ? 'exits at once' : 'graceful'} | ${r.keepAlive ? 'keep-alive' : 'new connection per request'} | ${r.label} | ${r.load.sent} | ${r.load.failed} | ${Object.entries(r.load.details).map(([k, n]) => `${n}× ${k}`).join(', ') || '-'} | ${ms(r.hookHoldMs.max)} | ${r.arrivedAfterSigterm} | ${ms(r.rulesUpdatedMs)} |`),
+  ...results.map((r) => `| ${r.appSigterm === 'exit' ? 'exits at once' : 'graceful'} | ${r.keepAlive ? 'keep-alive' : 'new connection per request'} | ${r.label} | ${r.load.sent} | ${r.load.failed} | ${Object.entries(r.load.details).map(([k, n]) => `${n}× ${k}`).join(', ') || '-'} | ${ms(r.hookHoldMs.max)} | ${r.pinnedAtSigterm ?? '-'} | ${ms(r.rulesUpdatedMs)} |`),
 ]
 console.log(rows.join('\n'))
 mkdirSync(values.out as string, { recursive: true })

@@ -30,6 +30,8 @@ import type { Strategy } from './scenario.ts'
 
 const APP_PORT = 8080
 const DRAIN_PORT = 9090
+/** Keep-alive clients, each with its own connection: conntrack pins each to one pod, about 4 per pod of 3. */
+const KEEPALIVE_CLIENTS = 12
 
 export type DataPlane = Awaited<ReturnType<typeof startDataPlane>>
 
@@ -90,6 +92,11 @@ export async function startDataPlane({ log = () => {} }: { log?: (line: string) 
         const rules = spawnSync('ip', ['netns', 'exec', nodeNs, 'nft', 'list', 'table', 'ip', 'kube-proxy'], { encoding: 'utf8' }).stdout ?? ''
         return rules.split('\n').some((line) => line.includes('numgen') && line.includes(`__${ip}/`))
       },
+      /** Established TCP connections conntrack still maps to this pod address (in the node namespace, where clients are). */
+      establishedTo(ip: string): number {
+        const out = spawnSync('ip', ['netns', 'exec', nodeNs, 'conntrack', '-L', '-p', 'tcp', '--state', 'ESTABLISHED', '--reply-src', ip], { encoding: 'utf8' }).stdout ?? ''
+        return out.split('\n').filter((line) => line.startsWith('tcp')).length
+      },
       async close({ keepLogs = false } = {}) {
         await kubeProxy?.stop().catch(() => {})
         await relay?.close().catch(() => {})
@@ -135,6 +142,8 @@ export type DataPlaneResult = {
   drains: Array<{ pod: string; outcome: unknown; settle: unknown }>
   /** From the graceful DELETE until kube-proxy's rules no longer name the old pod. */
   rulesUpdatedMs: number | undefined
+  /** Established connections conntrack still pinned to the old pod when the kubelet sent SIGTERM. */
+  pinnedAtSigterm: number | undefined
 }
 
 export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOptions): Promise<DataPlaneResult> {
@@ -186,7 +195,7 @@ export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOpti
     await until('kube-proxy routes to every old pod', () => oldPods.every((p) => dp.routesTo(p.ip)), 30_000)
 
     const load = startChild('clients', [join(SIM_DIR, 'load-child.ts')], {
-      SIM_URL: `http://${clusterIp}/`, SIM_RATE: String(o.ratePerSecond), SIM_KEEPALIVE_SHARE: o.keepAlive ? '1' : '0', NODE_NO_WARNINGS: '1',
+      SIM_URL: `http://${clusterIp}/`, SIM_RATE: String(o.ratePerSecond), SIM_KEEPALIVE_SHARE: o.keepAlive ? '1' : '0', SIM_KEEPALIVE_CLIENTS: String(KEEPALIVE_CLIENTS), NODE_NO_WARNINGS: '1',
     }, dp.nodeNs)
     children.push(load)
     await load.waitFor('load_started', 15_000)
@@ -200,8 +209,12 @@ export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOpti
     let rulesUpdatedMs: number | undefined
     const watchRules = until('kube-proxy drops the old pod', () => !dp.routesTo(old.ip), 30_000).then(() => (rulesUpdatedMs = now() - deletedAt), () => {})
     let finished: Promise<void> = Promise.resolve()
+    let pinnedAtSigterm: number | undefined
     const termination: Termination | undefined = await within(terminatePod(old, {
       graceMs: o.graceMs,
+      onEvent: (event) => {
+        if (event === 'sigterm') pinnedAtSigterm = dp.establishedTo(old.ip)
+      },
       controlPlane: { podDeleted: () => {}, podGone: () => void (finished = finishPod(cluster.admin, ns, old.name, old.uid).catch(() => {})) },
     }), o.graceMs + 15_000)
     if (!termination) throw new Error('the termination did not finish within the grace period + 15 s')
@@ -230,6 +243,7 @@ export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOpti
       arrivedAfterSigterm: Number(old.app.events.find((e) => e.event === 'exiting')?.arrivedAfterSigterm ?? 0),
       drains,
       rulesUpdatedMs,
+      pinnedAtSigterm,
     }
   } finally {
     await killAllChildren()
