@@ -28,6 +28,11 @@ import { createNetwork } from './netns.ts'
 import { startRelay } from './relay.ts'
 import type { Strategy } from './scenario.ts'
 
+/**
+ * The system's directories only: under npm, node_modules/.bin comes first on PATH, and @vercel/nft's `nft` there
+ * would shadow nftables' `nft` that kube-proxy and these helpers run.
+ */
+const SYSTEM_ENV = { ...process.env, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' }
 const APP_PORT = 8080
 const DRAIN_PORT = 9090
 /** Keep-alive clients, each with its own connection: conntrack pins each to one pod, about 4 per pod of 3. */
@@ -51,8 +56,10 @@ export async function startDataPlane({ log = () => {} }: { log?: (line: string) 
     const nodeNs = (await network.addPod(3))!
     const nodeNsIp = `${network.prefix}.3`
     const kubeconfig = await writeKubeconfig(join(cluster.dir, 'kube-proxy.kubeconfig'), relay.url, cluster.caFile, cluster.pki.admin)
-    kubeProxy = startComponent('kube-proxy', 'ip', [
-      'netns', 'exec', nodeNs, toolBinary('kube', 'kube-proxy'),
+    // kube-proxy waits up to 30 s for its Node to have an address before it starts.
+    await cluster.admin.patch(`/api/v1/nodes/${NODE_NAME}/status`, { status: { addresses: [{ type: 'InternalIP', address: nodeNsIp }] } })
+    kubeProxy = startComponent('kube-proxy', 'env', [
+      `PATH=${SYSTEM_ENV.PATH}`, 'ip', 'netns', 'exec', nodeNs, toolBinary('kube', 'kube-proxy'),
       `--kubeconfig=${kubeconfig}`,
       '--proxy-mode=nftables',
       `--hostname-override=${NODE_NAME}`,
@@ -83,18 +90,22 @@ export async function startDataPlane({ log = () => {} }: { log?: (line: string) 
         if (nextHost > 254) throw new Error('out of pod addresses on the run\'s /24')
         return nextHost++
       },
+      /** kube-proxy's nftables table in the node namespace, as text. */
+      rules(): string {
+        const run = spawnSync('ip', ['netns', 'exec', nodeNs, 'nft', 'list', 'table', 'ip', 'kube-proxy'], { encoding: 'utf8', env: SYSTEM_ENV })
+        return run.stdout || run.stderr || String(run.error ?? '')
+      },
       /**
        * Whether kube-proxy sends new connections to this address: a service chain's load-balancing map (`numgen
        * random ... vmap`) names its endpoint chain (`...__<ip>/<port>`). Stale endpoint chains linger a while after
        * they are unlinked, so the whole table's text would say yes too long.
        */
       routesTo(ip: string): boolean {
-        const rules = spawnSync('ip', ['netns', 'exec', nodeNs, 'nft', 'list', 'table', 'ip', 'kube-proxy'], { encoding: 'utf8' }).stdout ?? ''
-        return rules.split('\n').some((line) => line.includes('numgen') && line.includes(`__${ip}/`))
+        return this.rules().split('\n').some((line) => line.includes('numgen') && line.includes(`__${ip}/`))
       },
       /** Established TCP connections conntrack still maps to this pod address (in the node namespace, where clients are). */
       establishedTo(ip: string): number {
-        const out = spawnSync('ip', ['netns', 'exec', nodeNs, 'conntrack', '-L', '-p', 'tcp', '--state', 'ESTABLISHED', '--reply-src', ip], { encoding: 'utf8' }).stdout ?? ''
+        const out = spawnSync('ip', ['netns', 'exec', nodeNs, 'conntrack', '-L', '-p', 'tcp', '--state', 'ESTABLISHED', '--reply-src', ip], { encoding: 'utf8', env: SYSTEM_ENV }).stdout ?? ''
         return out.split('\n').filter((line) => line.startsWith('tcp')).length
       },
       async close({ keepLogs = false } = {}) {
