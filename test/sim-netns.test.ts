@@ -17,21 +17,27 @@ test('a crashed run\'s namespace, orphan process, veth, bridge and lock are swep
     t.is(network.prefix, '127.0.9')
     return
   }
-  // A pid that is surely gone: a process that has exited.
-  const dead = spawnSync('true').pid!
+  // The crashed run: a process that owns the leftovers while they are made (so no other run's sweep takes them
+  // early), then dies.
+  const owner = spawn('sleep', ['60'], { stdio: 'ignore' })
+  const ownerExit = new Promise((resolve) => owner.on('exit', resolve))
+  const dead = owner.pid!
   const k = 250
   const ns = `dc-${dead}-${k}-10`
   mkdirSync('/run/drain-coordinator-sim', { recursive: true })
   writeFileSync(`/run/drain-coordinator-sim/subnet-${k}`, `${dead} 0\n`)
-  // (Other test files' runs sweep too, so these may be gone before this test's own sweep: its outcome is the same.)
   t.is(spawnSync('ip', ['link', 'add', `dc-br${k}`, 'type', 'bridge']).status, 0)
   t.is(spawnSync('ip', ['netns', 'add', ns]).status, 0)
   t.is(spawnSync('ip', ['link', 'add', `dc${k}v10`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]).status, 0)
   const orphan = spawn('ip', ['netns', 'exec', ns, 'sleep', '60'], { stdio: 'ignore', detached: true })
   const orphanExit = new Promise((resolve) => orphan.on('exit', (_code, signal) => resolve(signal)))
   t.teardown(() => orphan.kill('SIGKILL'))
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  const until = Date.now() + 5_000
+  while (!spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.includes(String(orphan.pid)) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20))
+  owner.kill('SIGKILL')
+  await ownerExit
 
+  // (Other test files' runs sweep too, so these may be gone before this test's own sweep: the outcome is the same.)
   sweepLeftovers()
   t.false(simNamespaces().includes(ns))
   t.false(linkExists(`dc${k}v10`))
