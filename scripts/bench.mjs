@@ -9,6 +9,8 @@
 //          --out=bench-results --lags=200,1000,4000,8000 (load-balancer lags for the traffic-quiet gate sweep, ms)
 //          --skip-lag-sweep
 //          --control-plane=real [--pods=20]: only the control-plane delays, measured on a real one
+//          --data-plane=kube-proxy [--strategies=...]: the rollout through a real kube-proxy (root only; see
+//          scripts/bench-data-plane.ts) instead of the simulated load balancer
 import { $, argv, cd } from 'zx'
 
 cd(new URL('..', import.meta.url).pathname)
@@ -21,11 +23,24 @@ if (controlPlane !== 'simulated' && controlPlane !== 'real') {
   console.error(`--control-plane=${controlPlane}: expected simulated or real`)
   process.exit(2)
 }
+const dataPlane = argv['data-plane'] ?? 'simulated'
+if (dataPlane !== 'simulated' && dataPlane !== 'kube-proxy') {
+  console.error(`--data-plane=${dataPlane}: expected simulated or kube-proxy`)
+  process.exit(2)
+}
+if (dataPlane === 'kube-proxy') {
+  const strategies = argv.strategies ? [`--strategies=${argv.strategies}`] : []
+  await $({ stdio: 'inherit' })`node scripts/bench-data-plane.ts ${strategies} --out=${argv.out ?? 'bench-results'}`
+  process.exit(0)
+}
 if (controlPlane === 'real') {
   await $({ stdio: 'inherit' })`node scripts/bench-control-plane.ts --pods=${argv.pods ?? 20} --out=${argv.out ?? 'bench-results'}`
   process.exit(0)
 }
 const { runBench, benchMarkdown } = await import('../sim/bench.ts')
+const { networkModeLine } = await import('../sim/netns.ts')
+// The first line of the output says where the pods run: their own network namespaces (root) or loopback addresses.
+console.log(networkModeLine())
 const { CONDITIONS, STRATEGIES } = await import('../sim/scenario.ts')
 /** A comma-separated option, every entry one of `known`; a typo stops the bench instead of running the wrong thing. */
 function list(name, known) {

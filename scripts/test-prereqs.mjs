@@ -8,9 +8,11 @@ import { ensureTool, toolNames } from './tools.mjs'
 /**
  * Debian package → the command the tests run from it. Debian's nodejs (18 or 20, older than the Node 24 the project
  * needs) is what test/node-version.test.ts starts the bundle with, by its path; actionlint checks the release
- * workflow's shell steps with shellcheck; openssl makes the cluster tier's certificates.
+ * workflow's shell steps with shellcheck; openssl makes the cluster tier's certificates;
+ * iproute2 makes the network namespaces of the simulator and the data-plane test, where kube-proxy programs nftables; conntrack
+ * counts the connections the data-plane bench finds pinned to a deleted pod.
  */
-const DEBIAN_PACKAGES = { prometheus: 'promtool', nodejs: '/usr/bin/node', shellcheck: 'shellcheck', openssl: 'openssl' }
+const DEBIAN_PACKAGES = { prometheus: 'promtool', nodejs: '/usr/bin/node', shellcheck: 'shellcheck', openssl: 'openssl', iproute2: 'ip', nftables: 'nft', conntrack: 'conntrack' }
 
 function fail(message) {
   process.stderr.write(`test prerequisites: ${message}\n`)

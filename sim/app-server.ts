@@ -5,7 +5,8 @@
  * POST /shutdown (drain-coordinator's DRAIN_APP_SHUTDOWN_URL): with SIM_SHUTDOWN_KEEPALIVE=off the app stops
  * keeping connections alive from then on (idle ones closed at once, busy ones after their response), as an app
  * should for the traffic-quiet gate; with `on` (the default) it only answers 200.
- * Environment: SIM_HOST, SIM_PORT, SIM_WORK_MS, SIM_SHUTDOWN_KEEPALIVE. Reports `listening`, `sigterm` and
+ * SIM_SIGTERM=exit plays an app with no SIGTERM handler (Node's default): it dies at once, its connections with it.
+ * Environment: SIM_HOST, SIM_PORT, SIM_WORK_MS, SIM_SHUTDOWN_KEEPALIVE, SIM_SIGTERM. Reports `listening`, `sigterm` and
  * `exiting` (with `arrivedAfterSigterm`: requests that reached the app after SIGTERM, which a drain should have
  * made impossible) on stdout.
  */
@@ -50,6 +51,10 @@ server.listen(port, host, () => {
 })
 
 process.once('SIGTERM', () => {
+  if (process.env.SIM_SIGTERM === 'exit') {
+    emit('exiting', { served, arrivedAfterSigterm: 0 })
+    process.exit(0)
+  }
   sigterm = true
   emit('sigterm', { served })
   // The naive handler most apps have: no new connections; close() closes idle keep-alive connections and waits

@@ -50,8 +50,10 @@ export type Child = {
 /** Every child started by this module, so a failing run can still kill them all. */
 const running = new Set<Child>()
 
-export function startChild(name: string, args: string[], env: Record<string, string>): Child {
-  const child = spawn(process.execPath, args, {
+/** `netns`: run the child inside that network namespace (`ip netns exec` execs it in place: same pid, same signals). */
+export function startChild(name: string, args: string[], env: Record<string, string>, netns?: string): Child {
+  const [command, argv] = netns === undefined ? [process.execPath, args] : ['ip', ['netns', 'exec', netns, process.execPath, ...args]]
+  const child = spawn(command, argv, {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -24,11 +24,14 @@ export async function startControlPlane(options: {
   port: number
   controllerDelayMs: number
   tls?: boolean
+  /** Where the API server listens (default loopback) and the certificate it serves there. */
+  host?: string
+  certificate?: { cert: string | Buffer; key: string | Buffer }
   onEvent?: (event: string, fields: Record<string, unknown>) => void
   /** Called just before each slice write or deletion is committed (and broadcast to watchers). */
   onSliceWrite?: (name: string, at: number) => void
 }) {
-  const kube: FakeKube = await startFakeKube({ tls: options.tls ?? true, bookmarkIntervalMs: 0 })
+  const kube: FakeKube = await startFakeKube({ tls: options.tls ?? true, bookmarkIntervalMs: 0, host: options.host, certificate: options.certificate })
   /** The controller's desired endpoint state for each pod, by name; absent: not in any slice. */
   const desired = new Map<string, { pod: PodRef; condition: EndpointCondition }>()
   const timers = new Set<NodeJS.Timeout>()

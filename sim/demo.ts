@@ -5,6 +5,7 @@
  * timelines and the two side by side.
  */
 import { formatComparison, formatLoad, formatTimeline } from './report.ts'
+import { networkModeLine } from './netns.ts'
 import { CONDITIONS, runScenario, type ScenarioOptions } from './scenario.ts'
 
 export type DemoOptions = Partial<Omit<ScenarioOptions, 'strategy' | 'condition'>> & {
@@ -18,6 +19,7 @@ export async function runDemo({ print = (line) => console.log(line), ...override
   const withoutHook = await runScenario({ ...options, strategy: 'no-prestop' })
   const withSidecar = await runScenario({ ...options, strategy: 'dc-watch', envoy: true, probeReady: true })
   const o = withSidecar.options
+  print(networkModeLine(withSidecar.network))
   print(`drain-coordinator demo: Service "web" with ${o.replicas} replicas behind a load balancer; pod web-old-0 is replaced, twice.`)
   print(
     `  endpoint controller reacts in ${o.controllerDelayMs} ms; load balancer applies changes ${o.lbLagMs} ms late; ` +

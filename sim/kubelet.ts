@@ -35,7 +35,7 @@ const MINIMUM_GRACE_PERIOD_MS = 2_000
 
 export async function terminatePod(
   pod: SimPod,
-  { graceMs, controlPlane, onEvent }: { graceMs: number; controlPlane: ControlPlane; onEvent?: (event: string, fields: Record<string, unknown>) => void },
+  { graceMs, controlPlane, onEvent }: { graceMs: number; controlPlane: Pick<ControlPlane, 'podDeleted' | 'podGone'>; onEvent?: (event: string, fields: Record<string, unknown>) => void },
 ): Promise<Termination> {
   const record: Termination = {
     pod: pod.name, deletedAt: now(), hookStartedAt: undefined, hookEndedAt: undefined, hookOutcome: undefined, sigtermAt: undefined,

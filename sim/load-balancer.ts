@@ -6,7 +6,9 @@
  * connections to the backends, as real proxies do, and does not retry a failed request on another backend
  * (Envoy's and most cloud load balancers' default for a connection reset or refusal after routing).
  *
- * Environment: SIM_API_URL, SIM_CA_FILE, SIM_TOKEN, SIM_NAMESPACE, SIM_SERVICE, SIM_LB_LAG_MS, SIM_LB_PORT.
+ * Environment: SIM_API_URL, SIM_CA_FILE, SIM_TOKEN, SIM_NAMESPACE, SIM_SERVICE, SIM_LB_LAG_MS, SIM_LB_PORT, SIM_LB_SOURCE (the
+ * address it connects to pods from, where pods are network namespaces: not the node's, or the traffic gate would take
+ * it for the kubelet's).
  * Reports `listening` and `routing` (the backends it routes to, each time the set changes) on stdout.
  */
 import { readFileSync } from 'node:fs'
@@ -22,6 +24,7 @@ const namespace = process.env.SIM_NAMESPACE ?? 'default'
 const service = process.env.SIM_SERVICE ?? 'web'
 const lagMs = Number(process.env.SIM_LB_LAG_MS ?? 1_000)
 const listenPort = Number(process.env.SIM_LB_PORT ?? 0)
+const sourceAddress = process.env.SIM_LB_SOURCE || undefined
 
 type SliceEndpoints = Map<string, string[]> // slice name -> "ip:port" of ready endpoints
 type EndpointSlice = {
@@ -120,7 +123,7 @@ const server = createServer((req, res) => {
   const forward = (retry: boolean) => {
     const upstream = httpRequest(
       // The retry takes a new connection of its own: another pooled one may be closing too.
-      { host, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: backend, connection: retry ? 'keep-alive' : 'close' }, agent: retry ? agentFor(backend) : false, timeout: 2_000 },
+      { host, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: backend, connection: retry ? 'keep-alive' : 'close' }, agent: retry ? agentFor(backend) : false, timeout: 2_000, ...(sourceAddress ? { localAddress: sourceAddress } : {}) },
       (upstreamRes) => {
         const headers = { ...upstreamRes.headers }
         delete headers.connection

@@ -18,8 +18,14 @@ export type LoadResult = {
   durationMs: number
 }
 
-export function startLoad({ url, ratePerSecond, timeoutMs = 3_000, keepAliveShare = 0.5 }: { url: string; ratePerSecond: number; timeoutMs?: number; keepAliveShare?: number }) {
-  const keepAliveAgent = new Agent({ keepAlive: true, maxSockets: 32 })
+/**
+ * `keepAliveClients`: that many clients, each with one keep-alive connection of its own, taking the keep-alive
+ * requests in turn (behind an L4 data plane each connection is pinned to one pod); default: one pool of up to 32,
+ * which reuses its most recent idle connection and so, at low concurrency, mostly one.
+ */
+export function startLoad({ url, ratePerSecond, timeoutMs = 3_000, keepAliveShare = 0.5, keepAliveClients }: { url: string; ratePerSecond: number; timeoutMs?: number; keepAliveShare?: number; keepAliveClients?: number }) {
+  const agents = keepAliveClients ? Array.from({ length: keepAliveClients }, () => new Agent({ keepAlive: true, maxSockets: 1 })) : [new Agent({ keepAlive: true, maxSockets: 32 })]
+  let nextAgent = 0
   const startedAt = now()
   let sent = 0
   let ok = 0
@@ -38,7 +44,7 @@ export function startLoad({ url, ratePerSecond, timeoutMs = 3_000, keepAliveShar
         else ok++
         resolve()
       }
-      const req = request(url, { agent: keepAlive ? keepAliveAgent : false, headers: keepAlive ? {} : { connection: 'close' } }, (res) => {
+      const req = request(url, { agent: keepAlive ? agents[nextAgent++ % agents.length] : false, headers: keepAlive ? {} : { connection: 'close' } }, (res) => {
         const status = res.statusCode ?? 0
         const backend = res.headers['x-sim-backend'] as string | undefined
         res.resume()
@@ -79,7 +85,7 @@ export function startLoad({ url, ratePerSecond, timeoutMs = 3_000, keepAliveShar
       clearInterval(ticker)
       const durationMs = now() - startedAt
       await within(Promise.all([...inflight]), timeoutMs + 1_000)
-      keepAliveAgent.destroy()
+      for (const agent of agents) agent.destroy()
       const byKind: Record<FailureKind, number> = { refused: 0, reset: 0, timeout: 0, '5xx': 0, other: 0 }
       for (const failure of failures) byKind[failure.kind]++
       return { sent, ok, failed: failures.length, byKind, failures, durationMs }

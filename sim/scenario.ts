@@ -8,8 +8,10 @@
  *                 container) answering an httpGet preStop hook, in watch or poll mode, with a fixed settle
  *                 (DRAIN_QUIET_PERIOD=0).
  *   - dc-quiet:   drain-coordinator in watch mode with the traffic-quiet gate: DRAIN_SETTLE is the upper bound, the
- *                 app's shutdown URL is called, and each pod serves on its own port (DRAIN_APP_PORTS), since all
- *                 simulated pods share this machine's network namespace.
+ *                 app's shutdown URL is called, and each pod serves on its own port (DRAIN_APP_PORTS), as on
+ *                 loopback all simulated pods share this machine's network namespace.
+ * Run as root, each pod is its own network namespace on 198.18.<k>.0/24 (sim/netns.ts); otherwise pods are loopback
+ * addresses in this machine's namespace.
  * Returns the load totals, each termination's timings, the API requests the sidecars made and a timeline.
  */
 import { existsSync } from 'node:fs'
@@ -20,6 +22,7 @@ import { startFakeEnvoy } from '../test/helpers/fake-envoy.ts'
 import { BUNDLE, freePort } from '../test/helpers/sidecar-process.ts'
 import { type Child, type ChildEvent, killAllChildren, median, now, SIM_DIR, sleep, startChild, within } from './common.ts'
 import { startControlPlane, type PodRef } from './control-plane.ts'
+import { createNetwork, type NetworkMode } from './netns.ts'
 import { terminatePod, type PreStop, type SimPod, type Termination } from './kubelet.ts'
 import { type LoadResult, startLoad } from './load.ts'
 
@@ -56,8 +59,13 @@ export type ScenarioOptions = {
   envoy?: boolean
   /** Probe each draining sidecar's /ready every 50 ms, for the timeline. */
   probeReady?: boolean
-  /** Second octet-triple prefix for pod addresses, e.g. '127.0.1' → old pods 127.0.1.10+, new pods 127.0.1.110+. */
+  /**
+   * On loopback (not root, or `network: 'loopback'`): the pods' address prefix, e.g. '127.0.1' → old pods 127.0.1.10+,
+   * new pods 127.0.1.110+. As network namespaces the prefix is the run's own 198.18.<k>.
+   */
   addressPrefix?: string
+  /** 'auto' (default): pods as network namespaces when root, loopback otherwise. */
+  network?: 'auto' | 'loopback'
   /** dc-quiet: DRAIN_QUIET_PERIOD. */
   quietPeriodMs?: number
   /** What the app does on its shutdown URL: 'off' stops keeping connections alive, 'on' changes nothing. */
@@ -71,6 +79,8 @@ export type TimelineEntry = { at: number; source: string; event: string; pod?: s
 export type ScenarioResult = {
   strategy: Strategy
   condition: string
+  /** Where the pods ran: their own network namespaces, or loopback addresses in this machine's namespace. */
+  network: NetworkMode
   options: Required<Omit<ScenarioOptions, 'condition' | 'strategy'>> & { controllerDelayMs: number; lbLagMs: number }
   load: Omit<LoadResult, 'failures'> & { firstFailureAt: number | undefined; lastFailureAt: number | undefined; details: Record<string, number> }
   terminations: Termination[]
@@ -92,7 +102,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
   const o = {
     replicas: 3, ratePerSecond: 200, workMs: 5, graceMs: 30_000, sleepMs: 5_000, settleMs: 2_000, drainTimeoutMs: 20_000,
     pollIntervalMs: 1_000, warmupMs: 1_500, rolloutGapMs: 500, envoy: false, probeReady: false, addressPrefix: '127.0.1',
-    quietPeriodMs: 1_000, appKeepAlive: 'off' as 'off' | 'on', perPodPorts: options.strategy === 'dc-quiet',
+    quietPeriodMs: 1_000, appKeepAlive: 'off' as 'off' | 'on', perPodPorts: options.strategy === 'dc-quiet', network: 'auto' as 'auto' | 'loopback',
     // The gate's DRAIN_SETTLE is an upper bound, not a wait: as long as the slowest data plane it must cover.
     ...(options.strategy === 'dc-quiet' ? { settleMs: 20_000, drainTimeoutMs: 25_000 } : {}),
     ...options,
@@ -111,21 +121,28 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
   const cleanups: Array<() => Promise<unknown> | unknown> = [() => rm(tmp, { recursive: true, force: true })]
   const startedAt = now()
   try {
+    const network = await createNetwork({ loopbackPrefix: o.addressPrefix, forceLoopback: o.network === 'loopback' })
+    // Removed last (cleanups run in reverse), once every process inside the namespaces has been killed.
+    cleanups.push(() => network.close())
+    const netnsOf = new Map<string, string | undefined>()
     const tokenFile = join(tmp, 'token')
     await writeFile(tokenFile, 'test-token\n')
     const appPort = await freePort()
     const drainPort = await freePort()
     const controlPlane = await startControlPlane({
       service: 'web', port: appPort, controllerDelayMs: condition.controllerDelayMs,
+      // Pods reach the API server at the node's address, as they would a Service's.
+      ...(network.nodeIp ? { host: network.nodeIp, certificate: await network.apiCertificate() } : {}),
       onEvent: (event, fields) => note('endpoint-controller', event, fields),
     })
     cleanups.push(() => controlPlane.close())
-    const envoy = o.envoy ? await startFakeEnvoy() : undefined
+    // Envoy is the pod's own in a cluster; here one fake serves every pod, at the node's address where pods are namespaces.
+    const envoy = o.envoy ? await startFakeEnvoy({ host: network.nodeIp ?? '127.0.0.1' }) : undefined
     if (envoy) cleanups.push(() => envoy.close())
 
     const lb = startChild('load-balancer', [join(SIM_DIR, 'load-balancer.ts')], {
       SIM_API_URL: controlPlane.kube.url, SIM_CA_FILE: controlPlane.kube.caFile, SIM_TOKEN: 'test-token', SIM_NAMESPACE: controlPlane.kube.namespace,
-      SIM_SERVICE: 'web', SIM_LB_LAG_MS: String(condition.lbLagMs), NODE_NO_WARNINGS: '1',
+      SIM_SERVICE: 'web', SIM_LB_LAG_MS: String(condition.lbLagMs), NODE_NO_WARNINGS: '1', SIM_LB_SOURCE: network.lbIp ?? '',
     })
 
     const preStop = (ip: string): PreStop =>
@@ -134,13 +151,13 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     const startApp = (pod: PodRef) =>
       startChild(`app ${pod.name}`, [join(SIM_DIR, 'app-server.ts')], {
         SIM_HOST: pod.ip, SIM_PORT: String(portOf(pod)), SIM_WORK_MS: String(o.workMs), SIM_SHUTDOWN_KEEPALIVE: o.appKeepAlive, NODE_NO_WARNINGS: '1',
-      })
+      }, netnsOf.get(pod.name))
     const gate = strategy === 'dc-quiet'
       ? (pod: PodRef) => ({
           DRAIN_QUIET_PERIOD: `${o.quietPeriodMs}ms`, DRAIN_APP_PORTS: String(portOf(pod)), DRAIN_APP_SHUTDOWN_URL: `http://${pod.ip}:${portOf(pod)}/shutdown`,
-          // Every simulated pod, the load balancer and the load generator share this machine's network namespace:
-          // the PassiveOpens counter counts all of them, so here it would see traffic all the time.
-          DRAIN_TRAFFIC_COUNTER: 'off',
+          // On loopback every simulated pod, the load balancer and the load generator share this machine's network
+          // namespace: the PassiveOpens counter counts all of them, so there it would see traffic all the time.
+          ...(network.mode === 'loopback' ? { DRAIN_TRAFFIC_COUNTER: 'off' } : {}),
         })
       : () => ({ DRAIN_QUIET_PERIOD: '0' })
     const startSidecar = (pod: PodRef) =>
@@ -150,8 +167,9 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
         DRAIN_SETTLE: `${o.settleMs}ms`, DRAIN_TIMEOUT: `${o.drainTimeoutMs}ms`, DRAIN_ENDPOINT_MODE: strategy === 'dc-poll' ? 'poll' : 'watch',
         DRAIN_POLL_INTERVAL: `${o.pollIntervalMs}ms`, DRAIN_PORT: String(drainPort), DRAIN_HOST: pod.ip,
         ...(envoy ? { DRAIN_ENVOY_ADMIN_URL: envoy.url } : {}),
+        ...(network.nodeIp ? { HOST_IP: network.nodeIp } : {}),
         ...gate(pod),
-      })
+      }, netnsOf.get(pod.name))
 
     // Old pods (each with its sidecar under a dc strategy) and the new pods that replace them, all started now so
     // process start-up does not compete with the measurement; a new pod joins the Service only when the rollout
@@ -160,11 +178,14 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     if (o.perPodPorts) for (const kind of ['old', 'new'] as const) for (let i = 0; i < o.replicas; i++) podPorts[kind].push(await freePort())
     const ref = (kind: 'old' | 'new', i: number): PodRef => ({
       name: `web-${kind}-${i}`, uid: `00000000-0000-4000-8000-${kind === 'old' ? '0' : '1'}${String(i).padStart(11, '0')}`,
-      ip: `${o.addressPrefix}.${(kind === 'old' ? 10 : 110) + i}`,
+      ip: `${network.prefix}.${(kind === 'old' ? 10 : 110) + i}`,
       ...(o.perPodPorts ? { port: podPorts[kind][i]! } : {}),
     })
     const oldPods: SimPod[] = []
     const newPods: SimPod[] = []
+    for (const [kind, count] of [['old', o.replicas], ['new', rollout]] as const) {
+      for (let i = 0; i < count; i++) netnsOf.set(ref(kind, i).name, await network.addPod((kind === 'old' ? 10 : 110) + i))
+    }
     for (let i = 0; i < o.replicas; i++) {
       const r = ref('old', i)
       oldPods.push({ ...r, app: startApp(r), sidecar: usesSidecar ? startSidecar(r) : undefined, preStop: preStop(r.ip) })
@@ -252,6 +273,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     return {
       strategy,
       condition: condition.name,
+      network: network.mode,
       options: { ...o, rollout, controllerDelayMs: condition.controllerDelayMs, lbLagMs: condition.lbLagMs } as ScenarioResult['options'],
       load: { ...totals, firstFailureAt: failures[0]?.at, lastFailureAt: failures.at(-1)?.at, details },
       terminations: finished,

@@ -17,6 +17,8 @@ test('the demo runs the rollout without a hook and with drain-coordinator, and p
   const output = lines.join('\n')
   const rows = output.split('\n')
   t.is(code, 0, output)
+  // The first line says where the pods ran: their own network namespaces as root, loopback addresses otherwise.
+  t.regex(rows[0] ?? '', process.getuid?.() === 0 ? /^network: each pod in its own network namespace/ : /^network: not root/)
   t.regex(output, /1\. Without a preStop hook/)
   t.regex(output, /2\. With drain-coordinator/)
   // One timeline each: the pod's deletion appears twice, SIGTERM to the app twice.

@@ -6,6 +6,7 @@
  * without a hook to fail, even if the load generator is starved for part of the window.
  */
 import test from 'ava'
+import { isRoot, simNamespaces } from '../sim/netns.ts'
 import { CONDITIONS, runScenario, type Condition } from '../sim/scenario.ts'
 
 // The controller's terminating write comes 1 s after the deletion, so the sidecar's first LIST (made when the hook
@@ -29,10 +30,19 @@ test.serial('drain-coordinator in watch mode: the replaced pod drains without a 
   const stopped = result.timeline.find((e) => e.event === 'stopped_routing' && e.pod === 'web-old-0')
   t.truthy(stopped)
   t.true(stopped!.at < termination!.sigtermAt!)
+  // Run as root, the pods were network namespaces on the run's own 198.18.<k>.0/24, all gone once the run is over.
+  t.is(result.network, isRoot() ? 'netns' : 'loopback')
+  if (result.network === 'netns') {
+    const k = /^198\.18\.(\d+)\.\d+:/.exec(stopped!.detail ?? '')?.[1]
+    t.truthy(k, `backend ${stopped!.detail} is not in 198.18.0.0/16`)
+    t.deepEqual(simNamespaces().filter((name) => name.startsWith(`dc-${process.pid}-${k}-`)), [])
+  }
 })
 
 test.serial('without a preStop hook the same rollout fails requests', async (t) => {
-  const result = await runScenario({ ...small, strategy: 'no-prestop' })
+  // On loopback, as a run that is not root has it: the fallback works as before.
+  const result = await runScenario({ ...small, strategy: 'no-prestop', network: 'loopback' })
+  t.is(result.network, 'loopback')
   t.true(result.load.sent > 100, `only ${result.load.sent} requests sent`)
   t.true(result.load.failed > 0, `no request failed: the simulator would not be faithful\n${JSON.stringify(result.timeline)}`)
   t.is(result.terminations[0]?.hookOutcome, undefined)

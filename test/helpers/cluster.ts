@@ -25,6 +25,8 @@ const START_TIMEOUT_MS = 120_000
 export type ClusterOptions = {
   /** Extra kube-apiserver flags (e.g. watch-cache settings). */
   apiserverArgs?: string[]
+  /** Addresses besides loopback the API server's certificate must hold, e.g. a relay's in a network namespace. */
+  certificateIps?: string[]
 }
 
 export type Cluster = Awaited<ReturnType<typeof startCluster>>
@@ -35,7 +37,7 @@ export async function startCluster(options: ClusterOptions = {}) {
   const components: Component[] = []
   const timings: Record<string, number> = {}
   try {
-    const pki = await makePki(dir)
+    const pki = await makePki(dir, options.certificateIps)
     timings.pki = performance.now() - started
 
     let mark = performance.now()

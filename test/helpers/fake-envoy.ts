@@ -18,7 +18,8 @@ const MUTATING = new Set(['/drain_listeners', '/healthcheck/fail', '/healthcheck
 
 export type Mode = { kind: 'ok' } | { kind: 'status'; status: number } | { kind: 'hang' } | { kind: 'delay'; ms: number }
 
-export async function startFakeEnvoy() {
+/** `host`: where the admin API listens (default loopback). */
+export async function startFakeEnvoy({ host = '127.0.0.1' }: { host?: string } = {}) {
   const calls: Array<{ method: string; path: string; query: string; at: number }> = []
   let mode: Mode = { kind: 'ok' }
   let drainingInbound = false
@@ -81,10 +82,10 @@ export async function startFakeEnvoy() {
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  await new Promise<void>((resolve) => server.listen(0, host, resolve))
   const { port } = server.address() as AddressInfo
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     calls,
     /** True once a POST /drain_listeners?inboundonly&graceful succeeded. */
     get drainingInbound() {

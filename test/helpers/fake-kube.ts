@@ -70,6 +70,8 @@ export type FakeKubeOptions = {
   accessReviews?: boolean
   port?: number
   host?: string
+  /** Serve this certificate (PEM) instead of the fixture's, e.g. one issued for an address other than loopback. */
+  certificate?: { cert: string | Buffer; key: string | Buffer }
 }
 
 type Stored = { slice: EndpointSlice; labels: Record<string, string> }
@@ -406,7 +408,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     }
   }
 
-  const tlsOptions = tls ? serverCertificate(options.rogueCertificate ? 'rogue' : 'cluster') : undefined
+  const tlsOptions = tls ? (options.certificate ?? serverCertificate(options.rogueCertificate ? 'rogue' : 'cluster')) : undefined
   const server: Server = tlsOptions ? createHttpsServer(tlsOptions, handler) : createHttpServer(handler)
   server.on('connection', (socket: Socket) => {
     sockets.add(socket)

@@ -42,14 +42,15 @@ async function issue(dir: string, name: string, subject: string, extensions: str
   return pair
 }
 
-export async function makePki(dir: string): Promise<Pki> {
+/** `extraIps`: further addresses the API server's certificate is valid for (a relay into network namespaces). */
+export async function makePki(dir: string, extraIps: string[] = []): Promise<Pki> {
   await openssl(dir, [
     'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=drain-coordinator-test-ca',
     '-keyout', 'ca.key', '-out', 'ca.crt',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
   ])
   // One at a time: -CAcreateserial writes ca.srl, which parallel signings would race on.
-  const apiserver = await issue(dir, 'apiserver', '/CN=kube-apiserver', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n')
+  const apiserver = await issue(dir, 'apiserver', '/CN=kube-apiserver', `subjectAltName=IP:127.0.0.1,DNS:localhost${extraIps.map((ip) => `,IP:${ip}`).join('')}\nextendedKeyUsage=serverAuth\n`)
   const admin = await issue(dir, 'admin', '/O=system:masters/CN=test-admin', 'extendedKeyUsage=clientAuth\n')
   const controllerManager = await issue(dir, 'kcm', '/O=system:masters/CN=kcm', 'extendedKeyUsage=clientAuth\n')
   await openssl(dir, ['genrsa', '-out', 'sa.key', '2048'])

@@ -1,0 +1,282 @@
+/**
+ * kube-proxy as the data plane: the rollout of sim/scenario.ts on a real control plane (etcd, kube-apiserver,
+ * kube-controller-manager: test/helpers/cluster.ts) with a real kube-proxy (nftables mode) in a node network
+ * namespace. Clients in the node namespace connect to the Service's ClusterIP (198.19.0.0/16); the kernel's NAT
+ * and conntrack pick the pod, and keep an established connection on its pod until one side closes it. Pods are
+ * namespaces on the run's bridge (sim/netns.ts), created through the API (the EndpointSlice controller writes their
+ * slices, kube-proxy follows them); the simulated kubelet deletes them as the cluster tests do: a graceful DELETE,
+ * the hook and SIGTERM, and the final DELETE with grace 0 once the containers have exited.
+ *
+ * Where things run: the host side (this process) holds the node address <k>.1 (the kubelet's hook calls, HOST_IP)
+ * and a relay from <k>.1 to the API server on loopback; the node namespace (<k>.3) holds kube-proxy and the clients;
+ * each pod namespace holds its app and sidecar.
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { type Cluster, startCluster } from '../test/helpers/cluster.ts'
+import { createService, namespaceWithRbac } from '../test/helpers/cluster-fixture.ts'
+import { type Component, startComponent } from '../test/helpers/cluster/component.ts'
+import { createPod, deletePodGracefully, ensureNode, finishPod, NODE_NAME, requestPodToken, setPodStatus } from '../test/helpers/cluster/kubelet.ts'
+import { writeKubeconfig } from '../test/helpers/cluster/pki.ts'
+import { BUNDLE } from '../test/helpers/sidecar-process.ts'
+import { toolBinary } from '../scripts/tools.mjs'
+import { type Child, killAllChildren, median, now, SIM_DIR, sleep, startChild, within } from './common.ts'
+import { terminatePod, type SimPod, type Termination } from './kubelet.ts'
+import type { LoadResult } from './load.ts'
+import { createNetwork } from './netns.ts'
+import { startRelay } from './relay.ts'
+import type { Strategy } from './scenario.ts'
+
+/**
+ * The system's directories only: under npm, node_modules/.bin comes first on PATH, and @vercel/nft's `nft` there
+ * would shadow nftables' `nft` that kube-proxy and these helpers run.
+ */
+const SYSTEM_ENV = { ...process.env, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' }
+const APP_PORT = 8080
+const DRAIN_PORT = 9090
+/** Keep-alive clients, each with its own connection: conntrack pins each to one pod, about 4 per pod of 3. */
+const KEEPALIVE_CLIENTS = 12
+
+export type DataPlane = Awaited<ReturnType<typeof startDataPlane>>
+
+/** The network, the control plane, the relay and kube-proxy, once for every scenario of a run. */
+export async function startDataPlane({ log = () => {} }: { log?: (line: string) => void } = {}) {
+  const network = await createNetwork({ loopbackPrefix: '' })
+  if (network.mode !== 'netns') throw new Error('the kube-proxy data plane needs root: kube-proxy and the pods run in network namespaces')
+  let cluster: Cluster | undefined
+  let relay: Awaited<ReturnType<typeof startRelay>> | undefined
+  let kubeProxy: Component | undefined
+  try {
+    const nodeIp = network.nodeIp!
+    cluster = await startCluster({ certificateIps: [nodeIp] })
+    log(`real control plane ready in ${(cluster.timings.total! / 1_000).toFixed(1)} s`)
+    relay = await startRelay({ host: nodeIp, target: { host: '127.0.0.1', port: Number(new URL(cluster.apiUrl).port) } })
+    await ensureNode(cluster.admin)
+    const nodeNs = (await network.addPod(3))!
+    const nodeNsIp = `${network.prefix}.3`
+    const kubeconfig = await writeKubeconfig(join(cluster.dir, 'kube-proxy.kubeconfig'), relay.url, cluster.caFile, cluster.pki.admin)
+    // kube-proxy waits up to 30 s for its Node to have an address before it starts.
+    await cluster.admin.patch(`/api/v1/nodes/${NODE_NAME}/status`, { status: { addresses: [{ type: 'InternalIP', address: nodeNsIp }] } })
+    kubeProxy = startComponent('kube-proxy', 'env', [
+      `PATH=${SYSTEM_ENV.PATH}`, 'ip', 'netns', 'exec', nodeNs, toolBinary('kube', 'kube-proxy'),
+      `--kubeconfig=${kubeconfig}`,
+      '--proxy-mode=nftables',
+      `--hostname-override=${NODE_NAME}`,
+      // The pod range; a client outside it is masqueraded. The node namespace's clients are inside it.
+      '--cluster-cidr=198.18.0.0/16',
+      // kube-proxy's idea of the node's IP, not a listen address.
+      `--bind-address=${nodeNsIp}`,
+      `--healthz-bind-address=${nodeNsIp}:10256`,
+      '--metrics-bind-address=127.0.0.1:10249',
+      // 0: leave the conntrack sysctls alone (global ones cannot be written from a child namespace).
+      '--conntrack-max-per-core=0', '--conntrack-tcp-timeout-established=0s', '--conntrack-tcp-timeout-close-wait=0s',
+      '--v=1',
+    ], join(cluster.dir, 'kube-proxy.log'))
+    const until = now() + 60_000
+    for (;;) {
+      if (!kubeProxy.running) throw new Error(`kube-proxy exited:\n${kubeProxy.tail()}`)
+      const ok = await fetch(`http://${nodeNsIp}:10256/healthz`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false)
+      if (ok) break
+      if (now() > until) throw new Error(`kube-proxy not healthy within 60 s:\n${kubeProxy.tail()}`)
+      await sleep(200)
+    }
+    log('kube-proxy (nftables) healthy in the node namespace')
+    let nextHost = 10
+    return {
+      network, cluster, relay, nodeNs, nodeNsIp, kubeProxy,
+      /** A fresh pod address on the bridge (each scenario's pods get their own). */
+      takeHost() {
+        if (nextHost > 254) throw new Error('out of pod addresses on the run\'s /24')
+        return nextHost++
+      },
+      /** kube-proxy's nftables table in the node namespace, as text. */
+      rules(): string {
+        const run = spawnSync('ip', ['netns', 'exec', nodeNs, 'nft', 'list', 'table', 'ip', 'kube-proxy'], { encoding: 'utf8', env: SYSTEM_ENV })
+        return run.stdout || run.stderr || String(run.error ?? '')
+      },
+      /**
+       * Whether kube-proxy sends new connections to this address: a service chain's load-balancing map (`numgen
+       * random ... vmap`) names its endpoint chain (`...__<ip>/<port>`). Stale endpoint chains linger a while after
+       * they are unlinked, so the whole table's text would say yes too long.
+       */
+      routesTo(ip: string): boolean {
+        return this.rules().split('\n').some((line) => line.includes('numgen') && line.includes(`__${ip}/`))
+      },
+      /** Established TCP connections conntrack still maps to this pod address (in the node namespace, where clients are). */
+      establishedTo(ip: string): number {
+        const out = spawnSync('ip', ['netns', 'exec', nodeNs, 'conntrack', '-L', '-p', 'tcp', '--state', 'ESTABLISHED', '--reply-src', ip], { encoding: 'utf8', env: SYSTEM_ENV }).stdout ?? ''
+        return out.split('\n').filter((line) => line.startsWith('tcp')).length
+      },
+      async close({ keepLogs = false } = {}) {
+        await kubeProxy?.stop().catch(() => {})
+        await relay?.close().catch(() => {})
+        await cluster?.stop({ keepLogs }).catch(() => {})
+        await network.close()
+      },
+    }
+  } catch (error) {
+    await kubeProxy?.stop().catch(() => {})
+    await relay?.close().catch(() => {})
+    await cluster?.stop({ keepLogs: true }).catch(() => {})
+    await network.close()
+    throw error
+  }
+}
+
+export type DataPlaneOptions = {
+  strategy: Exclude<Strategy, 'dc-poll'>
+  /** Clients keep connections alive (a pool), or open one per request. */
+  keepAlive: boolean
+  replicas?: number
+  ratePerSecond?: number
+  workMs?: number
+  graceMs?: number
+  sleepMs?: number
+  settleMs?: number
+  quietPeriodMs?: number
+  warmupMs?: number
+  /** What the app does on its shutdown URL (dc-quiet): 'off' stops keeping connections alive. */
+  appKeepAlive?: 'off' | 'on'
+  /** What the app does on SIGTERM: 'graceful' (finish in-flight requests, close keep-alive connections, exit) or 'exit' at once. */
+  appSigterm?: 'graceful' | 'exit'
+}
+
+export type DataPlaneResult = {
+  strategy: string
+  keepAlive: boolean
+  appKeepAlive: 'off' | 'on'
+  appSigterm: 'graceful' | 'exit'
+  load: Omit<LoadResult, 'failures'> & { details: Record<string, number> }
+  hookHoldMs: { median: number | undefined; max: number | undefined }
+  arrivedAfterSigterm: number
+  drains: Array<{ pod: string; outcome: unknown; settle: unknown }>
+  /** From the graceful DELETE until kube-proxy's rules no longer name the old pod. */
+  rulesUpdatedMs: number | undefined
+  /** Established connections conntrack still pinned to the old pod when the kubelet sent SIGTERM. */
+  pinnedAtSigterm: number | undefined
+}
+
+export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOptions): Promise<DataPlaneResult> {
+  const o = { replicas: 3, ratePerSecond: 200, workMs: 5, graceMs: 30_000, sleepMs: 5_000, settleMs: 2_000, quietPeriodMs: 1_000, warmupMs: 1_500, appKeepAlive: 'off' as const, appSigterm: 'graceful' as const, ...options }
+  if (o.strategy === 'dc-quiet') o.settleMs = options.settleMs ?? 20_000
+  const { cluster, network } = dp
+  const usesSidecar = o.strategy === 'dc-watch' || o.strategy === 'dc-quiet'
+  const ns = await namespaceWithRbac(cluster, `dp-${o.strategy}`)
+  const service = await createService(cluster, ns, 'web', { app: 'web' })
+  const clusterIp = service.spec.clusterIP as string
+  const secrets = join(cluster.dir, 'pods', ns)
+  await mkdir(secrets, { recursive: true })
+  const children: Child[] = []
+  try {
+    const makePod = async (name: string, withSidecar: boolean): Promise<SimPod & { netns: string }> => {
+      const host = dp.takeHost()
+      const ip = `${network.prefix}.${host}`
+      const netns = (await network.addPod(host))!
+      const pod = await createPod(cluster.admin, { name, namespace: ns, labels: { app: 'web' }, serviceAccountName: 'drain-coordinator', terminationGracePeriodSeconds: o.graceMs / 1_000 })
+      const uid = pod.metadata.uid!
+      const app = startChild(`app ${name}`, [join(SIM_DIR, 'app-server.ts')], {
+        SIM_HOST: ip, SIM_PORT: String(APP_PORT), SIM_WORK_MS: String(o.workMs), SIM_SHUTDOWN_KEEPALIVE: o.appKeepAlive, SIM_SIGTERM: o.appSigterm, NODE_NO_WARNINGS: '1',
+      }, netns)
+      children.push(app)
+      let sidecar: Child | undefined
+      if (withSidecar) {
+        const tokenFile = join(secrets, `${name}.token`)
+        await writeFile(tokenFile, await requestPodToken(cluster.admin, ns, 'drain-coordinator', pod))
+        sidecar = startChild(`sidecar ${name}`, [BUNDLE], {
+          DRAIN_KUBE_API_URL: dp.relay.url, DRAIN_KUBE_CA_FILE: cluster.caFile, DRAIN_KUBE_TOKEN_FILE: tokenFile,
+          POD_NAMESPACE: ns, POD_NAME: name, POD_UID: uid, POD_IP: ip, HOST_IP: network.nodeIp!,
+          DRAIN_SETTLE: `${o.settleMs}ms`, DRAIN_TIMEOUT: `${o.settleMs + 5_000}ms`, DRAIN_PORT: String(DRAIN_PORT), DRAIN_HOST: ip,
+          DRAIN_FINAL_SCRAPE_WAIT: '0',
+          ...(o.strategy === 'dc-quiet'
+            ? { DRAIN_QUIET_PERIOD: `${o.quietPeriodMs}ms`, DRAIN_APP_PORTS: String(APP_PORT), DRAIN_APP_SHUTDOWN_URL: `http://${ip}:${APP_PORT}/shutdown` }
+            : { DRAIN_QUIET_PERIOD: '0' }),
+        }, netns)
+        children.push(sidecar)
+      }
+      const preStop = o.strategy === 'sleep' ? { kind: 'sleep' as const, ms: o.sleepMs } : usesSidecar ? { kind: 'httpGet' as const, url: `http://${ip}:${DRAIN_PORT}/prestop` } : { kind: 'none' as const }
+      await app.waitFor('listening', 15_000)
+      if (sidecar) await untilHealthy(sidecar, `http://${ip}:${DRAIN_PORT}/healthz`)
+      return { name, uid, ip, app, sidecar, preStop, netns }
+    }
+    const oldPods: Array<SimPod & { netns: string }> = []
+    for (let i = 0; i < o.replicas; i++) oldPods.push(await makePod(`web-old-${i}`, usesSidecar))
+    const newPod = await makePod('web-new-0', false)
+    for (const pod of oldPods) await setPodStatus(cluster.admin, ns, pod.name, { ips: [pod.ip], ready: true })
+    await until('kube-proxy routes to every old pod', () => oldPods.every((p) => dp.routesTo(p.ip)), 30_000)
+
+    const load = startChild('clients', [join(SIM_DIR, 'load-child.ts')], {
+      SIM_URL: `http://${clusterIp}/`, SIM_RATE: String(o.ratePerSecond), SIM_KEEPALIVE_SHARE: o.keepAlive ? '1' : '0', SIM_KEEPALIVE_CLIENTS: String(KEEPALIVE_CLIENTS), NODE_NO_WARNINGS: '1',
+    }, dp.nodeNs)
+    children.push(load)
+    await load.waitFor('load_started', 15_000)
+    await sleep(o.warmupMs)
+
+    // The rollout: the new pod becomes ready, then the first old pod is deleted and terminated by the kubelet.
+    await setPodStatus(cluster.admin, ns, newPod.name, { ips: [newPod.ip], ready: true })
+    const old = oldPods[0]!
+    const deletedAt = now()
+    await deletePodGracefully(cluster.admin, ns, old.name, o.graceMs / 1_000)
+    let rulesUpdatedMs: number | undefined
+    const watchRules = until('kube-proxy drops the old pod', () => !dp.routesTo(old.ip), 30_000).then(() => (rulesUpdatedMs = now() - deletedAt), () => {})
+    let finished: Promise<void> = Promise.resolve()
+    let pinnedAtSigterm: number | undefined
+    const termination: Termination | undefined = await within(terminatePod(old, {
+      graceMs: o.graceMs,
+      onEvent: (event) => {
+        if (event === 'sigterm') pinnedAtSigterm = dp.establishedTo(old.ip)
+      },
+      controlPlane: { podDeleted: () => {}, podGone: () => void (finished = finishPod(cluster.admin, ns, old.name, old.uid).catch(() => {})) },
+    }), o.graceMs + 15_000)
+    if (!termination) throw new Error('the termination did not finish within the grace period + 15 s')
+    await finished
+    await watchRules
+    await sleep(1_000)
+    load.process.kill('SIGTERM')
+    const result = (await load.waitFor('result', 15_000)) as unknown as LoadResult
+    const details: Record<string, number> = {}
+    for (const f of result.failures) details[`${f.kind}: ${f.detail}`] = (details[`${f.kind}: ${f.detail}`] ?? 0) + 1
+    const { failures: _omit, ...totals } = result
+    const drains = []
+    for (const line of old.sidecar?.lines ?? []) {
+      try {
+        const log = JSON.parse(line) as { event?: string; outcome?: unknown; phases?: { settle?: unknown } }
+        if (log.event === 'drain_finished') drains.push({ pod: old.name, outcome: log.outcome, settle: log.phases?.settle })
+      } catch {
+        // not a log line
+      }
+    }
+    const hold = termination.hookStartedAt === undefined ? undefined : termination.hookEndedAt! - termination.hookStartedAt
+    return {
+      strategy: o.strategy, keepAlive: o.keepAlive, appKeepAlive: o.appKeepAlive, appSigterm: o.appSigterm,
+      load: { ...totals, details },
+      hookHoldMs: { median: median(hold === undefined ? [] : [hold]), max: hold },
+      arrivedAfterSigterm: Number(old.app.events.find((e) => e.event === 'exiting')?.arrivedAfterSigterm ?? 0),
+      drains,
+      rulesUpdatedMs,
+      pinnedAtSigterm,
+    }
+  } finally {
+    await killAllChildren()
+    await cluster.admin.delete(`/api/v1/namespaces/${ns}`).catch(() => {})
+  }
+}
+
+async function until(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = now() + timeoutMs
+  while (!check()) {
+    if (now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
+    await sleep(100)
+  }
+}
+
+async function untilHealthy(sidecar: Child, url: string): Promise<void> {
+  const deadline = now() + 15_000
+  while (now() < deadline) {
+    if (sidecar.hasExited()) throw new Error(`${sidecar.name} exited: ${sidecar.stderr()}`)
+    if (await fetch(url).then((r) => r.ok, () => false)) return
+    await sleep(100)
+  }
+  throw new Error(`${sidecar.name} not healthy within 15 s: ${sidecar.stderr()}`)
+}
+
