@@ -17,7 +17,13 @@ import { PLATFORMS, REPO_ROOT, imagePlan, renderCommand, sourceUrl } from './pla
 export async function main(argvList, { forcePush = false } = {}) {
   const argv = minimist(argvList, { boolean: ['push', 'dry-run', 'help'], string: ['image', 'platforms', 'builder', 'revision', 'source'] })
   if (argv.help) {
-    console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n'))
+    console.log(
+      readFileSync(fileURLToPath(import.meta.url), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('//'))
+        .map((l) => l.slice(3))
+        .join('\n'),
+    )
     return 0
   }
   const push = forcePush || argv.push
@@ -37,7 +43,10 @@ export async function main(argvList, { forcePush = false } = {}) {
     if (remote.exitCode === 0) origin = remote.stdout
   }
   const source = sourceUrl({ source: argv.source, origin, pkg })
-  if (!source) return fail('no source URL for org.opencontainers.image.source: pass --source <repository URL> (or add a git remote "origin", or "repository" to package.json)')
+  if (!source)
+    return fail(
+      'no source URL for org.opencontainers.image.source: pass --source <repository URL> (or add a git remote "origin", or "repository" to package.json)',
+    )
   const image = argv.image ?? process.env.DRAIN_IMAGE ?? 'drain-coordinator'
   if (push && !image.includes('/')) return fail(`--push needs a registry path, e.g. --image ghcr.io/acme/drain-coordinator (got ${image})`)
   if (push && dirty) return fail('refusing to push from a work tree with uncommitted changes: commit first (or build without --push)')
@@ -45,7 +54,14 @@ export async function main(argvList, { forcePush = false } = {}) {
   let plan
   try {
     plan = imagePlan({
-      image, version: pkg.version, revision, dirty, source, license: pkg.license, description: pkg.description, push,
+      image,
+      version: pkg.version,
+      revision,
+      dirty,
+      source,
+      license: pkg.license,
+      description: pkg.description,
+      push,
       platforms: argv.platforms ? String(argv.platforms).split(',') : PLATFORMS,
       builder: argv.builder,
     })

@@ -34,14 +34,18 @@ export function imagePlan({ image, version, revision, dirty, source, license, de
     'org.opencontainers.image.licenses': license,
   }
   const build = [
-    'docker', 'buildx', 'build',
+    'docker',
+    'buildx',
+    'build',
     ...(builder ? ['--builder', builder] : []),
-    '--platform', platforms.join(','),
+    '--platform',
+    platforms.join(','),
     ...Object.entries(labels).flatMap(([key, value]) => ['--label', `${key}=${value}`]),
     ...tags.flatMap((tag) => ['--tag', tag]),
     // Without --push a multi-platform result stays in the builder's cache: the build is checked, nothing is loaded.
     ...(push ? ['--push'] : []),
-    '--file', `${REPO_ROOT}/Dockerfile`,
+    '--file',
+    `${REPO_ROOT}/Dockerfile`,
     REPO_ROOT,
   ]
   const commands = [build]

@@ -13,7 +13,14 @@ import { startCluster } from '../test/helpers/cluster.ts'
 import { callHook, createService, namespaceWithRbac, readyPod, startPodSidecar } from '../test/helpers/cluster-fixture.ts'
 import { ensureNode, deletePodGracefully, finishPod } from '../test/helpers/cluster/kubelet.ts'
 
-const { values } = parseArgs({ options: { pods: { type: 'string', default: '20' }, out: { type: 'string', default: 'bench-results' }, 'control-plane': { type: 'string' } }, strict: false })
+const { values } = parseArgs({
+  options: {
+    pods: { type: 'string', default: '20' },
+    out: { type: 'string', default: 'bench-results' },
+    'control-plane': { type: 'string' },
+  },
+  strict: false,
+})
 const pods = Number(values.pods)
 if (!Number.isInteger(pods) || pods < 1 || pods > 500) {
   console.error(`--pods=${values.pods} is not valid: expected a whole number from 1 to 500`)
@@ -22,7 +29,9 @@ if (!Number.isInteger(pods) || pods < 1 || pods > 500) {
 
 const cluster = await startCluster()
 try {
-  console.log(`real control plane ready in ${(cluster.timings.total! / 1000).toFixed(1)} s (kube-apiserver ${(cluster.timings.apiserver! / 1000).toFixed(1)} s)`)
+  console.log(
+    `real control plane ready in ${(cluster.timings.total! / 1000).toFixed(1)} s (kube-apiserver ${(cluster.timings.apiserver! / 1000).toFixed(1)} s)`,
+  )
   await ensureNode(cluster.admin)
   const ns = await namespaceWithRbac(cluster, 'bench')
   await createService(cluster, ns, 'web', { app: 'web' })
@@ -33,7 +42,11 @@ try {
   const terminatingAt = new Map<string, number>()
   const stop = new AbortController()
   const list = await cluster.admin.get(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`)
-  const watch = await cluster.admin.watch(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, { resourceVersion: list.metadata.resourceVersion, timeoutSeconds: '3600' }, stop.signal)
+  const watch = await cluster.admin.watch(
+    `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`,
+    { resourceVersion: list.metadata.resourceVersion, timeoutSeconds: '3600' },
+    stop.signal,
+  )
   void (async () => {
     for await (const event of watch.events) {
       for (const endpoint of event.object.endpoints ?? []) {
@@ -64,14 +77,15 @@ try {
   }
   stop.abort()
 
-  const row = (name: string, ms: number[]) => `| ${name} | ${ms.length} | ${fmt(median(ms))} | ${fmt(percentile(ms, 95))} | ${fmt(Math.max(...ms))} |`
+  const row = (name: string, ms: number[]) =>
+    `| ${name} | ${ms.length} | ${fmt(median(ms))} | ${fmt(percentile(ms, 95))} | ${fmt(Math.max(...ms))} |`
   const table = [
     `Real control plane (etcd, kube-apiserver, kube-controller-manager 1.35 on this machine), ${pods} pods deleted one at a time:`,
     '',
-    '| from the pod\'s DELETE to | pods | median ms | p95 ms | max ms |',
+    "| from the pod's DELETE to | pods | median ms | p95 ms | max ms |",
     '|---|---|---|---|---|',
-    row('the controller\'s terminating write (the simulator assumes 100)', controllerMs),
-    row('the sidecar\'s release of the hook (DRAIN_SETTLE=0)', releaseMs),
+    row("the controller's terminating write (the simulator assumes 100)", controllerMs),
+    row("the sidecar's release of the hook (DRAIN_SETTLE=0)", releaseMs),
   ].join('\n')
   console.log(`\n${table}`)
   mkdirSync(values.out as string, { recursive: true })

@@ -9,8 +9,13 @@ import { parseArgs } from 'node:util'
 import { type DataPlaneOptions, type DataPlaneResult, runDataPlaneScenario, startDataPlane } from '../sim/data-plane.ts'
 
 const KNOWN = ['no-prestop', 'sleep', 'dc-watch', 'dc-quiet'] as const
-const { values } = parseArgs({ options: { strategies: { type: 'string' }, out: { type: 'string', default: 'bench-results' } }, strict: false })
-const strategies = (typeof values.strategies === 'string' ? values.strategies.split(',') : [...KNOWN]) as Array<DataPlaneOptions['strategy']>
+const { values } = parseArgs({
+  options: { strategies: { type: 'string' }, out: { type: 'string', default: 'bench-results' } },
+  strict: false,
+})
+const strategies = (typeof values.strategies === 'string' ? values.strategies.split(',') : [...KNOWN]) as Array<
+  DataPlaneOptions['strategy']
+>
 const unknown = strategies.filter((s) => !(KNOWN as readonly string[]).includes(s))
 if (unknown.length > 0) {
   console.error(`--strategies: unknown ${unknown.join(', ')}; expected a comma-separated list of ${KNOWN.join(', ')}`)
@@ -25,18 +30,24 @@ const results: Array<DataPlaneResult & { label: string }> = []
 const dp = await startDataPlane({ log })
 let failed = false
 try {
-  for (const appSigterm of ['graceful', 'exit'] as const) for (const keepAlive of [false, true]) {
-    for (const strategy of strategies) {
-      const variants = strategy === 'dc-quiet' ? (['off', 'on'] as const) : (['off'] as const)
-      for (const appKeepAlive of variants) {
-        const label = strategy === 'dc-quiet' ? `dc-quiet, app ${appKeepAlive === 'off' ? 'ends keep-alive' : 'keeps keep-alive'} on shutdown URL` : strategy
-        const began = performance.now()
-        const result = await runDataPlaneScenario(dp, { strategy, keepAlive, appKeepAlive, appSigterm })
-        results.push({ ...result, label })
-        log(`  kube-proxy app ${appSigterm.padEnd(8)} ${keepAlive ? 'keep-alive ' : 'new-conns  '} ${label.padEnd(42)} ${String(result.load.sent).padStart(5)} sent ${String(result.load.failed).padStart(4)} failed  hold ${result.hookHoldMs.max === undefined ? '-' : `${Math.round(result.hookHoldMs.max)} ms`}  pinned ${result.pinnedAtSigterm ?? '-'}  (${((performance.now() - began) / 1_000).toFixed(1)} s)`)
+  for (const appSigterm of ['graceful', 'exit'] as const)
+    for (const keepAlive of [false, true]) {
+      for (const strategy of strategies) {
+        const variants = strategy === 'dc-quiet' ? (['off', 'on'] as const) : (['off'] as const)
+        for (const appKeepAlive of variants) {
+          const label =
+            strategy === 'dc-quiet'
+              ? `dc-quiet, app ${appKeepAlive === 'off' ? 'ends keep-alive' : 'keeps keep-alive'} on shutdown URL`
+              : strategy
+          const began = performance.now()
+          const result = await runDataPlaneScenario(dp, { strategy, keepAlive, appKeepAlive, appSigterm })
+          results.push({ ...result, label })
+          log(
+            `  kube-proxy app ${appSigterm.padEnd(8)} ${keepAlive ? 'keep-alive ' : 'new-conns  '} ${label.padEnd(42)} ${String(result.load.sent).padStart(5)} sent ${String(result.load.failed).padStart(4)} failed  hold ${result.hookHoldMs.max === undefined ? '-' : `${Math.round(result.hookHoldMs.max)} ms`}  pinned ${result.pinnedAtSigterm ?? '-'}  (${((performance.now() - began) / 1_000).toFixed(1)} s)`,
+          )
+        }
       }
     }
-  }
 } catch (error) {
   failed = true
   throw error
@@ -48,7 +59,14 @@ const ms = (v: number | undefined) => (v === undefined ? '-' : `${(v / 1_000).to
 const rows = [
   '| app on SIGTERM | clients | strategy | sent | failed | failures | hook held | connections pinned to the pod at SIGTERM | kube-proxy dropped the pod after |',
   '|---|---|---|---:|---:|---|---:|---:|---:|',
-  ...results.map((r) => `| ${r.appSigterm === 'exit' ? 'exits at once' : 'graceful'} | ${r.keepAlive ? 'keep-alive' : 'new connection per request'} | ${r.label} | ${r.load.sent} | ${r.load.failed} | ${Object.entries(r.load.details).map(([k, n]) => `${n}× ${k}`).join(', ') || '-'} | ${ms(r.hookHoldMs.max)} | ${r.pinnedAtSigterm ?? '-'} | ${ms(r.rulesUpdatedMs)} |`),
+  ...results.map(
+    (r) =>
+      `| ${r.appSigterm === 'exit' ? 'exits at once' : 'graceful'} | ${r.keepAlive ? 'keep-alive' : 'new connection per request'} | ${r.label} | ${r.load.sent} | ${r.load.failed} | ${
+        Object.entries(r.load.details)
+          .map(([k, n]) => `${n}× ${k}`)
+          .join(', ') || '-'
+      } | ${ms(r.hookHoldMs.max)} | ${r.pinnedAtSigterm ?? '-'} | ${ms(r.rulesUpdatedMs)} |`,
+  ),
 ]
 console.log(rows.join('\n'))
 mkdirSync(values.out as string, { recursive: true })

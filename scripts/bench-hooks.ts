@@ -36,9 +36,20 @@ if (!existsSync(BUNDLE)) {
   process.exit(2)
 }
 /** The sidecar's memory limit in the shipped manifests. */
-const LIMIT_MIB = Number(/limits:\s*\n\s*memory: (\d+)Mi/.exec(readFileSync('manifests/components/drain-coordinator-sidecar/sidecar.yaml', 'utf8'))?.[1])
+const LIMIT_MIB = Number(
+  /limits:\s*\n\s*memory: (\d+)Mi/.exec(readFileSync('manifests/components/drain-coordinator-sidecar/sidecar.yaml', 'utf8'))?.[1],
+)
 
-type RunResult = { hooks: number; firstMs: number; medianMs: number; lastMs: number; idleMiB: number; heldMiB: number; peakMiB: number; allOk: boolean }
+type RunResult = {
+  hooks: number
+  firstMs: number
+  medianMs: number
+  lastMs: number
+  idleMiB: number
+  heldMiB: number
+  peakMiB: number
+  allOk: boolean
+}
 
 async function run(hooks: number): Promise<RunResult> {
   const drain = await startHeldDrain()
@@ -81,7 +92,14 @@ const report = {
   node: process.version,
   settings: { hooks: HOOKS, runs: RUNS, memoryLimitMiB: LIMIT_MIB },
   baseline: { lastMs: med(baseline, 'lastMs'), idleMiB: med(baseline, 'idleMiB'), peakMiB: med(baseline, 'peakMiB') },
-  loaded: { firstMs: med(loaded, 'firstMs'), medianMs: med(loaded, 'medianMs'), lastMs: med(loaded, 'lastMs'), idleMiB: med(loaded, 'idleMiB'), heldMiB: med(loaded, 'heldMiB'), peakMiB: med(loaded, 'peakMiB') },
+  loaded: {
+    firstMs: med(loaded, 'firstMs'),
+    medianMs: med(loaded, 'medianMs'),
+    lastMs: med(loaded, 'lastMs'),
+    idleMiB: med(loaded, 'idleMiB'),
+    heldMiB: med(loaded, 'heldMiB'),
+    peakMiB: med(loaded, 'peakMiB'),
+  },
   allAnswered200: [...baseline, ...loaded].every((r) => r.allOk),
   runs: { baseline, loaded },
 }
@@ -91,10 +109,19 @@ await writeFile(file, JSON.stringify(report, null, 2) + '\n')
 
 const ms = (value: number) => `${value.toFixed(0)} ms`
 const mb = (value: number) => `${value.toFixed(0)} MiB`
-const range = (results: RunResult[], key: 'lastMs' | 'peakMiB', unit: (v: number) => string) => `${unit(Math.min(...results.map((r) => r[key])))}–${unit(Math.max(...results.map((r) => r[key])))}`
-console.log(`Held hooks answered at the drain's end (answer's first byte − drain_finished), ${RUNS} runs each, median (range), ${process.version}:`)
-console.log(`| held hooks | last answer after the drain's end | median answer | RSS idle | RSS while held | peak RSS (limit ${LIMIT_MIB} MiB) |`)
+const range = (results: RunResult[], key: 'lastMs' | 'peakMiB', unit: (v: number) => string) =>
+  `${unit(Math.min(...results.map((r) => r[key])))}–${unit(Math.max(...results.map((r) => r[key])))}`
+console.log(
+  `Held hooks answered at the drain's end (answer's first byte − drain_finished), ${RUNS} runs each, median (range), ${process.version}:`,
+)
+console.log(
+  `| held hooks | last answer after the drain's end | median answer | RSS idle | RSS while held | peak RSS (limit ${LIMIT_MIB} MiB) |`,
+)
 console.log(`|---|---|---|---|---|---|`)
-console.log(`| 1 (baseline) | ${ms(report.baseline.lastMs)} (${range(baseline, 'lastMs', ms)}) | | ${mb(report.baseline.idleMiB)} | | ${mb(report.baseline.peakMiB)} |`)
-console.log(`| ${HOOKS} | ${ms(report.loaded.lastMs)} (${range(loaded, 'lastMs', ms)}) | ${ms(report.loaded.medianMs)} | ${mb(report.loaded.idleMiB)} | ${mb(report.loaded.heldMiB)} | ${mb(report.loaded.peakMiB)} (${range(loaded, 'peakMiB', mb)}) |`)
+console.log(
+  `| 1 (baseline) | ${ms(report.baseline.lastMs)} (${range(baseline, 'lastMs', ms)}) | | ${mb(report.baseline.idleMiB)} | | ${mb(report.baseline.peakMiB)} |`,
+)
+console.log(
+  `| ${HOOKS} | ${ms(report.loaded.lastMs)} (${range(loaded, 'lastMs', ms)}) | ${ms(report.loaded.medianMs)} | ${mb(report.loaded.idleMiB)} | ${mb(report.loaded.heldMiB)} | ${mb(report.loaded.peakMiB)} (${range(loaded, 'peakMiB', mb)}) |`,
+)
 console.log(`Every hook answered 200: ${report.allAnswered200}. JSON: ${file}`)

@@ -39,7 +39,15 @@ const MiB = 1024 * 1024
 const mib = (bytes: number) => (bytes / MiB).toFixed(1)
 
 const podSlice = (conditions: object) =>
-  endpointSlice({ name: 'web-abcde', service: 'web', namespace: NS, endpoints: [{ ip: POD_IP, podName: 'web-1', uid: 'uid-web-1', ...conditions }, { ip: '10.0.0.8', podName: 'web-2', ...READY }] })
+  endpointSlice({
+    name: 'web-abcde',
+    service: 'web',
+    namespace: NS,
+    endpoints: [
+      { ip: POD_IP, podName: 'web-1', uid: 'uid-web-1', ...conditions },
+      { ip: '10.0.0.8', podName: 'web-2', ...READY },
+    ],
+  })
 
 function peakRss(pid: number): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024
@@ -49,10 +57,21 @@ const dir = await mkdtemp(join(tmpdir(), 'dc-bench-memory-'))
 await writeFile(join(dir, 'token'), 'test-token')
 
 /** One fresh sidecar against `kube`; `drain` runs while it lives; resolves with its peak RSS. */
-async function measure(kube: FakeKube, timeoutMs: number, drain?: (url: string) => Promise<string>): Promise<{ rss: number; outcome: string }> {
+async function measure(
+  kube: FakeKube,
+  timeoutMs: number,
+  drain?: (url: string) => Promise<string>,
+): Promise<{ rss: number; outcome: string }> {
   const sidecar = await startSidecar({
-    DRAIN_KUBE_API_URL: kube.url, DRAIN_KUBE_CA_FILE: CLUSTER_CA_FILE, DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
-    POD_NAMESPACE: NS, POD_NAME: 'web-1', POD_UID: 'uid-web-1', POD_IP, DRAIN_TIMEOUT: `${timeoutMs}ms`, DRAIN_SETTLE: '100ms',
+    DRAIN_KUBE_API_URL: kube.url,
+    DRAIN_KUBE_CA_FILE: CLUSTER_CA_FILE,
+    DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
+    POD_NAMESPACE: NS,
+    POD_NAME: 'web-1',
+    POD_UID: 'uid-web-1',
+    POD_IP,
+    DRAIN_TIMEOUT: `${timeoutMs}ms`,
+    DRAIN_SETTLE: '100ms',
     ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
   })
   try {
@@ -73,10 +92,19 @@ const idle = (await measure(kube, 3_000)).rss
 rows.push({ case: 'idle (started, RBAC checked)', peakMiB: mib(idle), vsIdle: '1.00', outcome: '-', goal: '-', met: true })
 
 for (let i = 0; i < SLICES; i++) {
-  kube.upsert(endpointSlice({
-    name: `svc-${i}-slice`, service: `svc-${i % 40}`, namespace: NS,
-    endpoints: Array.from({ length: ENDPOINTS }, (_, e) => ({ ip: `198.18.${i & 255}.${e}`, podName: `pod-${i}-${e}-7d9f8b6c5d-x2k9p`, uid: `1b7e2c3a-4f5d-4e6f-9a8b-${String(i * 1000 + e).padStart(12, '0')}`, ...READY })),
-  }))
+  kube.upsert(
+    endpointSlice({
+      name: `svc-${i}-slice`,
+      service: `svc-${i % 40}`,
+      namespace: NS,
+      endpoints: Array.from({ length: ENDPOINTS }, (_, e) => ({
+        ip: `198.18.${i & 255}.${e}`,
+        podName: `pod-${i}-${e}-7d9f8b6c5d-x2k9p`,
+        uid: `1b7e2c3a-4f5d-4e6f-9a8b-${String(i * 1000 + e).padStart(12, '0')}`,
+        ...READY,
+      })),
+    }),
+  )
 }
 const large = await measure(kube, 10_000, async (url) => {
   const answer = prestop(url)
@@ -87,7 +115,14 @@ const large = await measure(kube, 10_000, async (url) => {
   return answer
 })
 const largeGoal = idle + 30 * 1_000_000
-rows.push({ case: `large namespace (${SLICES} slices x ${ENDPOINTS} endpoints)`, peakMiB: mib(large.rss), vsIdle: (large.rss / idle).toFixed(2), outcome: large.outcome, goal: `<= idle + 30 MB (${mib(largeGoal)} MiB)`, met: large.rss <= largeGoal })
+rows.push({
+  case: `large namespace (${SLICES} slices x ${ENDPOINTS} endpoints)`,
+  peakMiB: mib(large.rss),
+  vsIdle: (large.rss / idle).toFixed(2),
+  outcome: large.outcome,
+  goal: `<= idle + 30 MB (${mib(largeGoal)} MiB)`,
+  met: large.rss <= largeGoal,
+})
 await kube.close()
 
 for (const hostile of args['skip-hostile'] ? [] : HOSTILE) {
@@ -97,7 +132,14 @@ for (const hostile of args['skip-hostile'] ? [] : HOSTILE) {
   const timeoutMs = hostile.name.startsWith('endless') ? 10_000 : 3_000
   const result = await measure(hostileKube, timeoutMs, prestop)
   await hostileKube.close()
-  rows.push({ case: `hostile: ${hostile.name}`, peakMiB: mib(result.rss), vsIdle: (result.rss / idle).toFixed(2), outcome: result.outcome, goal: '<= 150 MiB', met: result.rss <= 150 * MiB })
+  rows.push({
+    case: `hostile: ${hostile.name}`,
+    peakMiB: mib(result.rss),
+    vsIdle: (result.rss / idle).toFixed(2),
+    outcome: result.outcome,
+    goal: '<= 150 MiB',
+    met: result.rss <= 150 * MiB,
+  })
 }
 await rm(dir, { recursive: true, force: true })
 

@@ -47,7 +47,16 @@ if (!existsSync(BUNDLE)) {
 
 const NS = 'bench'
 const me = { ip: '10.0.0.7', podName: 'web-1', uid: 'uid-web-1' }
-const slice = (conditions: object) => endpointSlice({ name: 'web-abcde', service: 'web', namespace: NS, endpoints: [{ ...me, ...conditions }, { ip: '10.0.0.8', podName: 'web-2', ...READY }] })
+const slice = (conditions: object) =>
+  endpointSlice({
+    name: 'web-abcde',
+    service: 'web',
+    namespace: NS,
+    endpoints: [
+      { ...me, ...conditions },
+      { ip: '10.0.0.8', podName: 'web-2', ...READY },
+    ],
+  })
 
 type Load = { stop: () => Promise<{ sent: number; ok: number; errors: number; seconds: number; latenciesMs: number[] }> }
 
@@ -91,7 +100,11 @@ function startLoad(url: string): Load {
   }
 }
 
-type RunResult = { releaseDelayMs: number; settleLatenessMs: number | undefined; load?: { rps: number; errors: number; p50: number; p99: number } }
+type RunResult = {
+  releaseDelayMs: number
+  settleLatenessMs: number | undefined
+  load?: { rps: number; errors: number; p50: number; p99: number }
+}
 
 async function run(kube: Awaited<ReturnType<typeof startFakeKube>>, tokenFile: string, loaded: boolean): Promise<RunResult> {
   kube.upsert(slice(READY))
@@ -166,7 +179,13 @@ const report = {
   node: process.version,
   settings: { rate: RATE, runs: RUNS, settleMs: SETTLE_MS, connections: CONNECTIONS, paths: PATHS },
   baseline: { releaseDelayMs: base, settleLatenessMs: summarize(baseline.map((r) => r.settleLatenessMs ?? Number.NaN)) },
-  loaded: { releaseDelayMs: load, settleLatenessMs: summarize(loaded.map((r) => r.settleLatenessMs ?? Number.NaN)), achievedRps: rps, probeP99Ms: p99, probeErrors: errors },
+  loaded: {
+    releaseDelayMs: load,
+    settleLatenessMs: summarize(loaded.map((r) => r.settleLatenessMs ?? Number.NaN)),
+    achievedRps: rps,
+    probeP99Ms: p99,
+    probeErrors: errors,
+  },
   addedDelayMs: { median: load.median - base.median, max: load.max - base.max },
   runs: { baseline, loaded },
 }
@@ -177,7 +196,13 @@ await writeFile(file, JSON.stringify(report, null, 2) + '\n')
 console.log(`Release delay (hook answered − endpoint removed − DRAIN_SETTLE ${SETTLE_MS} ms), ${RUNS} runs each, ${process.version}:`)
 console.log(`| | median | min | max | settle timer late by (median) |`)
 console.log(`|---|---|---|---|---|`)
-console.log(`| no probe traffic | ${ms(base.median)} | ${ms(base.min)} | ${ms(base.max)} | ${ms(report.baseline.settleLatenessMs.median)} |`)
-console.log(`| ${Math.round(rps.median)} req/s of /ready,/healthz,/metrics | ${ms(load.median)} | ${ms(load.min)} | ${ms(load.max)} | ${ms(report.loaded.settleLatenessMs.median)} |`)
-console.log(`\nAdded by the load: median ${ms(report.addedDelayMs.median)}, max ${ms(report.addedDelayMs.max)}. Probe latency p99 (median of runs): ${ms(p99.median)}; probe errors: ${errors}.`)
+console.log(
+  `| no probe traffic | ${ms(base.median)} | ${ms(base.min)} | ${ms(base.max)} | ${ms(report.baseline.settleLatenessMs.median)} |`,
+)
+console.log(
+  `| ${Math.round(rps.median)} req/s of /ready,/healthz,/metrics | ${ms(load.median)} | ${ms(load.min)} | ${ms(load.max)} | ${ms(report.loaded.settleLatenessMs.median)} |`,
+)
+console.log(
+  `\nAdded by the load: median ${ms(report.addedDelayMs.median)}, max ${ms(report.addedDelayMs.max)}. Probe latency p99 (median of runs): ${ms(p99.median)}; probe errors: ${errors}.`,
+)
 console.log(`JSON: ${file}`)

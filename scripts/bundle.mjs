@@ -31,6 +31,12 @@ await build({
   // At the end of the bundle itself: the image ships only this file, so the notices must travel in it.
   legalComments: 'eof',
   // prom-client and undici are CommonJS and call require() for Node built-ins.
-  banner: { js: ["import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);", nodeCheck, earlySigusr1].join('\n') },
+  banner: {
+    js: [
+      "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+      nodeCheck,
+      earlySigusr1,
+    ].join('\n'),
+  },
   logLevel: 'warning',
 })

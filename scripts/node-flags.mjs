@@ -12,4 +12,11 @@
 //   --max-old-space-size=96  V8 sizes its heap from the host's (or the cgroup's) memory and grows it lazily; a
 //                            budget well under the manifests' 192Mi limit makes it collect instead, so RSS stays
 //                            under the limit with every API answer bounded (src/kube/limits.ts) far below 96 MB
-export const IMAGE_NODE_FLAGS = ['--disable-sigusr1', '--max-semi-space-size=1', '--no-maglev', '--no-opt', '--liftoff-only', '--max-old-space-size=96']
+export const IMAGE_NODE_FLAGS = [
+  '--disable-sigusr1',
+  '--max-semi-space-size=1',
+  '--no-maglev',
+  '--no-opt',
+  '--liftoff-only',
+  '--max-old-space-size=96',
+]

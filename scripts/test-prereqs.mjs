@@ -12,7 +12,15 @@ import { ensureTool, toolNames } from './tools.mjs'
  * iproute2 makes the network namespaces of the simulator and the data-plane test, where kube-proxy programs nftables; conntrack
  * counts the connections the data-plane bench finds pinned to a deleted pod.
  */
-const DEBIAN_PACKAGES = { prometheus: 'promtool', nodejs: '/usr/bin/node', shellcheck: 'shellcheck', openssl: 'openssl', iproute2: 'ip', nftables: 'nft', conntrack: 'conntrack' }
+const DEBIAN_PACKAGES = {
+  prometheus: 'promtool',
+  nodejs: '/usr/bin/node',
+  shellcheck: 'shellcheck',
+  openssl: 'openssl',
+  iproute2: 'ip',
+  nftables: 'nft',
+  conntrack: 'conntrack',
+}
 
 function fail(message) {
   process.stderr.write(`test prerequisites: ${message}\n`)
@@ -21,13 +29,19 @@ function fail(message) {
 
 const has = (command) => spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
 
-const missing = Object.entries(DEBIAN_PACKAGES).filter(([, command]) => !has(command)).map(([pkg]) => pkg)
+const missing = Object.entries(DEBIAN_PACKAGES)
+  .filter(([, command]) => !has(command))
+  .map(([pkg]) => pkg)
 if (missing.length > 0) {
-  if (process.getuid?.() !== 0) fail(`missing Debian packages ${missing.join(', ')}: run \`sudo apt-get install ${missing.join(' ')}\` (or run the tests as root)`)
-  if (!has('apt-get')) fail(`missing ${missing.join(', ')}, and no apt-get to install them with: install them with this system's package manager`)
+  if (process.getuid?.() !== 0)
+    fail(`missing Debian packages ${missing.join(', ')}: run \`sudo apt-get install ${missing.join(' ')}\` (or run the tests as root)`)
+  if (!has('apt-get'))
+    fail(`missing ${missing.join(', ')}, and no apt-get to install them with: install them with this system's package manager`)
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
   const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env })
-  const install = update.status === 0 && spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: ['ignore', 'ignore', 'inherit'], env })
+  const install =
+    update.status === 0 &&
+    spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: ['ignore', 'ignore', 'inherit'], env })
   if (!install || install.status !== 0) fail(`apt-get install ${missing.join(' ')} failed; see above`)
 }
 

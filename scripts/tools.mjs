@@ -29,7 +29,9 @@ function goVersionOrFail() {
   if (goVersion !== undefined) return goVersion
   const go = spawnSync('go', ['env', 'GOVERSION'], { encoding: 'utf8' })
   if (go.error || go.status !== 0) {
-    throw new Error('the tests build their tools (kustomize, helm, the Kubernetes components) with Go: no `go` on PATH. Install Go 1.26 or newer (go.dev/dl, or /usr/local/go/bin on PATH) and run again')
+    throw new Error(
+      'the tests build their tools (kustomize, helm, the Kubernetes components) with Go: no `go` on PATH. Install Go 1.26 or newer (go.dev/dl, or /usr/local/go/bin on PATH) and run again',
+    )
   }
   goVersion = go.stdout.trim()
   return goVersion
@@ -40,7 +42,12 @@ export function toolCacheDir(name) {
   const folder = join(TOOLS_DIR, name)
   if (!existsSync(join(folder, 'build.sh'))) throw new Error(`no test tool ${JSON.stringify(name)}: expected ${folder}/build.sh`)
   const hash = createHash('sha256')
-  for (const file of readdirSync(folder).sort()) hash.update(file).update('\0').update(readFileSync(join(folder, file))).update('\0')
+  for (const file of readdirSync(folder).sort())
+    hash
+      .update(file)
+      .update('\0')
+      .update(readFileSync(join(folder, file)))
+      .update('\0')
   hash.update(goVersionOrFail()).update(process.platform).update(process.arch)
   return join(cacheRoot(), `${name}-${hash.digest('hex').slice(0, 16)}`)
 }
@@ -80,7 +87,8 @@ export function ensureTool(name, { log = (line) => process.stderr.write(`${line}
 /** Path of one binary of a built tool; a clear error when it was not built (run the README's test command). */
 export function toolBinary(name, binary = name) {
   const path = join(toolCacheDir(name), binary)
-  if (!existsSync(path)) throw new Error(`${binary} (test tool ${name}) is not built: run \`node scripts/tools.mjs ${name}\` or the README's test command`)
+  if (!existsSync(path))
+    throw new Error(`${binary} (test tool ${name}) is not built: run \`node scripts/tools.mjs ${name}\` or the README's test command`)
   return path
 }
 

@@ -23,7 +23,9 @@ type BenchOptions = {
   log?: (line: string) => void
 }
 
-export async function runBench(options: BenchOptions): Promise<{ file: string; scenarios: ScenarioResult[]; scale: ScaleResult[]; lagSweep: LagSweepRow[] }> {
+export async function runBench(
+  options: BenchOptions,
+): Promise<{ file: string; scenarios: ScenarioResult[]; scale: ScaleResult[]; lagSweep: LagSweepRow[] }> {
   const log = options.log ?? ((text: string) => process.stderr.write(`${text}\n`))
   const scenarios: ScenarioResult[] = []
   const scale: ScaleResult[] = []
@@ -36,7 +38,9 @@ export async function runBench(options: BenchOptions): Promise<{ file: string; s
         // runScenario's defaults are the bench's settings; each result records the options it ran with.
         const result = await runScenario({ strategy, condition })
         scenarios.push(result)
-        log(`  ${condition.name.padEnd(19)} ${strategy.padEnd(11)} ${String(result.load.sent).padStart(5)} sent ${String(result.load.failed).padStart(4)} failed  (${((performance.now() - began) / 1_000).toFixed(1)} s)`)
+        log(
+          `  ${condition.name.padEnd(19)} ${strategy.padEnd(11)} ${String(result.load.sent).padStart(5)} sent ${String(result.load.failed).padStart(4)} failed  (${((performance.now() - began) / 1_000).toFixed(1)} s)`,
+        )
       }
     }
   }
@@ -54,7 +58,10 @@ export async function runBench(options: BenchOptions): Promise<{ file: string; s
   await mkdir(options.outDir, { recursive: true })
   const file = join(options.outDir, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`)
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, platform: process.platform }
-  await writeFile(file, JSON.stringify({ startedAt: startedAt.toISOString(), machine, conditions: CONDITIONS, scenarios, lagSweep, scale }, null, 2) + '\n')
+  await writeFile(
+    file,
+    JSON.stringify({ startedAt: startedAt.toISOString(), machine, conditions: CONDITIONS, scenarios, lagSweep, scale }, null, 2) + '\n',
+  )
   return { file, scenarios, scale, lagSweep }
 }
 

@@ -31,7 +31,12 @@ export async function startControlPlane(options: {
   /** Called just before each slice write or deletion is committed (and broadcast to watchers). */
   onSliceWrite?: (name: string, at: number) => void
 }) {
-  const kube: FakeKube = await startFakeKube({ tls: options.tls ?? true, bookmarkIntervalMs: 0, host: options.host, certificate: options.certificate })
+  const kube: FakeKube = await startFakeKube({
+    tls: options.tls ?? true,
+    bookmarkIntervalMs: 0,
+    host: options.host,
+    certificate: options.certificate,
+  })
   /** The controller's desired endpoint state for each pod, by name; absent: not in any slice. */
   const desired = new Map<string, { pod: PodRef; condition: EndpointCondition }>()
   const timers = new Set<NodeJS.Timeout>()
@@ -41,7 +46,8 @@ export async function startControlPlane(options: {
   const placement = new Map<string, string>()
   const counts = new Map<string, number>()
   /** Like the real controller, endpoints with different ports go to different slices. */
-  const sliceName = (port: number, index: number) => `${options.service}-${port === options.port ? '' : `p${port}-`}${String(index).padStart(5, '0')}`
+  const sliceName = (port: number, index: number) =>
+    `${options.service}-${port === options.port ? '' : `p${port}-`}${String(index).padStart(5, '0')}`
 
   function endpointFor(pod: PodRef, condition: EndpointCondition) {
     const terminating = condition === 'terminating'
@@ -80,7 +86,10 @@ export async function startControlPlane(options: {
         metadata: {
           name,
           namespace: kube.namespace,
-          labels: { 'kubernetes.io/service-name': options.service, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' },
+          labels: {
+            'kubernetes.io/service-name': options.service,
+            'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io',
+          },
         },
         addressType: 'IPv4',
         endpoints: chunk.map(({ pod, condition }) => endpointFor(pod, condition)),
@@ -138,9 +147,13 @@ export async function startControlPlane(options: {
     },
     /** deletionTimestamp set: the endpoint turns ready=false, serving=true, terminating=true. */
     podDeleted(pod: PodRef) {
-      later(() => {
-        if (desired.has(pod.name)) desired.set(pod.name, { pod, condition: 'terminating' })
-      }, 'endpoint_not_ready_in_api', pod)
+      later(
+        () => {
+          if (desired.has(pod.name)) desired.set(pod.name, { pod, condition: 'terminating' })
+        },
+        'endpoint_not_ready_in_api',
+        pod,
+      )
     },
     /** Every container exited and the Pod object is gone: the endpoint leaves the slice. */
     podGone(pod: PodRef) {

@@ -17,7 +17,15 @@ import { join } from 'node:path'
 import { type Cluster, startCluster } from '../test/helpers/cluster.ts'
 import { createService, namespaceWithRbac } from '../test/helpers/cluster-fixture.ts'
 import { type Component, startComponent } from '../test/helpers/cluster/component.ts'
-import { createPod, deletePodGracefully, ensureNode, finishPod, NODE_NAME, requestPodToken, setPodStatus } from '../test/helpers/cluster/kubelet.ts'
+import {
+  createPod,
+  deletePodGracefully,
+  ensureNode,
+  finishPod,
+  NODE_NAME,
+  requestPodToken,
+  setPodStatus,
+} from '../test/helpers/cluster/kubelet.ts'
 import { writeKubeconfig } from '../test/helpers/cluster/pki.ts'
 import { BUNDLE } from '../test/helpers/sidecar-process.ts'
 import { toolBinary } from '../scripts/tools.mjs'
@@ -58,25 +66,40 @@ export async function startDataPlane({ log = () => {} }: { log?: (line: string) 
     const kubeconfig = await writeKubeconfig(join(cluster.dir, 'kube-proxy.kubeconfig'), relay.url, cluster.caFile, cluster.pki.admin)
     // kube-proxy waits up to 30 s for its Node to have an address before it starts.
     await cluster.admin.patch(`/api/v1/nodes/${NODE_NAME}/status`, { status: { addresses: [{ type: 'InternalIP', address: nodeNsIp }] } })
-    kubeProxy = startComponent('kube-proxy', 'env', [
-      `PATH=${SYSTEM_ENV.PATH}`, 'ip', 'netns', 'exec', nodeNs, toolBinary('kube', 'kube-proxy'),
-      `--kubeconfig=${kubeconfig}`,
-      '--proxy-mode=nftables',
-      `--hostname-override=${NODE_NAME}`,
-      // The pod range; a client outside it is masqueraded. The node namespace's clients are inside it.
-      '--cluster-cidr=198.18.0.0/16',
-      // kube-proxy's idea of the node's IP, not a listen address.
-      `--bind-address=${nodeNsIp}`,
-      `--healthz-bind-address=${nodeNsIp}:10256`,
-      '--metrics-bind-address=127.0.0.1:10249',
-      // 0: leave the conntrack sysctls alone (global ones cannot be written from a child namespace).
-      '--conntrack-max-per-core=0', '--conntrack-tcp-timeout-established=0s', '--conntrack-tcp-timeout-close-wait=0s',
-      '--v=1',
-    ], join(cluster.dir, 'kube-proxy.log'))
+    kubeProxy = startComponent(
+      'kube-proxy',
+      'env',
+      [
+        `PATH=${SYSTEM_ENV.PATH}`,
+        'ip',
+        'netns',
+        'exec',
+        nodeNs,
+        toolBinary('kube', 'kube-proxy'),
+        `--kubeconfig=${kubeconfig}`,
+        '--proxy-mode=nftables',
+        `--hostname-override=${NODE_NAME}`,
+        // The pod range; a client outside it is masqueraded. The node namespace's clients are inside it.
+        '--cluster-cidr=198.18.0.0/16',
+        // kube-proxy's idea of the node's IP, not a listen address.
+        `--bind-address=${nodeNsIp}`,
+        `--healthz-bind-address=${nodeNsIp}:10256`,
+        '--metrics-bind-address=127.0.0.1:10249',
+        // 0: leave the conntrack sysctls alone (global ones cannot be written from a child namespace).
+        '--conntrack-max-per-core=0',
+        '--conntrack-tcp-timeout-established=0s',
+        '--conntrack-tcp-timeout-close-wait=0s',
+        '--v=1',
+      ],
+      join(cluster.dir, 'kube-proxy.log'),
+    )
     const until = now() + 60_000
     for (;;) {
       if (!kubeProxy.running) throw new Error(`kube-proxy exited:\n${kubeProxy.tail()}`)
-      const ok = await fetch(`http://${nodeNsIp}:10256/healthz`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false)
+      const ok = await fetch(`http://${nodeNsIp}:10256/healthz`, { signal: AbortSignal.timeout(1_000) }).then(
+        (r) => r.ok,
+        () => false,
+      )
       if (ok) break
       if (now() > until) throw new Error(`kube-proxy not healthy within 60 s:\n${kubeProxy.tail()}`)
       await sleep(200)
@@ -84,15 +107,23 @@ export async function startDataPlane({ log = () => {} }: { log?: (line: string) 
     log('kube-proxy (nftables) healthy in the node namespace')
     let nextHost = 10
     return {
-      network, cluster, relay, nodeNs, nodeNsIp, kubeProxy,
+      network,
+      cluster,
+      relay,
+      nodeNs,
+      nodeNsIp,
+      kubeProxy,
       /** A fresh pod address on the bridge (each scenario's pods get their own). */
       takeHost() {
-        if (nextHost > 254) throw new Error('out of pod addresses on the run\'s /24')
+        if (nextHost > 254) throw new Error("out of pod addresses on the run's /24")
         return nextHost++
       },
       /** kube-proxy's nftables table in the node namespace, as text. */
       rules(): string {
-        const run = spawnSync('ip', ['netns', 'exec', nodeNs, 'nft', 'list', 'table', 'ip', 'kube-proxy'], { encoding: 'utf8', env: SYSTEM_ENV })
+        const run = spawnSync('ip', ['netns', 'exec', nodeNs, 'nft', 'list', 'table', 'ip', 'kube-proxy'], {
+          encoding: 'utf8',
+          env: SYSTEM_ENV,
+        })
         return run.stdout || run.stderr || String(run.error ?? '')
       },
       /**
@@ -101,11 +132,17 @@ export async function startDataPlane({ log = () => {} }: { log?: (line: string) 
        * they are unlinked, so the whole table's text would say yes too long.
        */
       routesTo(ip: string): boolean {
-        return this.rules().split('\n').some((line) => line.includes('numgen') && line.includes(`__${ip}/`))
+        return this.rules()
+          .split('\n')
+          .some((line) => line.includes('numgen') && line.includes(`__${ip}/`))
       },
       /** Established TCP connections conntrack still maps to this pod address (in the node namespace, where clients are). */
       establishedTo(ip: string): number {
-        const out = spawnSync('ip', ['netns', 'exec', nodeNs, 'conntrack', '-L', '-p', 'tcp', '--state', 'ESTABLISHED', '--reply-src', ip], { encoding: 'utf8', env: SYSTEM_ENV }).stdout ?? ''
+        const out =
+          spawnSync('ip', ['netns', 'exec', nodeNs, 'conntrack', '-L', '-p', 'tcp', '--state', 'ESTABLISHED', '--reply-src', ip], {
+            encoding: 'utf8',
+            env: SYSTEM_ENV,
+          }).stdout ?? ''
         return out.split('\n').filter((line) => line.startsWith('tcp')).length
       },
       async close({ keepLogs = false } = {}) {
@@ -158,7 +195,19 @@ export type DataPlaneResult = {
 }
 
 export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOptions): Promise<DataPlaneResult> {
-  const o = { replicas: 3, ratePerSecond: 200, workMs: 5, graceMs: 30_000, sleepMs: 5_000, settleMs: 2_000, quietPeriodMs: 1_000, warmupMs: 1_500, appKeepAlive: 'off' as const, appSigterm: 'graceful' as const, ...options }
+  const o = {
+    replicas: 3,
+    ratePerSecond: 200,
+    workMs: 5,
+    graceMs: 30_000,
+    sleepMs: 5_000,
+    settleMs: 2_000,
+    quietPeriodMs: 1_000,
+    warmupMs: 1_500,
+    appKeepAlive: 'off' as const,
+    appSigterm: 'graceful' as const,
+    ...options,
+  }
   if (o.strategy === 'dc-quiet') o.settleMs = options.settleMs ?? 20_000
   const { cluster, network } = dp
   const usesSidecar = o.strategy === 'dc-watch' || o.strategy === 'dc-quiet'
@@ -173,28 +222,67 @@ export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOpti
       const host = dp.takeHost()
       const ip = `${network.prefix}.${host}`
       const netns = (await network.addPod(host))!
-      const pod = await createPod(cluster.admin, { name, namespace: ns, labels: { app: 'web' }, serviceAccountName: 'drain-coordinator', terminationGracePeriodSeconds: o.graceMs / 1_000 })
+      const pod = await createPod(cluster.admin, {
+        name,
+        namespace: ns,
+        labels: { app: 'web' },
+        serviceAccountName: 'drain-coordinator',
+        terminationGracePeriodSeconds: o.graceMs / 1_000,
+      })
       const uid = pod.metadata.uid!
-      const app = startChild(`app ${name}`, [join(SIM_DIR, 'app-server.ts')], {
-        SIM_HOST: ip, SIM_PORT: String(APP_PORT), SIM_WORK_MS: String(o.workMs), SIM_SHUTDOWN_KEEPALIVE: o.appKeepAlive, SIM_SIGTERM: o.appSigterm, NODE_NO_WARNINGS: '1',
-      }, netns)
+      const app = startChild(
+        `app ${name}`,
+        [join(SIM_DIR, 'app-server.ts')],
+        {
+          SIM_HOST: ip,
+          SIM_PORT: String(APP_PORT),
+          SIM_WORK_MS: String(o.workMs),
+          SIM_SHUTDOWN_KEEPALIVE: o.appKeepAlive,
+          SIM_SIGTERM: o.appSigterm,
+          NODE_NO_WARNINGS: '1',
+        },
+        netns,
+      )
       children.push(app)
       let sidecar: Child | undefined
       if (withSidecar) {
         const tokenFile = join(secrets, `${name}.token`)
         await writeFile(tokenFile, await requestPodToken(cluster.admin, ns, 'drain-coordinator', pod))
-        sidecar = startChild(`sidecar ${name}`, [BUNDLE], {
-          DRAIN_KUBE_API_URL: dp.relay.url, DRAIN_KUBE_CA_FILE: cluster.caFile, DRAIN_KUBE_TOKEN_FILE: tokenFile,
-          POD_NAMESPACE: ns, POD_NAME: name, POD_UID: uid, POD_IP: ip, HOST_IP: network.nodeIp!,
-          DRAIN_SETTLE: `${o.settleMs}ms`, DRAIN_TIMEOUT: `${o.settleMs + 5_000}ms`, DRAIN_PORT: String(DRAIN_PORT), DRAIN_HOST: ip,
-          DRAIN_FINAL_SCRAPE_WAIT: '0',
-          ...(o.strategy === 'dc-quiet'
-            ? { DRAIN_QUIET_PERIOD: `${o.quietPeriodMs}ms`, DRAIN_APP_PORTS: String(APP_PORT), DRAIN_APP_SHUTDOWN_URL: `http://${ip}:${APP_PORT}/shutdown` }
-            : { DRAIN_QUIET_PERIOD: '0' }),
-        }, netns)
+        sidecar = startChild(
+          `sidecar ${name}`,
+          [BUNDLE],
+          {
+            DRAIN_KUBE_API_URL: dp.relay.url,
+            DRAIN_KUBE_CA_FILE: cluster.caFile,
+            DRAIN_KUBE_TOKEN_FILE: tokenFile,
+            POD_NAMESPACE: ns,
+            POD_NAME: name,
+            POD_UID: uid,
+            POD_IP: ip,
+            HOST_IP: network.nodeIp!,
+            DRAIN_SETTLE: `${o.settleMs}ms`,
+            DRAIN_TIMEOUT: `${o.settleMs + 5_000}ms`,
+            DRAIN_PORT: String(DRAIN_PORT),
+            DRAIN_HOST: ip,
+            DRAIN_FINAL_SCRAPE_WAIT: '0',
+            ...(o.strategy === 'dc-quiet'
+              ? {
+                  DRAIN_QUIET_PERIOD: `${o.quietPeriodMs}ms`,
+                  DRAIN_APP_PORTS: String(APP_PORT),
+                  DRAIN_APP_SHUTDOWN_URL: `http://${ip}:${APP_PORT}/shutdown`,
+                }
+              : { DRAIN_QUIET_PERIOD: '0' }),
+          },
+          netns,
+        )
         children.push(sidecar)
       }
-      const preStop = o.strategy === 'sleep' ? { kind: 'sleep' as const, ms: o.sleepMs } : usesSidecar ? { kind: 'httpGet' as const, url: `http://${ip}:${DRAIN_PORT}/prestop` } : { kind: 'none' as const }
+      const preStop =
+        o.strategy === 'sleep'
+          ? { kind: 'sleep' as const, ms: o.sleepMs }
+          : usesSidecar
+            ? { kind: 'httpGet' as const, url: `http://${ip}:${DRAIN_PORT}/prestop` }
+            : { kind: 'none' as const }
       await app.waitFor('listening', 15_000)
       if (sidecar) await untilHealthy(sidecar, `http://${ip}:${DRAIN_PORT}/healthz`)
       return { name, uid, ip, app, sidecar, preStop, netns }
@@ -205,9 +293,18 @@ export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOpti
     for (const pod of oldPods) await setPodStatus(cluster.admin, ns, pod.name, { ips: [pod.ip], ready: true })
     await until('kube-proxy routes to every old pod', () => oldPods.every((p) => dp.routesTo(p.ip)), 30_000)
 
-    const load = startChild('clients', [join(SIM_DIR, 'load-child.ts')], {
-      SIM_URL: `http://${clusterIp}/`, SIM_RATE: String(o.ratePerSecond), SIM_KEEPALIVE_SHARE: o.keepAlive ? '1' : '0', SIM_KEEPALIVE_CLIENTS: String(KEEPALIVE_CLIENTS), NODE_NO_WARNINGS: '1',
-    }, dp.nodeNs)
+    const load = startChild(
+      'clients',
+      [join(SIM_DIR, 'load-child.ts')],
+      {
+        SIM_URL: `http://${clusterIp}/`,
+        SIM_RATE: String(o.ratePerSecond),
+        SIM_KEEPALIVE_SHARE: o.keepAlive ? '1' : '0',
+        SIM_KEEPALIVE_CLIENTS: String(KEEPALIVE_CLIENTS),
+        NODE_NO_WARNINGS: '1',
+      },
+      dp.nodeNs,
+    )
     children.push(load)
     await load.waitFor('load_started', 15_000)
     await sleep(o.warmupMs)
@@ -218,16 +315,25 @@ export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOpti
     const deletedAt = now()
     await deletePodGracefully(cluster.admin, ns, old.name, o.graceMs / 1_000)
     let rulesUpdatedMs: number | undefined
-    const watchRules = until('kube-proxy drops the old pod', () => !dp.routesTo(old.ip), 30_000).then(() => (rulesUpdatedMs = now() - deletedAt), () => {})
+    const watchRules = until('kube-proxy drops the old pod', () => !dp.routesTo(old.ip), 30_000).then(
+      () => (rulesUpdatedMs = now() - deletedAt),
+      () => {},
+    )
     let finished: Promise<void> = Promise.resolve()
     let pinnedAtSigterm: number | undefined
-    const termination: Termination | undefined = await within(terminatePod(old, {
-      graceMs: o.graceMs,
-      onEvent: (event) => {
-        if (event === 'sigterm') pinnedAtSigterm = dp.establishedTo(old.ip)
-      },
-      controlPlane: { podDeleted: () => {}, podGone: () => void (finished = finishPod(cluster.admin, ns, old.name, old.uid).catch(() => {})) },
-    }), o.graceMs + 15_000)
+    const termination: Termination | undefined = await within(
+      terminatePod(old, {
+        graceMs: o.graceMs,
+        onEvent: (event) => {
+          if (event === 'sigterm') pinnedAtSigterm = dp.establishedTo(old.ip)
+        },
+        controlPlane: {
+          podDeleted: () => {},
+          podGone: () => void (finished = finishPod(cluster.admin, ns, old.name, old.uid).catch(() => {})),
+        },
+      }),
+      o.graceMs + 15_000,
+    )
     if (!termination) throw new Error('the termination did not finish within the grace period + 15 s')
     await finished
     await watchRules
@@ -248,7 +354,10 @@ export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOpti
     }
     const hold = termination.hookStartedAt === undefined ? undefined : termination.hookEndedAt! - termination.hookStartedAt
     return {
-      strategy: o.strategy, keepAlive: o.keepAlive, appKeepAlive: o.appKeepAlive, appSigterm: o.appSigterm,
+      strategy: o.strategy,
+      keepAlive: o.keepAlive,
+      appKeepAlive: o.appKeepAlive,
+      appSigterm: o.appSigterm,
       load: { ...totals, details },
       hookHoldMs: { median: median(hold === undefined ? [] : [hold]), max: hold },
       arrivedAfterSigterm: Number(old.app.events.find((e) => e.event === 'exiting')?.arrivedAfterSigterm ?? 0),
@@ -274,9 +383,14 @@ async function untilHealthy(sidecar: Child, url: string): Promise<void> {
   const deadline = now() + 15_000
   while (now() < deadline) {
     if (sidecar.hasExited()) throw new Error(`${sidecar.name} exited: ${sidecar.stderr()}`)
-    if (await fetch(url).then((r) => r.ok, () => false)) return
+    if (
+      await fetch(url).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return
     await sleep(100)
   }
   throw new Error(`${sidecar.name} not healthy within 15 s: ${sidecar.stderr()}`)
 }
-

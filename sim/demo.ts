@@ -33,14 +33,21 @@ export async function runDemo({ print = (line) => console.log(line), ...override
   print(`2. With drain-coordinator: preStop httpGet /prestop, DRAIN_ENDPOINT_MODE=watch, DRAIN_SETTLE=${o.settleMs}ms.`)
   print(formatTimeline(withSidecar))
   const t = withSidecar.terminations[0]!
-  print(`   the endpoint wait made ${withSidecar.apiRequests.total} API requests (${withSidecar.apiRequests.list} LIST, ${withSidecar.apiRequests.watch} WATCH)`)
+  print(
+    `   the endpoint wait made ${withSidecar.apiRequests.total} API requests (${withSidecar.apiRequests.list} LIST, ${withSidecar.apiRequests.watch} WATCH)`,
+  )
   print(`   requests: ${formatLoad(withSidecar)}`)
   if (withSidecar.load.failed > 0) print(`   failures: ${JSON.stringify(withSidecar.load.details)}`)
   print('')
-  print(formatComparison([
-    { label: 'no preStop hook', result: withoutHook },
-    { label: 'drain-coordinator', result: withSidecar },
-  ], { sleepMs: o.sleepMs }))
+  print(
+    formatComparison(
+      [
+        { label: 'no preStop hook', result: withoutHook },
+        { label: 'drain-coordinator', result: withSidecar },
+      ],
+      { sleepMs: o.sleepMs },
+    ),
+  )
   print('')
   print('`npm run bench` compares these with a fixed sleep and poll mode under three conditions.')
   return withSidecar.load.failed === 0 && t.hookOutcome === 'ok' ? 0 : 1

@@ -35,11 +35,27 @@ const MINIMUM_GRACE_PERIOD_MS = 2_000
 
 export async function terminatePod(
   pod: SimPod,
-  { graceMs, controlPlane, onEvent }: { graceMs: number; controlPlane: Pick<ControlPlane, 'podDeleted' | 'podGone'>; onEvent?: (event: string, fields: Record<string, unknown>) => void },
+  {
+    graceMs,
+    controlPlane,
+    onEvent,
+  }: {
+    graceMs: number
+    controlPlane: Pick<ControlPlane, 'podDeleted' | 'podGone'>
+    onEvent?: (event: string, fields: Record<string, unknown>) => void
+  },
 ): Promise<Termination> {
   const record: Termination = {
-    pod: pod.name, deletedAt: now(), hookStartedAt: undefined, hookEndedAt: undefined, hookOutcome: undefined, sigtermAt: undefined,
-    appSigkilled: false, appExitedAt: undefined, sidecarExitedAt: undefined, podExitedAt: undefined,
+    pod: pod.name,
+    deletedAt: now(),
+    hookStartedAt: undefined,
+    hookEndedAt: undefined,
+    hookOutcome: undefined,
+    sigtermAt: undefined,
+    appSigkilled: false,
+    appExitedAt: undefined,
+    sidecarExitedAt: undefined,
+    podExitedAt: undefined,
   }
   const event = (name: string, fields: Record<string, unknown> = {}) => onEvent?.(name, { pod: pod.name, ...fields })
   event('pod_deleted')
@@ -75,11 +91,13 @@ export async function terminatePod(
     record.sigtermAt = now()
     event('sigterm')
     pod.app.process.kill('SIGTERM')
-    timers.push(setTimeout(() => {
-      if (pod.app.hasExited()) return
-      record.appSigkilled = true
-      pod.app.process.kill('SIGKILL')
-    }, remainingMs))
+    timers.push(
+      setTimeout(() => {
+        if (pod.app.hasExited()) return
+        record.appSigkilled = true
+        pod.app.process.kill('SIGKILL')
+      }, remainingMs),
+    )
     record.appExitedAt = (await pod.app.exited).at
     event('app_exited', { sigkilled: record.appSigkilled })
   })()

@@ -18,8 +18,28 @@ type Variant = { label: string; app: 'off' | 'on' | '–'; options: Omit<Scenari
 const VARIANTS: Variant[] = [
   { label: 'sleep 5 s', app: '–', options: { strategy: 'sleep', sleepMs: 5_000 } },
   { label: 'dc fixed settle 2 s', app: '–', options: { strategy: 'dc-watch', settleMs: 2_000, drainTimeoutMs: 25_000 } },
-  { label: 'dc quiet gate', app: 'off', options: { strategy: 'dc-quiet', appKeepAlive: 'off', settleMs: GATE_UPPER_BOUND_MS, drainTimeoutMs: 25_000, quietPeriodMs: QUIET_PERIOD_MS } },
-  { label: 'dc quiet gate', app: 'on', options: { strategy: 'dc-quiet', appKeepAlive: 'on', settleMs: GATE_UPPER_BOUND_MS, drainTimeoutMs: 25_000, quietPeriodMs: QUIET_PERIOD_MS } },
+  {
+    label: 'dc quiet gate',
+    app: 'off',
+    options: {
+      strategy: 'dc-quiet',
+      appKeepAlive: 'off',
+      settleMs: GATE_UPPER_BOUND_MS,
+      drainTimeoutMs: 25_000,
+      quietPeriodMs: QUIET_PERIOD_MS,
+    },
+  },
+  {
+    label: 'dc quiet gate',
+    app: 'on',
+    options: {
+      strategy: 'dc-quiet',
+      appKeepAlive: 'on',
+      settleMs: GATE_UPPER_BOUND_MS,
+      drainTimeoutMs: 25_000,
+      quietPeriodMs: QUIET_PERIOD_MS,
+    },
+  },
 ]
 
 export type LagSweepRow = {
@@ -34,13 +54,26 @@ export type LagSweepRow = {
 export async function runLagSweep(lags: number[] = LAGS_MS, log: (text: string) => void = () => {}): Promise<LagSweepRow[]> {
   const rows: LagSweepRow[] = []
   for (const lagMs of lags) {
-    const condition: Condition = { name: `lb-lag-${lagMs}ms`, description: `endpoint controller reacts in ${CONTROLLER_DELAY_MS} ms, load balancer lags ${lagMs} ms`, controllerDelayMs: CONTROLLER_DELAY_MS, lbLagMs: lagMs }
+    const condition: Condition = {
+      name: `lb-lag-${lagMs}ms`,
+      description: `endpoint controller reacts in ${CONTROLLER_DELAY_MS} ms, load balancer lags ${lagMs} ms`,
+      controllerDelayMs: CONTROLLER_DELAY_MS,
+      lbLagMs: lagMs,
+    }
     for (const variant of VARIANTS) {
       const began = performance.now()
       // 40 s of grace: no strategy here is cut short by the kubelet, so each shows its own hold.
       const result = await runScenario({ graceMs: 40_000, ...variant.options, condition })
-      rows.push({ lagMs, variant: variant.label, appKeepAliveOnShutdown: variant.app, boundMs: CONTROLLER_DELAY_MS + lagMs + QUIET_PERIOD_MS + 300, result })
-      log(`  lag ${String(lagMs).padStart(5)} ms  ${variant.label.padEnd(20)} app keep-alive ${variant.app.padEnd(3)} ${String(result.load.failed).padStart(4)} failed, hold max ${Math.round(result.hookHoldMs.max ?? NaN)} ms  (${((performance.now() - began) / 1_000).toFixed(1)} s)`)
+      rows.push({
+        lagMs,
+        variant: variant.label,
+        appKeepAliveOnShutdown: variant.app,
+        boundMs: CONTROLLER_DELAY_MS + lagMs + QUIET_PERIOD_MS + 300,
+        result,
+      })
+      log(
+        `  lag ${String(lagMs).padStart(5)} ms  ${variant.label.padEnd(20)} app keep-alive ${variant.app.padEnd(3)} ${String(result.load.failed).padStart(4)} failed, hold max ${Math.round(result.hookHoldMs.max ?? NaN)} ms  (${((performance.now() - began) / 1_000).toFixed(1)} s)`,
+      )
     }
   }
   return rows
@@ -55,7 +88,10 @@ export function lagSweepTable(rows: LagSweepRow[]): string {
   ]
   for (const { lagMs, variant, appKeepAliveOnShutdown, boundMs, result } of rows) {
     const settles = result.drains.map((d) => d.settle).filter((x) => x !== undefined)
-    const lags = settles.map((x) => x.trafficLagSeconds).filter((x): x is number => typeof x === 'number').map((x) => x * 1_000)
+    const lags = settles
+      .map((x) => x.trafficLagSeconds)
+      .filter((x): x is number => typeof x === 'number')
+      .map((x) => x * 1_000)
     const endedBy = [...new Set(settles.map((x) => String(x.endedBy)))].join(', ') || '–'
     const gate = variant.startsWith('dc quiet')
     const within = result.hookHoldMs.max !== undefined && result.hookHoldMs.max <= boundMs ? 'within' : 'over'

@@ -65,7 +65,14 @@ const selector = encodeURIComponent(`kubernetes.io/service-name=${service}`)
 function get(url: string): Promise<import('node:http').IncomingMessage> {
   const send = url.startsWith('https:') ? httpsRequest : httpRequest
   return new Promise((resolve, reject) => {
-    const req = send(url, { headers: { authorization: `Bearer ${token}`, accept: 'application/json', 'user-agent': 'sim-load-balancer' }, ...(ca ? { ca } : {}) }, resolve)
+    const req = send(
+      url,
+      {
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json', 'user-agent': 'sim-load-balancer' },
+        ...(ca ? { ca } : {}),
+      },
+      resolve,
+    )
     req.on('error', reject)
     req.end()
   })
@@ -123,7 +130,16 @@ const server = createServer((req, res) => {
   const forward = (retry: boolean) => {
     const upstream = httpRequest(
       // The retry takes a new connection of its own: another pooled one may be closing too.
-      { host, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: backend, connection: retry ? 'keep-alive' : 'close' }, agent: retry ? agentFor(backend) : false, timeout: 2_000, ...(sourceAddress ? { localAddress: sourceAddress } : {}) },
+      {
+        host,
+        port: Number(port),
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: backend, connection: retry ? 'keep-alive' : 'close' },
+        agent: retry ? agentFor(backend) : false,
+        timeout: 2_000,
+        ...(sourceAddress ? { localAddress: sourceAddress } : {}),
+      },
       (upstreamRes) => {
         const headers = { ...upstreamRes.headers }
         delete headers.connection
@@ -140,10 +156,13 @@ const server = createServer((req, res) => {
       }
       // A pooled connection the server closed just as the request went out (the keep-alive race): retried once on
       // a new connection, as Node's documentation advises and proxies do for a request that got no answer at all.
-      if (retry && upstream.reusedSocket && error.code === 'ECONNRESET' && (req.method === 'GET' || req.method === 'HEAD')) return forward(false)
+      if (retry && upstream.reusedSocket && error.code === 'ECONNRESET' && (req.method === 'GET' || req.method === 'HEAD'))
+        return forward(false)
       // The proxy answers 502 for a refused or reset upstream connection (504 for a timeout), as Envoy and nginx do.
       const status = error.code === 'ETIMEDOUT' ? 504 : 502
-      res.writeHead(status, { 'x-sim-upstream-error': error.code ?? 'error', 'x-sim-backend': backend }).end(`upstream error: ${error.code ?? error.message}\n`)
+      res
+        .writeHead(status, { 'x-sim-upstream-error': error.code ?? 'error', 'x-sim-backend': backend })
+        .end(`upstream error: ${error.code ?? error.message}\n`)
     })
     if (retry) req.pipe(upstream)
     else upstream.end()

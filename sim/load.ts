@@ -23,8 +23,22 @@ export type LoadResult = {
  * requests in turn (behind an L4 data plane each connection is pinned to one pod); default: one pool of up to 32,
  * which reuses its most recent idle connection and so, at low concurrency, mostly one.
  */
-export function startLoad({ url, ratePerSecond, timeoutMs = 3_000, keepAliveShare = 0.5, keepAliveClients }: { url: string; ratePerSecond: number; timeoutMs?: number; keepAliveShare?: number; keepAliveClients?: number }) {
-  const agents = keepAliveClients ? Array.from({ length: keepAliveClients }, () => new Agent({ keepAlive: true, maxSockets: 1 })) : [new Agent({ keepAlive: true, maxSockets: 32 })]
+export function startLoad({
+  url,
+  ratePerSecond,
+  timeoutMs = 3_000,
+  keepAliveShare = 0.5,
+  keepAliveClients,
+}: {
+  url: string
+  ratePerSecond: number
+  timeoutMs?: number
+  keepAliveShare?: number
+  keepAliveClients?: number
+}) {
+  const agents = keepAliveClients
+    ? Array.from({ length: keepAliveClients }, () => new Agent({ keepAlive: true, maxSockets: 1 }))
+    : [new Agent({ keepAlive: true, maxSockets: 32 })]
   let nextAgent = 0
   const startedAt = now()
   let sent = 0
@@ -44,22 +58,33 @@ export function startLoad({ url, ratePerSecond, timeoutMs = 3_000, keepAliveShar
         else ok++
         resolve()
       }
-      const req = request(url, { agent: keepAlive ? agents[nextAgent++ % agents.length] : false, headers: keepAlive ? {} : { connection: 'close' } }, (res) => {
-        const status = res.statusCode ?? 0
-        const backend = res.headers['x-sim-backend'] as string | undefined
-        res.resume()
-        res.on('end', () => {
-          if (status >= 500) settle({ kind: '5xx', detail: `${status} ${res.headers['x-sim-upstream-error'] ?? res.headers['x-sim-lb'] ?? ''}`.trim(), backend })
-          else settle()
-        })
-        res.on('error', (error: NodeJS.ErrnoException) => settle({ kind: classify(error), detail: error.code ?? error.message, backend }))
-      })
+      const req = request(
+        url,
+        { agent: keepAlive ? agents[nextAgent++ % agents.length] : false, headers: keepAlive ? {} : { connection: 'close' } },
+        (res) => {
+          const status = res.statusCode ?? 0
+          const backend = res.headers['x-sim-backend'] as string | undefined
+          res.resume()
+          res.on('end', () => {
+            if (status >= 500)
+              settle({
+                kind: '5xx',
+                detail: `${status} ${res.headers['x-sim-upstream-error'] ?? res.headers['x-sim-lb'] ?? ''}`.trim(),
+                backend,
+              })
+            else settle()
+          })
+          res.on('error', (error: NodeJS.ErrnoException) => settle({ kind: classify(error), detail: error.code ?? error.message, backend }))
+        },
+      )
       const timer = setTimeout(() => {
         settle({ kind: 'timeout', detail: `no answer within ${timeoutMs}ms`, backend: undefined })
         req.destroy()
       }, timeoutMs)
       req.on('close', () => clearTimeout(timer))
-      req.on('error', (error: NodeJS.ErrnoException) => settle({ kind: classify(error), detail: error.code ?? error.message, backend: undefined }))
+      req.on('error', (error: NodeJS.ErrnoException) =>
+        settle({ kind: classify(error), detail: error.code ?? error.message, backend: undefined }),
+      )
       req.end()
     })
   }

@@ -50,7 +50,7 @@ export const isRoot = () => process.getuid?.() === 0
 export function networkModeLine(mode: NetworkMode = isRoot() ? 'netns' : 'loopback'): string {
   return mode === 'netns'
     ? 'network: each pod in its own network namespace on 198.18.<k>.0/24 (a bridge this run creates and removes), the kubelet calling from the node address <k>.1'
-    : 'network: not root, so every pod runs on a loopback address (127.0.x.y) in this machine\'s network namespace; run as root for pods as network namespaces'
+    : "network: not root, so every pod runs on a loopback address (127.0.x.y) in this machine's network namespace; run as root for pods as network namespaces"
 }
 
 const alive = (pid: number) => {
@@ -68,7 +68,10 @@ const alive = (pid: number) => {
  */
 function removeNamespace(ns: string, veth: string | undefined): void {
   const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout ?? ''
-  for (const pid of pids.split('\n').map(Number).filter((p) => p > 0 && p !== process.pid)) {
+  for (const pid of pids
+    .split('\n')
+    .map(Number)
+    .filter((p) => p > 0 && p !== process.pid)) {
     try {
       process.kill(pid, 'SIGKILL')
     } catch {
@@ -98,7 +101,8 @@ export function sweepLeftovers(): void {
     if (!k) continue
     const pid = Number(readFileSync(join(LOCK_DIR, file), 'utf8').split(' ')[0])
     if (pid && alive(pid)) continue
-    for (const veth of links.matchAll(new RegExp(`^\\d+: (dc${k}v\\d+)@`, 'gm'))) spawnSync('ip', ['link', 'del', veth[1]!], { stdio: 'ignore' })
+    for (const veth of links.matchAll(new RegExp(`^\\d+: (dc${k}v\\d+)@`, 'gm')))
+      spawnSync('ip', ['link', 'del', veth[1]!], { stdio: 'ignore' })
     spawnSync('ip', ['link', 'del', `dc-br${k}`], { stdio: 'ignore' })
     rmSync(join(LOCK_DIR, file), { force: true })
   }
@@ -147,8 +151,13 @@ function installHandlers() {
 export async function createNetwork(options: { loopbackPrefix: string; forceLoopback?: boolean }): Promise<SimNetwork> {
   if (options.forceLoopback || !isRoot()) {
     return {
-      mode: 'loopback', prefix: options.loopbackPrefix, nodeIp: undefined, lbIp: undefined,
-      addPod: async () => undefined, apiCertificate: async () => undefined, close: async () => {},
+      mode: 'loopback',
+      prefix: options.loopbackPrefix,
+      nodeIp: undefined,
+      lbIp: undefined,
+      addPod: async () => undefined,
+      apiCertificate: async () => undefined,
+      close: async () => {},
     }
   }
   installHandlers()
@@ -214,9 +223,48 @@ async function issueServerCertificate(address: string): Promise<{ cert: string; 
   const dir = await mkdtemp(join(tmpdir(), 'drain-sim-pki-'))
   try {
     const caKey = CLUSTER_CA_FILE.replace(/\.crt$/, '.key')
-    await run('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=kubernetes', '-keyout', 'server.key', '-out', 'server.csr'], { cwd: dir })
+    await run(
+      'openssl',
+      [
+        'req',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-subj',
+        '/CN=kubernetes',
+        '-keyout',
+        'server.key',
+        '-out',
+        'server.csr',
+      ],
+      { cwd: dir },
+    )
     await writeFile(join(dir, 'ext'), `subjectAltName=IP:${address}\nextendedKeyUsage=serverAuth\n`)
-    await run('openssl', ['x509', '-req', '-in', 'server.csr', '-CA', CLUSTER_CA_FILE, '-CAkey', caKey, '-CAcreateserial', '-CAserial', join(dir, 'ca.srl'), '-days', '2', '-out', 'server.crt', '-extfile', 'ext'], { cwd: dir })
+    await run(
+      'openssl',
+      [
+        'x509',
+        '-req',
+        '-in',
+        'server.csr',
+        '-CA',
+        CLUSTER_CA_FILE,
+        '-CAkey',
+        caKey,
+        '-CAcreateserial',
+        '-CAserial',
+        join(dir, 'ca.srl'),
+        '-days',
+        '2',
+        '-out',
+        'server.crt',
+        '-extfile',
+        'ext',
+      ],
+      { cwd: dir },
+    )
     return { cert: await readFile(join(dir, 'server.crt'), 'utf8'), key: await readFile(join(dir, 'server.key'), 'utf8') }
   } finally {
     await rm(dir, { recursive: true, force: true })
@@ -226,7 +274,10 @@ async function issueServerCertificate(address: string): Promise<{ cert: string; 
 /** The namespaces of this machine whose names this module makes (for tests: a run leaves none behind). */
 export function simNamespaces(): string[] {
   try {
-    return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]!).filter((n) => /^dc-\d+-\d+-\d+$/.test(n))
+    return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+      .split('\n')
+      .map((l) => l.split(' ')[0]!)
+      .filter((n) => /^dc-\d+-\d+-\d+$/.test(n))
   } catch {
     return []
   }

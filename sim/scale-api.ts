@@ -5,21 +5,27 @@
  */
 import { startControlPlane, type PodRef } from './control-plane.ts'
 
-type Message =
-  | { cmd: 'seed'; pods: PodRef[] }
-  | { cmd: 'terminate'; pods: PodRef[] }
-  | { cmd: 'stats' }
-  | { cmd: 'exit' }
+type Message = { cmd: 'seed'; pods: PodRef[] } | { cmd: 'terminate'; pods: PodRef[] } | { cmd: 'stats' } | { cmd: 'exit' }
 
 const writes: Record<string, number> = {}
-const controlPlane = await startControlPlane({ service: 'web', port: 8080, controllerDelayMs: 0, tls: false, onSliceWrite: (name, at) => (writes[name] = at) })
+const controlPlane = await startControlPlane({
+  service: 'web',
+  port: 8080,
+  controllerDelayMs: 0,
+  tls: false,
+  onSliceWrite: (name, at) => (writes[name] = at),
+})
 const reply = (message: unknown) => process.send!(message)
 
 process.on('message', (message: Message) => {
   switch (message.cmd) {
     case 'seed':
       controlPlane.seed(message.pods)
-      reply({ cmd: 'seeded', slices: Object.keys(writes).length, placement: Object.fromEntries(message.pods.map((p) => [p.name, controlPlane.sliceOf(p)])) })
+      reply({
+        cmd: 'seeded',
+        slices: Object.keys(writes).length,
+        placement: Object.fromEntries(message.pods.map((p) => [p.name, controlPlane.sliceOf(p)])),
+      })
       return
     case 'terminate': {
       // Every pod deleted at once; the controller writes each slice once, with all its pods terminating.

@@ -10,9 +10,7 @@ import type { PodRef } from './control-plane.ts'
 import { type ScaleWait, startScaleWait } from './scale-wait.ts'
 
 type Message =
-  | { cmd: 'start'; url: string; pods: PodRef[]; mode: 'watch' | 'poll'; pollIntervalMs: number }
-  | { cmd: 'report' }
-  | { cmd: 'exit' }
+  { cmd: 'start'; url: string; pods: PodRef[]; mode: 'watch' | 'poll'; pollIntervalMs: number } | { cmd: 'report' } | { cmd: 'exit' }
 
 const reply = (message: unknown) => process.send!(message)
 const abort = new AbortController()

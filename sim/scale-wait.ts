@@ -20,7 +20,13 @@ export type ScaleWait = {
   close(): Promise<void>
 }
 
-export function startScaleWait(options: { url: string; pod: PodRef; mode: 'watch' | 'poll'; pollIntervalMs: number; signal: AbortSignal }): ScaleWait {
+export function startScaleWait(options: {
+  url: string
+  pod: PodRef
+  mode: 'watch' | 'poll'
+  pollIntervalMs: number
+  signal: AbortSignal
+}): ScaleWait {
   const { url, pod, mode, pollIntervalMs, signal } = options
   const fetch = createFetch({})
   let bytes = 0
@@ -33,11 +39,29 @@ export function startScaleWait(options: { url: string; pod: PodRef; mode: 'watch
         controller.enqueue(chunk)
       },
     })
-    return new Response(response.body.pipeThrough(counter), { status: response.status, statusText: response.statusText, headers: response.headers })
+    return new Response(response.body.pipeThrough(counter), {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    })
   }
-  const kube = createKubeClient({ apiUrl: url, namespace: 'default', fetch: counting, token: staticToken('test-token'), clock: systemClock, userAgent: 'drain-coordinator-scale' })
+  const kube = createKubeClient({
+    apiUrl: url,
+    namespace: 'default',
+    fetch: counting,
+    token: staticToken('test-token'),
+    clock: systemClock,
+    userAgent: 'drain-coordinator-scale',
+  })
   const done = waitForEndpointRemoval(
-    { kube, clock: systemClock, log: silentLogger, pod: { name: pod.name, namespace: 'default', uid: pod.uid, ips: [pod.ip] }, mode, pollIntervalMs },
+    {
+      kube,
+      clock: systemClock,
+      log: silentLogger,
+      pod: { name: pod.name, namespace: 'default', uid: pod.uid, ips: [pod.ip] },
+      mode,
+      pollIntervalMs,
+    },
     signal,
   )
   return { done, bytes: () => bytes, close: () => fetch.close() }

@@ -24,7 +24,10 @@ const SCALE_PROBES = 30
 type Latencies = { p50: number | undefined; p99: number | undefined; max: number | undefined; count: number }
 
 const summarize = (values: number[]): Latencies => ({
-  p50: percentile(values, 50), p99: percentile(values, 99), max: values.length ? Math.max(...values) : undefined, count: values.length,
+  p50: percentile(values, 50),
+  p99: percentile(values, 99),
+  max: values.length ? Math.max(...values) : undefined,
+  count: values.length,
 })
 
 export type ScaleResult = {
@@ -57,7 +60,10 @@ type Ask = (message: unknown, answer: string, timeoutMs?: number) => Promise<Rep
 
 /** A forked child driven by IPC: `ask` sends a message (if any) and waits for the reply with that `cmd`. */
 function forkChild(file: string): { child: ChildProcess; ask: Ask; exited: Promise<void> } {
-  const child = fork(join(SIM_DIR, file), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, NODE_NO_WARNINGS: '1' } })
+  const child = fork(join(SIM_DIR, file), [], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    env: { ...process.env, NODE_NO_WARNINGS: '1' },
+  })
   const replies: Reply[] = []
   const waiters = new Set<() => void>()
   child.on('message', (message: Reply) => {
@@ -89,7 +95,19 @@ async function stop({ child, exited }: { child: ChildProcess; exited: Promise<vo
   child.kill('SIGKILL')
 }
 
-export async function runScale({ n, mode, pollIntervalMs = 1_000, waitLimitMs = 60_000, probes = SCALE_PROBES }: { n: number; mode: 'watch' | 'poll'; pollIntervalMs?: number; waitLimitMs?: number; probes?: number }): Promise<ScaleResult> {
+export async function runScale({
+  n,
+  mode,
+  pollIntervalMs = 1_000,
+  waitLimitMs = 60_000,
+  probes = SCALE_PROBES,
+}: {
+  n: number
+  mode: 'watch' | 'poll'
+  pollIntervalMs?: number
+  waitLimitMs?: number
+  probes?: number
+}): Promise<ScaleResult> {
   const api = forkChild('scale-api.ts')
   const crowd = forkChild('scale-crowd.ts')
   try {
@@ -118,7 +136,11 @@ export async function runScale({ n, mode, pollIntervalMs = 1_000, waitLimitMs = 
     for (const [i, pod] of pods.entries()) {
       if (!probeIndexes.has(i)) continue
       const child = startChild(`scale probe ${pod.name}`, [join(SIM_DIR, 'scale-probe.ts')], {
-        SCALE_API_URL: url, SCALE_POD: JSON.stringify(pod), SCALE_MODE: mode, SCALE_POLL_INTERVAL_MS: String(pollIntervalMs), NODE_NO_WARNINGS: '1',
+        SCALE_API_URL: url,
+        SCALE_POD: JSON.stringify(pod),
+        SCALE_MODE: mode,
+        SCALE_POLL_INTERVAL_MS: String(pollIntervalMs),
+        NODE_NO_WARNINGS: '1',
       })
       probeChildren.push(child)
       child.waitFor('resolved', 10 * 60_000).then(
@@ -132,14 +154,16 @@ export async function runScale({ n, mode, pollIntervalMs = 1_000, waitLimitMs = 
     const crowdPods = pods.filter((_, i) => !probeIndexes.has(i))
     if (crowdPods.length > 0) await crowd.ask({ cmd: 'start', url, pods: crowdPods, mode, pollIntervalMs }, 'started')
     const probesDone = Promise.all(probeChildren.map((child) => child.exited))
-    const crowdDone = crowdPods.length > 0 ? crowd.ask(undefined, 'all-resolved', 10 * 60_000).catch(() => undefined) : Promise.resolve(undefined)
+    const crowdDone =
+      crowdPods.length > 0 ? crowd.ask(undefined, 'all-resolved', 10 * 60_000).catch(() => undefined) : Promise.resolve(undefined)
 
     // Every wait has listed (and, in watch mode, opened its watch) before the pods are deleted.
     const setupUntil = now() + 120_000
     for (;;) {
       const stats = await api.ask({ cmd: 'stats' }, 'stats')
       if (mode === 'watch' ? (stats.watchers as number) >= n : (stats.list as number) >= n) break
-      if (now() > setupUntil) throw new Error(`scale run: only ${mode === 'watch' ? `${stats.watchers} watchers` : `${stats.list} lists`} of ${n} after 120 s`)
+      if (now() > setupUntil)
+        throw new Error(`scale run: only ${mode === 'watch' ? `${stats.watchers} watchers` : `${stats.list} lists`} of ${n} after 120 s`)
       await sleep(200)
     }
     const setupMs = now() - startedAt
@@ -147,7 +171,10 @@ export async function runScale({ n, mode, pollIntervalMs = 1_000, waitLimitMs = 
     await sleep(mode === 'poll' ? pollIntervalMs : 300)
 
     const runStart = now()
-    const { writes, fanOutMs } = (await api.ask({ cmd: 'terminate', pods }, 'terminated')) as unknown as { writes: Record<string, number>; fanOutMs: number }
+    const { writes, fanOutMs } = (await api.ask({ cmd: 'terminate', pods }, 'terminated')) as unknown as {
+      writes: Record<string, number>
+      fanOutMs: number
+    }
     await within(Promise.all([crowdDone, probesDone]), waitLimitMs)
     const runMs = now() - runStart
     const stats = await api.ask({ cmd: 'stats' }, 'stats')
@@ -165,11 +192,22 @@ export async function runScale({ n, mode, pollIntervalMs = 1_000, waitLimitMs = 
     const resolved = own.length + shared.length
     const requests = (stats.list as number) + (stats.watch as number)
     return {
-      n, mode, slices: seeded.slices, resolved, unresolved: n - resolved,
-      apiRequestsPerDrain: requests / n, listPerDrain: (stats.list as number) / n, watchPerDrain: (stats.watch as number) / n,
+      n,
+      mode,
+      slices: seeded.slices,
+      resolved,
+      unresolved: n - resolved,
+      apiRequestsPerDrain: requests / n,
+      listPerDrain: (stats.list as number) / n,
+      watchPerDrain: (stats.watch as number) / n,
       bytesPerDrain: bytes / n,
-      detectionMs: summarize(own), sharedDetectionMs: summarize(shared), probes: probeCount,
-      apiFanOutMs: fanOutMs, openFds, setupMs, runMs,
+      detectionMs: summarize(own),
+      sharedDetectionMs: summarize(shared),
+      probes: probeCount,
+      apiFanOutMs: fanOutMs,
+      openFds,
+      setupMs,
+      runMs,
     }
   } finally {
     for (const child of probeChildren) if (!child.hasExited()) child.process.kill('SIGKILL')

@@ -32,9 +32,24 @@ export type Strategy = (typeof STRATEGIES)[number]
 export type Condition = { name: string; description: string; controllerDelayMs: number; lbLagMs: number }
 
 export const CONDITIONS = {
-  normal: { name: 'normal', description: 'endpoint controller reacts in 100 ms, load balancer lags 1 s', controllerDelayMs: 100, lbLagMs: 1_000 },
-  'slow-control-plane': { name: 'slow-control-plane', description: 'endpoint controller reacts after 6 s (overloaded API server), load balancer lags 1 s', controllerDelayMs: 6_000, lbLagMs: 1_000 },
-  'slow-load-balancer': { name: 'slow-load-balancer', description: 'endpoint controller reacts in 100 ms, load balancer lags 8 s (longer than the sleep)', controllerDelayMs: 100, lbLagMs: 8_000 },
+  normal: {
+    name: 'normal',
+    description: 'endpoint controller reacts in 100 ms, load balancer lags 1 s',
+    controllerDelayMs: 100,
+    lbLagMs: 1_000,
+  },
+  'slow-control-plane': {
+    name: 'slow-control-plane',
+    description: 'endpoint controller reacts after 6 s (overloaded API server), load balancer lags 1 s',
+    controllerDelayMs: 6_000,
+    lbLagMs: 1_000,
+  },
+  'slow-load-balancer': {
+    name: 'slow-load-balancer',
+    description: 'endpoint controller reacts in 100 ms, load balancer lags 8 s (longer than the sleep)',
+    controllerDelayMs: 100,
+    lbLagMs: 8_000,
+  },
 } as const satisfies Record<string, Condition>
 export type ConditionName = keyof typeof CONDITIONS
 
@@ -82,7 +97,11 @@ export type ScenarioResult = {
   /** Where the pods ran: their own network namespaces, or loopback addresses in this machine's namespace. */
   network: NetworkMode
   options: Required<Omit<ScenarioOptions, 'condition' | 'strategy'>> & { controllerDelayMs: number; lbLagMs: number }
-  load: Omit<LoadResult, 'failures'> & { firstFailureAt: number | undefined; lastFailureAt: number | undefined; details: Record<string, number> }
+  load: Omit<LoadResult, 'failures'> & {
+    firstFailureAt: number | undefined
+    lastFailureAt: number | undefined
+    details: Record<string, number>
+  }
   terminations: Termination[]
   hookHoldMs: { median: number | undefined; max: number | undefined; values: number[] }
   deletionToExitMs: { median: number | undefined; max: number | undefined; values: number[] }
@@ -97,12 +116,25 @@ export type ScenarioResult = {
   firstDeletionAt: number | undefined
 }
 
-
 export async function runScenario(options: ScenarioOptions): Promise<ScenarioResult> {
   const o = {
-    replicas: 3, ratePerSecond: 200, workMs: 5, graceMs: 30_000, sleepMs: 5_000, settleMs: 2_000, drainTimeoutMs: 20_000,
-    pollIntervalMs: 1_000, warmupMs: 1_500, rolloutGapMs: 500, envoy: false, probeReady: false, addressPrefix: '127.0.1',
-    quietPeriodMs: 1_000, appKeepAlive: 'off' as 'off' | 'on', perPodPorts: options.strategy === 'dc-quiet', network: 'auto' as 'auto' | 'loopback',
+    replicas: 3,
+    ratePerSecond: 200,
+    workMs: 5,
+    graceMs: 30_000,
+    sleepMs: 5_000,
+    settleMs: 2_000,
+    drainTimeoutMs: 20_000,
+    pollIntervalMs: 1_000,
+    warmupMs: 1_500,
+    rolloutGapMs: 500,
+    envoy: false,
+    probeReady: false,
+    addressPrefix: '127.0.1',
+    quietPeriodMs: 1_000,
+    appKeepAlive: 'off' as 'off' | 'on',
+    perPodPorts: options.strategy === 'dc-quiet',
+    network: 'auto' as 'auto' | 'loopback',
     // The gate's DRAIN_SETTLE is an upper bound, not a wait: as long as the slowest data plane it must cover.
     ...(options.strategy === 'dc-quiet' ? { settleMs: 20_000, drainTimeoutMs: 25_000 } : {}),
     ...options,
@@ -115,7 +147,13 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
 
   const timeline: TimelineEntry[] = []
   const note = (source: string, event: string, fields: { pod?: unknown; detail?: unknown; at?: number } = {}) =>
-    timeline.push({ at: fields.at ?? now(), source, event, ...(fields.pod === undefined ? {} : { pod: String(fields.pod) }), ...(fields.detail === undefined ? {} : { detail: String(fields.detail) }) })
+    timeline.push({
+      at: fields.at ?? now(),
+      source,
+      event,
+      ...(fields.pod === undefined ? {} : { pod: String(fields.pod) }),
+      ...(fields.detail === undefined ? {} : { detail: String(fields.detail) }),
+    })
 
   const tmp = await mkdtemp(join(tmpdir(), 'drain-sim-'))
   const cleanups: Array<() => Promise<unknown> | unknown> = [() => rm(tmp, { recursive: true, force: true })]
@@ -130,7 +168,9 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     const appPort = await freePort()
     const drainPort = await freePort()
     const controlPlane = await startControlPlane({
-      service: 'web', port: appPort, controllerDelayMs: condition.controllerDelayMs,
+      service: 'web',
+      port: appPort,
+      controllerDelayMs: condition.controllerDelayMs,
       // Pods reach the API server at the node's address, as they would a Service's.
       ...(network.nodeIp ? { host: network.nodeIp, certificate: await network.apiCertificate() } : {}),
       onEvent: (event, fields) => note('endpoint-controller', event, fields),
@@ -141,49 +181,90 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     if (envoy) cleanups.push(() => envoy.close())
 
     const lb = startChild('load-balancer', [join(SIM_DIR, 'load-balancer.ts')], {
-      SIM_API_URL: controlPlane.kube.url, SIM_CA_FILE: controlPlane.kube.caFile, SIM_TOKEN: 'test-token', SIM_NAMESPACE: controlPlane.kube.namespace,
-      SIM_SERVICE: 'web', SIM_LB_LAG_MS: String(condition.lbLagMs), NODE_NO_WARNINGS: '1', SIM_LB_SOURCE: network.lbIp ?? '',
+      SIM_API_URL: controlPlane.kube.url,
+      SIM_CA_FILE: controlPlane.kube.caFile,
+      SIM_TOKEN: 'test-token',
+      SIM_NAMESPACE: controlPlane.kube.namespace,
+      SIM_SERVICE: 'web',
+      SIM_LB_LAG_MS: String(condition.lbLagMs),
+      NODE_NO_WARNINGS: '1',
+      SIM_LB_SOURCE: network.lbIp ?? '',
     })
 
     const preStop = (ip: string): PreStop =>
-      strategy === 'sleep' ? { kind: 'sleep', ms: o.sleepMs } : usesSidecar ? { kind: 'httpGet', url: `http://${ip}:${drainPort}/prestop` } : { kind: 'none' }
+      strategy === 'sleep'
+        ? { kind: 'sleep', ms: o.sleepMs }
+        : usesSidecar
+          ? { kind: 'httpGet', url: `http://${ip}:${drainPort}/prestop` }
+          : { kind: 'none' }
     const portOf = (pod: PodRef) => pod.port ?? appPort
     const startApp = (pod: PodRef) =>
-      startChild(`app ${pod.name}`, [join(SIM_DIR, 'app-server.ts')], {
-        SIM_HOST: pod.ip, SIM_PORT: String(portOf(pod)), SIM_WORK_MS: String(o.workMs), SIM_SHUTDOWN_KEEPALIVE: o.appKeepAlive, NODE_NO_WARNINGS: '1',
-      }, netnsOf.get(pod.name))
-    const gate = strategy === 'dc-quiet'
-      ? (pod: PodRef) => ({
-          DRAIN_QUIET_PERIOD: `${o.quietPeriodMs}ms`, DRAIN_APP_PORTS: String(portOf(pod)), DRAIN_APP_SHUTDOWN_URL: `http://${pod.ip}:${portOf(pod)}/shutdown`,
-          // On loopback every simulated pod, the load balancer and the load generator share this machine's network
-          // namespace: the PassiveOpens counter counts all of them, so there it would see traffic all the time.
-          ...(network.mode === 'loopback' ? { DRAIN_TRAFFIC_COUNTER: 'off' } : {}),
-        })
-      : () => ({ DRAIN_QUIET_PERIOD: '0' })
+      startChild(
+        `app ${pod.name}`,
+        [join(SIM_DIR, 'app-server.ts')],
+        {
+          SIM_HOST: pod.ip,
+          SIM_PORT: String(portOf(pod)),
+          SIM_WORK_MS: String(o.workMs),
+          SIM_SHUTDOWN_KEEPALIVE: o.appKeepAlive,
+          NODE_NO_WARNINGS: '1',
+        },
+        netnsOf.get(pod.name),
+      )
+    const gate =
+      strategy === 'dc-quiet'
+        ? (pod: PodRef) => ({
+            DRAIN_QUIET_PERIOD: `${o.quietPeriodMs}ms`,
+            DRAIN_APP_PORTS: String(portOf(pod)),
+            DRAIN_APP_SHUTDOWN_URL: `http://${pod.ip}:${portOf(pod)}/shutdown`,
+            // On loopback every simulated pod, the load balancer and the load generator share this machine's network
+            // namespace: the PassiveOpens counter counts all of them, so there it would see traffic all the time.
+            ...(network.mode === 'loopback' ? { DRAIN_TRAFFIC_COUNTER: 'off' } : {}),
+          })
+        : () => ({ DRAIN_QUIET_PERIOD: '0' })
     const startSidecar = (pod: PodRef) =>
-      startChild(`sidecar ${pod.name}`, [BUNDLE], {
-        DRAIN_KUBE_API_URL: controlPlane.kube.url, DRAIN_KUBE_CA_FILE: controlPlane.kube.caFile, DRAIN_KUBE_TOKEN_FILE: tokenFile,
-        POD_NAMESPACE: controlPlane.kube.namespace, POD_NAME: pod.name, POD_UID: pod.uid, POD_IP: pod.ip,
-        DRAIN_SETTLE: `${o.settleMs}ms`, DRAIN_TIMEOUT: `${o.drainTimeoutMs}ms`, DRAIN_ENDPOINT_MODE: strategy === 'dc-poll' ? 'poll' : 'watch',
-        DRAIN_POLL_INTERVAL: `${o.pollIntervalMs}ms`, DRAIN_PORT: String(drainPort), DRAIN_HOST: pod.ip,
-        ...(envoy ? { DRAIN_ENVOY_ADMIN_URL: envoy.url } : {}),
-        ...(network.nodeIp ? { HOST_IP: network.nodeIp } : {}),
-        ...gate(pod),
-      }, netnsOf.get(pod.name))
+      startChild(
+        `sidecar ${pod.name}`,
+        [BUNDLE],
+        {
+          DRAIN_KUBE_API_URL: controlPlane.kube.url,
+          DRAIN_KUBE_CA_FILE: controlPlane.kube.caFile,
+          DRAIN_KUBE_TOKEN_FILE: tokenFile,
+          POD_NAMESPACE: controlPlane.kube.namespace,
+          POD_NAME: pod.name,
+          POD_UID: pod.uid,
+          POD_IP: pod.ip,
+          DRAIN_SETTLE: `${o.settleMs}ms`,
+          DRAIN_TIMEOUT: `${o.drainTimeoutMs}ms`,
+          DRAIN_ENDPOINT_MODE: strategy === 'dc-poll' ? 'poll' : 'watch',
+          DRAIN_POLL_INTERVAL: `${o.pollIntervalMs}ms`,
+          DRAIN_PORT: String(drainPort),
+          DRAIN_HOST: pod.ip,
+          ...(envoy ? { DRAIN_ENVOY_ADMIN_URL: envoy.url } : {}),
+          ...(network.nodeIp ? { HOST_IP: network.nodeIp } : {}),
+          ...gate(pod),
+        },
+        netnsOf.get(pod.name),
+      )
 
     // Old pods (each with its sidecar under a dc strategy) and the new pods that replace them, all started now so
     // process start-up does not compete with the measurement; a new pod joins the Service only when the rollout
     // makes it ready. (New pods get no sidecar: it would sit idle, as nothing deletes them in this run.)
     const podPorts = { old: [] as number[], new: [] as number[] }
-    if (o.perPodPorts) for (const kind of ['old', 'new'] as const) for (let i = 0; i < o.replicas; i++) podPorts[kind].push(await freePort())
+    if (o.perPodPorts)
+      for (const kind of ['old', 'new'] as const) for (let i = 0; i < o.replicas; i++) podPorts[kind].push(await freePort())
     const ref = (kind: 'old' | 'new', i: number): PodRef => ({
-      name: `web-${kind}-${i}`, uid: `00000000-0000-4000-8000-${kind === 'old' ? '0' : '1'}${String(i).padStart(11, '0')}`,
+      name: `web-${kind}-${i}`,
+      uid: `00000000-0000-4000-8000-${kind === 'old' ? '0' : '1'}${String(i).padStart(11, '0')}`,
       ip: `${network.prefix}.${(kind === 'old' ? 10 : 110) + i}`,
       ...(o.perPodPorts ? { port: podPorts[kind][i]! } : {}),
     })
     const oldPods: SimPod[] = []
     const newPods: SimPod[] = []
-    for (const [kind, count] of [['old', o.replicas], ['new', rollout]] as const) {
+    for (const [kind, count] of [
+      ['old', o.replicas],
+      ['new', rollout],
+    ] as const) {
       for (let i = 0; i < count; i++) netnsOf.set(ref(kind, i).name, await network.addPod((kind === 'old' ? 10 : 110) + i))
     }
     for (let i = 0; i < o.replicas; i++) {
@@ -202,7 +283,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     const allOld = (e: ChildEvent) => Array.isArray(e.backends) && e.backends.length === o.replicas
     await lb.waitFor('routing', condition.lbLagMs + 15_000, allOld)
 
-    const lbPort = (lb.events.find((e) => e.event === 'listening')!.port as number)
+    const lbPort = lb.events.find((e) => e.event === 'listening')!.port as number
     const load = startLoad({ url: `http://127.0.0.1:${lbPort}/`, ratePerSecond: o.ratePerSecond })
     note('load', 'load_started', { detail: `${o.ratePerSecond} req/s` })
     await sleep(o.warmupMs)
@@ -234,16 +315,20 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     // Timeline entries from the other processes.
     for (const e of lb.events) {
       if (e.event !== 'routing') continue
-      for (const backend of e.removed as string[]) note('load-balancer', 'stopped_routing', { at: e.at, pod: podOf(backend, oldPods, newPods), detail: backend })
-      for (const backend of e.added as string[]) note('load-balancer', 'started_routing', { at: e.at, pod: podOf(backend, oldPods, newPods), detail: backend })
+      for (const backend of e.removed as string[])
+        note('load-balancer', 'stopped_routing', { at: e.at, pod: podOf(backend, oldPods, newPods), detail: backend })
+      for (const backend of e.added as string[])
+        note('load-balancer', 'started_routing', { at: e.at, pod: podOf(backend, oldPods, newPods), detail: backend })
     }
     const drains: ScenarioResult['drains'] = []
     for (const pod of oldPods.slice(0, rollout)) {
       for (const log of sidecarLogs(pod.sidecar)) {
         const at = Date.parse(String(log.time))
         if (log.event === 'drain_started') note('sidecar', 'drain_started', { at, pod: pod.name, detail: `by ${log.by}` })
-        if (log.event === 'phase_finished' && log.phase === 'endpoints') note('sidecar', 'endpoint_wait_finished', { at, pod: pod.name, detail: `mode ${log.mode}` })
-        if (log.event === 'phase_finished' && log.phase === 'envoy') note('sidecar', 'envoy_drained', { at, pod: pod.name, detail: `POST drain_listeners → ${log.httpStatus}` })
+        if (log.event === 'phase_finished' && log.phase === 'endpoints')
+          note('sidecar', 'endpoint_wait_finished', { at, pod: pod.name, detail: `mode ${log.mode}` })
+        if (log.event === 'phase_finished' && log.phase === 'envoy')
+          note('sidecar', 'envoy_drained', { at, pod: pod.name, detail: `POST drain_listeners → ${log.httpStatus}` })
         if (log.event === 'drain_finished') {
           note('sidecar', 'drain_finished', { at, pod: pod.name, detail: `outcome ${log.outcome}` })
           const phases = log.phases as Record<string, Record<string, unknown>> | undefined
@@ -252,7 +337,9 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       }
     }
     // The traffic gate's GET /stats at every sample would bury the drain call in the timeline.
-    if (envoy) for (const call of envoy.calls.filter((c) => c.path !== '/stats')) note('envoy', 'admin_call', { at: performance.timeOrigin + call.at, detail: `${call.method} ${call.path}${call.query}` })
+    if (envoy)
+      for (const call of envoy.calls.filter((c) => c.path !== '/stats'))
+        note('envoy', 'admin_call', { at: performance.timeOrigin + call.at, detail: `${call.method} ${call.path}${call.query}` })
     const failures = loadResult.failures
     const details: Record<string, number> = {}
     for (const f of failures) details[`${f.kind}: ${f.detail}`] = (details[`${f.kind}: ${f.detail}`] ?? 0) + 1
@@ -287,13 +374,18 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
         startupPerPod: usesSidecar ? (sidecarRequests.length - drainRequests.length) / o.replicas : 0,
       },
       drains,
-      arrivedAfterSigterm: oldPods.slice(0, rollout).reduce((sum, pod) => sum + Number(pod.app.events.find((e) => e.event === 'exiting')?.arrivedAfterSigterm ?? 0), 0),
+      arrivedAfterSigterm: oldPods
+        .slice(0, rollout)
+        .reduce((sum, pod) => sum + Number(pod.app.events.find((e) => e.event === 'exiting')?.arrivedAfterSigterm ?? 0), 0),
       timeline,
       startedAt,
       firstDeletionAt,
     }
   } finally {
-    for (const cleanup of cleanups.reverse()) await Promise.resolve().then(cleanup).catch(() => {})
+    for (const cleanup of cleanups.reverse())
+      await Promise.resolve()
+        .then(cleanup)
+        .catch(() => {})
   }
 }
 
@@ -319,7 +411,10 @@ async function untilHealthy(pod: SimPod, port: number): Promise<void> {
   const until = now() + 15_000
   while (now() < until) {
     if (pod.sidecar!.hasExited()) throw new Error(`sidecar of ${pod.name} exited: ${pod.sidecar!.stderr()}`)
-    const ok = await fetch(`http://${pod.ip}:${port}/healthz`).then((r) => r.ok, () => false)
+    const ok = await fetch(`http://${pod.ip}:${port}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    )
     if (ok) return
     await sleep(50)
   }
@@ -327,10 +422,17 @@ async function untilHealthy(pod: SimPod, port: number): Promise<void> {
 }
 
 /** A fast readiness prober (50 ms) on the sidecar's /ready, recording when it first answers 503. */
-async function probeReady(pod: SimPod, port: number, note: (source: string, event: string, fields: { pod?: unknown; detail?: unknown }) => void) {
+async function probeReady(
+  pod: SimPod,
+  port: number,
+  note: (source: string, event: string, fields: { pod?: unknown; detail?: unknown }) => void,
+) {
   const until = now() + 10_000
   while (now() < until && !pod.sidecar!.hasExited()) {
-    const status = await fetch(`http://${pod.ip}:${port}/ready`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.status, () => 0)
+    const status = await fetch(`http://${pod.ip}:${port}/ready`, { signal: AbortSignal.timeout(1_000) }).then(
+      (r) => r.status,
+      () => 0,
+    )
     if (status === 503) {
       note('sidecar', 'ready_503', { pod: pod.name, detail: 'GET /ready → 503' })
       return

@@ -44,7 +44,11 @@ export async function readBodyText(
         step = await reader.read()
       } catch (error) {
         if (signal?.aborted) throw signal.reason
-        throw new UpstreamError(what, { status: response.status, message: `connection lost while reading the body (${describeError(error)})` }, { cause: error })
+        throw new UpstreamError(
+          what,
+          { status: response.status, message: `connection lost while reading the body (${describeError(error)})` },
+          { cause: error },
+        )
       }
       if (step.done) break
       total += step.value.byteLength

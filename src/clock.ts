@@ -33,12 +33,15 @@ export const systemClock: Clock = {
         reject(signal!.reason)
       }
       const arm = (left: number) => {
-        timer = setTimeout(() => {
-          const rest = until - performance.now()
-          if (rest > 0) return arm(rest)
-          signal?.removeEventListener('abort', onAbort)
-          resolve()
-        }, Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(left))))
+        timer = setTimeout(
+          () => {
+            const rest = until - performance.now()
+            if (rest > 0) return arm(rest)
+            signal?.removeEventListener('abort', onAbort)
+            resolve()
+          },
+          Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(left))),
+        )
       }
       arm(ms)
       signal?.addEventListener('abort', onAbort, { once: true })
@@ -52,12 +55,7 @@ const CANCELLED = Symbol('deadline cancelled')
  * An AbortSignal that aborts after `ms` on the given clock, with `reason`. Also aborts when `parent` does.
  * (Never AbortSignal.timeout: it ignores fake clocks.) Call `cancel` to free the timer early.
  */
-export function deadline(
-  clock: Clock,
-  ms: number,
-  reason: unknown,
-  parent?: AbortSignal,
-): { signal: AbortSignal; cancel: () => void } {
+export function deadline(clock: Clock, ms: number, reason: unknown, parent?: AbortSignal): { signal: AbortSignal; cancel: () => void } {
   const controller = new AbortController()
   const stop = new AbortController()
   const onParentAbort = () => controller.abort(parent?.reason)

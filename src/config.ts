@@ -86,12 +86,16 @@ export function parseConfig(env: Env): Config {
   if (settleMs >= timeoutMs) throw settleVersusTimeout(read(env, 'DRAIN_SETTLE'), read(env, 'DRAIN_TIMEOUT'))
   const settleMinMs = readDuration(env, 'DRAIN_SETTLE_MIN', DEFAULTS.settleMin, { min: 0 })
   if (settleMinMs > settleMs) {
-    throw new ConfigError('DRAIN_SETTLE_MIN', read(env, 'DRAIN_SETTLE_MIN') ?? '', `a duration no longer than DRAIN_SETTLE (${read(env, 'DRAIN_SETTLE') ?? `${DEFAULTS.settle}, the default`})`)
+    throw new ConfigError(
+      'DRAIN_SETTLE_MIN',
+      read(env, 'DRAIN_SETTLE_MIN') ?? '',
+      `a duration no longer than DRAIN_SETTLE (${read(env, 'DRAIN_SETTLE') ?? `${DEFAULTS.settle}, the default`})`,
+    )
   }
   const pod = readPod(env)
   const kube = readKube(env)
   if (kube && pod.namespace === undefined) {
-    throw new ConfigError('POD_NAMESPACE', '', 'the pod\'s namespace (Downward API metadata.namespace) when an API server is configured')
+    throw new ConfigError('POD_NAMESPACE', '', "the pod's namespace (Downward API metadata.namespace) when an API server is configured")
   }
   if (kube && pod.uid === undefined && pod.name === undefined && pod.ips.length === 0) {
     throw new ConfigError('POD_UID', '', 'at least one of POD_UID, POD_NAME or POD_IP (Downward API) to find this pod in EndpointSlices')
@@ -147,11 +151,13 @@ export function describeConfig(config: Config): Record<string, unknown> {
     hostIps: config.hostIps,
     appReserveMs: config.appReserveMs,
     trafficCounter: config.trafficCounter,
-    trafficMetric: config.trafficMetric === undefined ? null : { url: config.trafficMetric.url, selector: config.trafficMetric.selector.text },
+    trafficMetric:
+      config.trafficMetric === undefined ? null : { url: config.trafficMetric.url, selector: config.trafficMetric.selector.text },
   }
 }
 
-const SELECTOR_FORM = 'a Prometheus series selector: a metric name with optional label matchers (=, !=, =~, !~), such as http_requests_total{path!="/ready"}'
+const SELECTOR_FORM =
+  'a Prometheus series selector: a metric name with optional label matchers (=, !=, =~, !~), such as http_requests_total{path!="/ready"}'
 
 /** Both or neither: a URL without a series to sum, or a series without a URL, is a half-done configuration. */
 function readTrafficMetric(env: Env): Config['trafficMetric'] {
@@ -159,7 +165,12 @@ function readTrafficMetric(env: Env): Config['trafficMetric'] {
   const raw = read(env, 'DRAIN_TRAFFIC_METRIC')
   if (url === undefined && raw === undefined) return undefined
   if (raw === undefined) throw new ConfigError('DRAIN_TRAFFIC_METRIC', '', `${SELECTOR_FORM}, set together with DRAIN_TRAFFIC_METRIC_URL`)
-  if (url === undefined) throw new ConfigError('DRAIN_TRAFFIC_METRIC_URL', '', 'the app\'s Prometheus metrics URL (an absolute http:// or https:// URL, such as http://127.0.0.1:8080/metrics), set together with DRAIN_TRAFFIC_METRIC')
+  if (url === undefined)
+    throw new ConfigError(
+      'DRAIN_TRAFFIC_METRIC_URL',
+      '',
+      "the app's Prometheus metrics URL (an absolute http:// or https:// URL, such as http://127.0.0.1:8080/metrics), set together with DRAIN_TRAFFIC_METRIC",
+    )
   try {
     return Object.freeze({ url, selector: parseSelector(raw) })
   } catch (error) {
@@ -170,7 +181,8 @@ function readTrafficMetric(env: Env): Config['trafficMetric'] {
 
 function readHeadersTimeout(env: Env): number {
   const ms = readDuration(env, 'DRAIN_HEADERS_TIMEOUT', DEFAULTS.headersTimeout, { min: 100 })
-  if (ms > MAX_HEADERS_TIMEOUT_MS) throw new ConfigError('DRAIN_HEADERS_TIMEOUT', read(env, 'DRAIN_HEADERS_TIMEOUT')!, `${DURATION_FORM}, from 100ms up to 1m`)
+  if (ms > MAX_HEADERS_TIMEOUT_MS)
+    throw new ConfigError('DRAIN_HEADERS_TIMEOUT', read(env, 'DRAIN_HEADERS_TIMEOUT')!, `${DURATION_FORM}, from 100ms up to 1m`)
   return ms
 }
 
@@ -198,7 +210,11 @@ function readDuration(env: Env, name: string, fallback: string, { min }: { min: 
  */
 function settleVersusTimeout(settle: string | undefined, timeout: string | undefined): ConfigError {
   if (settle === undefined) {
-    return new ConfigError('DRAIN_TIMEOUT', timeout ?? DEFAULTS.timeout, `a duration longer than DRAIN_SETTLE (${DEFAULTS.settle}, the default; set DRAIN_SETTLE lower to allow a shorter timeout)`)
+    return new ConfigError(
+      'DRAIN_TIMEOUT',
+      timeout ?? DEFAULTS.timeout,
+      `a duration longer than DRAIN_SETTLE (${DEFAULTS.settle}, the default; set DRAIN_SETTLE lower to allow a shorter timeout)`,
+    )
   }
   const against = timeout === undefined ? `${DEFAULTS.timeout}, the default` : timeout
   return new ConfigError('DRAIN_SETTLE', settle, `a duration shorter than DRAIN_TIMEOUT (${against})`)
@@ -226,7 +242,12 @@ function readHostIps(env: Env): readonly string[] {
   const raw = read(env, 'HOST_IP')
   if (raw === undefined) return Object.freeze([])
   const ips = parseIpList(raw)
-  if (ips === undefined) throw new ConfigError('HOST_IP', raw, 'the node\'s IP address, or several separated by commas (Downward API status.hostIPs or status.hostIP)')
+  if (ips === undefined)
+    throw new ConfigError(
+      'HOST_IP',
+      raw,
+      "the node's IP address, or several separated by commas (Downward API status.hostIPs or status.hostIP)",
+    )
   return Object.freeze(ips)
 }
 
@@ -287,7 +308,11 @@ function readKube(env: Env): KubeConfig | undefined {
     const url = parseHttpUrl('DRAIN_KUBE_API_URL', explicit)
     // The bearer token must never cross a network in clear text: plain http only to this pod (kubectl proxy).
     if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
-      throw new ConfigError('DRAIN_KUBE_API_URL', explicit, 'an https:// URL (plain http only to a loopback address such as http://127.0.0.1:8001)')
+      throw new ConfigError(
+        'DRAIN_KUBE_API_URL',
+        explicit,
+        'an https:// URL (plain http only to a loopback address such as http://127.0.0.1:8001)',
+      )
     }
     return Object.freeze({ apiUrl: url.href.replace(/\/+$/, ''), tokenFile, caFile })
   }

@@ -20,7 +20,12 @@ export type AppliedDeadline = {
 export class DrainDeadlineError extends DrainCoordinatorError {
   override name = 'DrainDeadlineError'
   constructor(timeoutMs: number, source: DeadlineSource = 'DRAIN_TIMEOUT') {
-    super('DRAIN_DEADLINE', source === 'DRAIN_TIMEOUT' ? `DRAIN_TIMEOUT (${timeoutMs}ms) reached` : `the pod's grace budget (${timeoutMs}ms of hold, DRAIN_APP_RESERVE left for the app) reached`)
+    super(
+      'DRAIN_DEADLINE',
+      source === 'DRAIN_TIMEOUT'
+        ? `DRAIN_TIMEOUT (${timeoutMs}ms) reached`
+        : `the pod's grace budget (${timeoutMs}ms of hold, DRAIN_APP_RESERVE left for the app) reached`,
+    )
   }
 }
 
@@ -28,7 +33,17 @@ export class DrainDeadlineError extends DrainCoordinatorError {
  * How long a drain that started at `startedAtMs` (wall clock) may hold so that `reserveMs` is left before
  * `killAtMs`; never negative, never more than `timeoutMs`. Pure.
  */
-export function budgetedHoldMs({ startedAtMs, killAtMs, reserveMs, timeoutMs }: { startedAtMs: number; killAtMs: number; reserveMs: number; timeoutMs: number }): number {
+export function budgetedHoldMs({
+  startedAtMs,
+  killAtMs,
+  reserveMs,
+  timeoutMs,
+}: {
+  startedAtMs: number
+  killAtMs: number
+  reserveMs: number
+  timeoutMs: number
+}): number {
   return Math.max(0, Math.min(timeoutMs, killAtMs - reserveMs - startedAtMs))
 }
 

@@ -10,7 +10,11 @@ export type DrainEvent = { type: EventType; reason: 'DrainStarted' | 'DrainCompl
 
 export function drainStartedEvent(trigger: Trigger): DrainEvent {
   const by = trigger === 'hook' ? 'the preStop hook' : 'a signal (SIGTERM or SIGINT)'
-  return { type: 'Normal', reason: 'DrainStarted', message: `Drain started by ${by}; readiness is off, waiting for the endpoint to leave every EndpointSlice` }
+  return {
+    type: 'Normal',
+    reason: 'DrainStarted',
+    message: `Drain started by ${by}; readiness is off, waiting for the endpoint to leave every EndpointSlice`,
+  }
 }
 
 export function drainFinishedEvent(summary: DrainSummary): DrainEvent {
@@ -19,7 +23,9 @@ export function drainFinishedEvent(summary: DrainSummary): DrainEvent {
   const lag = summary.phases.settle.trafficLagSeconds
   const deadline = `${summary.deadline.source} ${summary.deadline.seconds}s`
   const message = [
-    completed ? `Drain completed in ${summary.durationSeconds}s` : `Drain hit its deadline after ${summary.durationSeconds}s: released without proof that traffic had moved away`,
+    completed
+      ? `Drain completed in ${summary.durationSeconds}s`
+      : `Drain hit its deadline after ${summary.durationSeconds}s: released without proof that traffic had moved away`,
     `phases: ${phases}`,
     `traffic lag: ${typeof lag === 'number' ? `${lag}s` : 'not measured'}`,
     `deadline: ${deadline}`,

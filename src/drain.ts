@@ -55,7 +55,10 @@ export type DrainDeps = Readonly<{
   readDeletion?: ((signal: AbortSignal) => Promise<Date | undefined>) | undefined
   /** Records a Kubernetes Event on the pod, best effort: returns at once and never throws. */
   recordEvent?: ((event: DrainEvent) => void) | undefined
-  config: Pick<Config, 'appShutdownUrl' | 'envoyAdminUrl' | 'settleMs' | 'timeoutMs' | 'sideCallTimeoutMs' | 'quietPeriodMs' | 'settleMinMs' | 'appReserveMs'>
+  config: Pick<
+    Config,
+    'appShutdownUrl' | 'envoyAdminUrl' | 'settleMs' | 'timeoutMs' | 'sideCallTimeoutMs' | 'quietPeriodMs' | 'settleMinMs' | 'appReserveMs'
+  >
 }>
 
 export { DrainDeadlineError } from './drain-deadline.ts'
@@ -114,7 +117,12 @@ export function createDrainCoordinator(deps: DrainDeps) {
       return report
     } catch (error) {
       const cancelled = cancelledBy.aborted && error === cancelledBy.reason
-      const report: PhaseReport = { status: cancelled ? 'cancelled' : 'failed', durationSeconds: seconds(phaseStart), ...(cancelled ? sofar() : {}), error: renderError(error) }
+      const report: PhaseReport = {
+        status: cancelled ? 'cancelled' : 'failed',
+        durationSeconds: seconds(phaseStart),
+        ...(cancelled ? sofar() : {}),
+        error: renderError(error),
+      }
       metrics.phaseFinished(name, report.durationSeconds!)
       // The endpoint wait cut short by the deadline is what alerts care about; a settle cut short is not.
       if (!cancelled || name === 'endpoints') metrics.phaseFailed(name)
@@ -127,7 +135,13 @@ export function createDrainCoordinator(deps: DrainDeps) {
   async function run(trigger: Trigger, userAgent: string | undefined): Promise<DrainSummary> {
     const startedAt = clock.now()
     const startedWall = clock.wallTime()
-    log.info('drain_started', { by: trigger, userAgent: userAgent ?? null, timeoutMs: config.timeoutMs, settleMs: config.settleMs, quietPeriodMs: config.quietPeriodMs })
+    log.info('drain_started', {
+      by: trigger,
+      userAgent: userAgent ?? null,
+      timeoutMs: config.timeoutMs,
+      settleMs: config.settleMs,
+      quietPeriodMs: config.quietPeriodMs,
+    })
     metrics.drainStarted()
     emitEvent(drainStartedEvent(trigger))
     const drainDeadline = createDrainDeadline(clock, config.timeoutMs)
@@ -139,14 +153,25 @@ export function createDrainCoordinator(deps: DrainDeps) {
       const fallBack = (reason: string, error?: unknown) => {
         if (budgetFallbackLogged) return
         budgetFallbackLogged = true
-        log.warn('grace_budget_unavailable', { reason, ...(error === undefined ? {} : { error }), deadline: 'DRAIN_TIMEOUT', timeoutMs: config.timeoutMs })
+        log.warn('grace_budget_unavailable', {
+          reason,
+          ...(error === undefined ? {} : { error }),
+          deadline: 'DRAIN_TIMEOUT',
+          timeoutMs: config.timeoutMs,
+        })
       }
       const read = deps.readDeletion
       if (read === undefined) return fallBack('no API server or no POD_NAME to read the pod with')
-      const bounded = deadline(clock, POD_READ_TIMEOUT_MS, new DrainCoordinatorError('POD_READ_TIMEOUT', `the pod's own object was not read within ${POD_READ_TIMEOUT_MS}ms`), untilReleased)
+      const bounded = deadline(
+        clock,
+        POD_READ_TIMEOUT_MS,
+        new DrainCoordinatorError('POD_READ_TIMEOUT', `the pod's own object was not read within ${POD_READ_TIMEOUT_MS}ms`),
+        untilReleased,
+      )
       try {
         const killAt = await Promise.race([read(bounded.signal), rejectedOnAbort(bounded.signal)])
-        if (killAt === undefined) return fallBack('the pod has no deletionTimestamp (not being deleted: a signal without deletion, or a node shutdown)')
+        if (killAt === undefined)
+          return fallBack('the pod has no deletionTimestamp (not being deleted: a signal without deletion, or a node shutdown)')
         log.info('drain_deadline', { ...drainDeadline.applyBudget(killAt, config.appReserveMs), reserveMs: config.appReserveMs })
       } catch (error) {
         // The drain ended first: nothing left to bound.
@@ -160,10 +185,15 @@ export function createDrainCoordinator(deps: DrainDeps) {
     /** Step 2: POST to the app or Envoy, bounded by its own timeout and by the release. */
     const sideCall = async (name: 'app' | 'envoy', url: string | undefined, fetch: Fetch, what: string): Promise<PhaseReport> => {
       if (url === undefined) return SKIPPED
-      const timeout = new DrainCoordinatorError('SIDE_CALL_TIMEOUT', `${what}: POST ${url} got no answer within ${config.sideCallTimeoutMs}ms`)
+      const timeout = new DrainCoordinatorError(
+        'SIDE_CALL_TIMEOUT',
+        `${what}: POST ${url} got no answer within ${config.sideCallTimeoutMs}ms`,
+      )
       const bounded = deadline(clock, config.sideCallTimeoutMs, timeout, untilReleased)
       try {
-        return await runPhase(name, bounded.signal, untilReleased, async (signal) => ({ httpStatus: await postExpectingSuccess(fetch, what, url, signal) }))
+        return await runPhase(name, bounded.signal, untilReleased, async (signal) => ({
+          httpStatus: await postExpectingSuccess(fetch, what, url, signal),
+        }))
       } finally {
         bounded.cancel()
       }
@@ -223,7 +253,12 @@ export function createDrainCoordinator(deps: DrainDeps) {
 
     // Step 2 runs beside the endpoint wait, never in front of it.
     const app = sideCall('app', config.appShutdownUrl, deps.appFetch, 'app shutdown')
-    const envoy = sideCall('envoy', config.envoyAdminUrl === undefined ? undefined : envoyDrainUrl(config.envoyAdminUrl), deps.envoyFetch, 'Envoy drain')
+    const envoy = sideCall(
+      'envoy',
+      config.envoyAdminUrl === undefined ? undefined : envoyDrainUrl(config.envoyAdminUrl),
+      deps.envoyFetch,
+      'Envoy drain',
+    )
     const waited = await sequence().catch(async (error: unknown) => {
       // A bug in the sequence itself proves nothing either: hold to the deadline rather than answer early.
       log.error('drain_held_without_evidence', { reason: 'the drain sequence failed', until: drainDeadline.applied.source, error })
@@ -277,7 +312,8 @@ export function createDrainCoordinator(deps: DrainDeps) {
   return {
     /** Starts the drain, or joins the one already started (or finished). */
     start(trigger: Trigger, userAgent?: string): Promise<DrainSummary> {
-      if (running === undefined) running = run(trigger, userAgent).catch((error: unknown) => heldToTimeout(trigger, clock.now(), clock.wallTime(), error))
+      if (running === undefined)
+        running = run(trigger, userAgent).catch((error: unknown) => heldToTimeout(trigger, clock.now(), clock.wallTime(), error))
       else deps.log.info('drain_joined', { by: trigger, userAgent: userAgent ?? null, state: finished ? 'drained' : 'draining' })
       return running
     },

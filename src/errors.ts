@@ -30,11 +30,7 @@ export class UpstreamError extends DrainCoordinatorError {
   readonly retryAfterMs: number | undefined
   /** Kubernetes Status `reason` (Expired, Forbidden, ...) when the body was a Status. */
   readonly reason: string | undefined
-  constructor(
-    what: string,
-    detail: { status?: number; retryAfterMs?: number; reason?: string; message?: string },
-    options?: ErrorOptions,
-  ) {
+  constructor(what: string, detail: { status?: number; retryAfterMs?: number; reason?: string; message?: string }, options?: ErrorOptions) {
     const code = detail.status === undefined ? 'UPSTREAM_UNREACHABLE' : 'UPSTREAM_HTTP_STATUS'
     const status = detail.status === undefined ? 'failed' : `failed with status ${detail.status}`
     const tail = detail.message ? `: ${detail.message}` : ''

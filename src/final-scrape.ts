@@ -40,7 +40,10 @@ export function createScrapeTracker(clock: Clock) {
       if (cut?.aborted) return done('cut-short')
       // The longest recent gap is the scrape interval (shorter ones are a second scraper); none seen yet: assume
       // the interval is as long as we may wait. Wait one and a half of it.
-      const gaps = scrapes.slice(1).map((at, i) => at - scrapes[i]!).filter((gap) => gap >= MIN_INTERVAL_MS)
+      const gaps = scrapes
+        .slice(1)
+        .map((at, i) => at - scrapes[i]!)
+        .filter((gap) => gap >= MIN_INTERVAL_MS)
       const interval = gaps.length > 0 ? Math.max(...gaps) : maxWaitMs
       const bound = Math.min(maxWaitMs, interval * 1.5)
       const stop = new AbortController()
@@ -48,8 +51,14 @@ export function createScrapeTracker(clock: Clock) {
       // Stopped once the scrape came: the rejection of the stopped sleep then loses a race already decided.
       const timedOut = clock.sleep(bound, stop.signal).catch(() => {})
       let onCut: (() => void) | undefined
-      const cutShort = new Promise<'cut-short'>((resolve) => cut?.addEventListener('abort', (onCut = () => resolve('cut-short')), { once: true }))
-      const result: FinalScrapeResult = await Promise.race([scraped.then(() => 'scraped' as const), timedOut.then(() => 'timed-out' as const), cutShort])
+      const cutShort = new Promise<'cut-short'>((resolve) =>
+        cut?.addEventListener('abort', (onCut = () => resolve('cut-short')), { once: true }),
+      )
+      const result: FinalScrapeResult = await Promise.race([
+        scraped.then(() => 'scraped' as const),
+        timedOut.then(() => 'timed-out' as const),
+        cutShort,
+      ])
       stop.abort()
       if (onCut) cut?.removeEventListener('abort', onCut)
       waiters.clear()

@@ -19,7 +19,10 @@ export function canonicalIp(text: string): string | undefined {
   const mapped = MAPPED_V4.exec(raw) ?? MAPPED_V4.exec(host)
   if (mapped?.[1] && isIPv4(mapped[1])) return mapped[1]
   if (/^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(host)) {
-    const [hi, lo] = host.slice(7).split(':').map((part) => Number.parseInt(part, 16)) as [number, number]
+    const [hi, lo] = host
+      .slice(7)
+      .split(':')
+      .map((part) => Number.parseInt(part, 16)) as [number, number]
     return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.')
   }
   return host
@@ -27,7 +30,10 @@ export function canonicalIp(text: string): string | undefined {
 
 /** Parses a comma-separated list such as POD_IP on a dual-stack pod; undefined if any entry is not an IP. */
 export function parseIpList(text: string): string[] | undefined {
-  const parts = text.split(',').map((part) => part.trim()).filter((part) => part !== '')
+  const parts = text
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')
   const ips: string[] = []
   for (const part of parts) {
     const ip = canonicalIp(part)

@@ -127,11 +127,17 @@ async function readCa(config: Config): Promise<string | undefined> {
     countCaCertificates(pem)
     return pem
   } catch (error) {
-    fail(`DRAIN_KUBE_CA_FILE=${JSON.stringify(config.kube.caFile)} cannot be used (${describeError(error)}): expected the PEM CA bundle the API server's certificate chains to (the service account's ca.crt), at most ${FILE_LIMITS.caBundle} bytes`)
+    fail(
+      `DRAIN_KUBE_CA_FILE=${JSON.stringify(config.kube.caFile)} cannot be used (${describeError(error)}): expected the PEM CA bundle the API server's certificate chains to (the service account's ca.crt), at most ${FILE_LIMITS.caBundle} bytes`,
+    )
   }
 }
 
-function listen(app: { fetch: (request: Request, env: unknown) => Response | Promise<Response> }, config: Config, log: Logger): Promise<ServerType> {
+function listen(
+  app: { fetch: (request: Request, env: unknown) => Response | Promise<Response> },
+  config: Config,
+  log: Logger,
+): Promise<ServerType> {
   const start = (hostname: string) =>
     new Promise<ServerType>((resolve, reject) => {
       const server = serve({ fetch: app.fetch, port: config.port, hostname, serverOptions: serverOptions(config) }, () => resolve(server))
@@ -172,7 +178,14 @@ async function main(): Promise<void> {
     const caBundle =
       ca === undefined
         ? undefined
-        : createCaBundleWatcher({ file: kubeConfig.caFile, initial: ca, read: readCaBundle, apply: (pem) => kubeFetch.setCa(pem), clock, log })
+        : createCaBundleWatcher({
+            file: kubeConfig.caFile,
+            initial: ca,
+            read: readCaBundle,
+            apply: (pem) => kubeFetch.setCa(pem),
+            clock,
+            log,
+          })
     const kubeFetch = createFetch({ ca, onCertificateError: async () => caBundle?.check('certificate-error') })
     void caBundle?.run()
     const kubeToken = createFileTokenSource(kubeConfig.tokenFile, {
@@ -181,7 +194,15 @@ async function main(): Promise<void> {
       onError: (error) => log.warn('kube_token_unreadable', { file: kubeConfig.tokenFile, error, ...sizeFields(error) }),
     })
     checkAccess = () =>
-      checkKubeAccess({ apiUrl: kubeConfig.apiUrl, namespace: config.pod.namespace!, fetch: kubeFetch, token: kubeToken, clock, log, userAgent: USER_AGENT })
+      checkKubeAccess({
+        apiUrl: kubeConfig.apiUrl,
+        namespace: config.pod.namespace!,
+        fetch: kubeFetch,
+        token: kubeToken,
+        clock,
+        log,
+        userAgent: USER_AGENT,
+      })
     const kube = createKubeClient({
       apiUrl: kubeConfig.apiUrl,
       namespace: config.pod.namespace!,
@@ -195,11 +216,38 @@ async function main(): Promise<void> {
     const podName = config.pod.name
     if (podName !== undefined) {
       readDeletion = async (signal) =>
-        (await readPodDeletion({ apiUrl: kubeConfig.apiUrl, namespace: config.pod.namespace!, name: podName, uid: config.pod.uid, fetch: kubeFetch, token: kubeToken, clock, userAgent: USER_AGENT }, signal)).deletionTimestamp
-      events = createEventRecorder({ apiUrl: kubeConfig.apiUrl, namespace: config.pod.namespace!, pod: { name: podName, uid: config.pod.uid }, fetch: kubeFetch, token: kubeToken, clock, userAgent: USER_AGENT, log, wallTime: () => clock.wallTime() })
+        (
+          await readPodDeletion(
+            {
+              apiUrl: kubeConfig.apiUrl,
+              namespace: config.pod.namespace!,
+              name: podName,
+              uid: config.pod.uid,
+              fetch: kubeFetch,
+              token: kubeToken,
+              clock,
+              userAgent: USER_AGENT,
+            },
+            signal,
+          )
+        ).deletionTimestamp
+      events = createEventRecorder({
+        apiUrl: kubeConfig.apiUrl,
+        namespace: config.pod.namespace!,
+        pod: { name: podName, uid: config.pod.uid },
+        fetch: kubeFetch,
+        token: kubeToken,
+        clock,
+        userAgent: USER_AGENT,
+        log,
+        wallTime: () => clock.wallTime(),
+      })
     }
     waitForEndpoints = (signal) =>
-      waitForEndpointRemoval({ kube, clock, log, pod: config.pod, mode: config.endpointMode, pollIntervalMs: config.pollIntervalMs }, signal)
+      waitForEndpointRemoval(
+        { kube, clock, log, pod: config.pod, mode: config.endpointMode, pollIntervalMs: config.pollIntervalMs },
+        signal,
+      )
   }
 
   const coordinator = createDrainCoordinator({
@@ -213,7 +261,14 @@ async function main(): Promise<void> {
     recordEvent: events === undefined ? undefined : ({ type, reason, message }) => events!.record(type, reason, message),
     trafficObserver: () =>
       combineSources(
-        createTrafficObserver({ read: procReader, appPorts: config.appPorts, hostIps: config.hostIps, sidecarPort: config.port, useCounter: config.trafficCounter, ownLocalEnds: ownConnections.ends }),
+        createTrafficObserver({
+          read: procReader,
+          appPorts: config.appPorts,
+          hostIps: config.hostIps,
+          sidecarPort: config.port,
+          useCounter: config.trafficCounter,
+          ownLocalEnds: ownConnections.ends,
+        }),
         counterSources.map((source) => source()),
         log,
       ),
@@ -256,7 +311,10 @@ async function main(): Promise<void> {
     beforeExit: async (cut) => {
       // The last Event was started at the release; give it a moment, never more, before the process may exit.
       await events?.flush(EVENT_FLUSH_MS, clock)
-      log.info('final_scrape', await scrapes.waitForFinalScrape(finalScrapeWaitMs(config.finalScrapeWaitMs, coordinator.summary?.deadline.killAt), cut))
+      log.info(
+        'final_scrape',
+        await scrapes.waitForFinalScrape(finalScrapeWaitMs(config.finalScrapeWaitMs, coordinator.summary?.deadline.killAt), cut),
+      )
     },
     closeServer: async () => {
       if (server !== undefined) log.info('server_closed', { how: await closeGracefully(server as HttpServer) })
@@ -268,9 +326,16 @@ async function main(): Promise<void> {
     fail(`cannot listen on ${config.host ?? '[::]'}:${config.port} (DRAIN_HOST, DRAIN_PORT): ${error.code ?? describeError(error)}`),
   )
   const address = server.address()
-  log.info('started', { version: VERSION, listening: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, config: describeConfig(config) })
+  log.info('started', {
+    version: VERSION,
+    listening: typeof address === 'object' && address ? `${address.address}:${address.port}` : address,
+    config: describeConfig(config),
+  })
   if (config.kube === undefined) {
-    log.warn('endpoint_wait_disabled', { reason: 'no API server configured (DRAIN_KUBE_API_URL, or KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT)', effect: 'a drain waits only DRAIN_SETTLE' })
+    log.warn('endpoint_wait_disabled', {
+      reason: 'no API server configured (DRAIN_KUBE_API_URL, or KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT)',
+      effect: 'a drain waits only DRAIN_SETTLE',
+    })
   }
   // After listen: the check must never delay serving, and never end the process (it logs, it does not throw).
   void checkAccess?.().catch((error: unknown) => log.warn('kube_access_unchecked', { error }))

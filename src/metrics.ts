@@ -94,7 +94,8 @@ export function createMetrics(registry: Registry, { version, processMetrics = tr
     phaseDuration.zero({ phase })
   }
   // The codes an outage shows, zeroed so increase() sees the first one; others appear when they happen.
-  for (const verb of KUBE_VERBS) for (const code of ['200', '401', '403', '410', '429', '500', '503', 'error']) kubeRequests.inc({ verb, code }, 0)
+  for (const verb of KUBE_VERBS)
+    for (const code of ['200', '401', '403', '410', '429', '500', '503', 'error']) kubeRequests.inc({ verb, code }, 0)
   for (const object of INVALID_OBJECT_KINDS) kubeInvalidObjects.inc({ object }, 0)
   for (const result of ['answered', 'disconnected', 'unauthorized', 'bad_request']) hookRequests.inc({ result }, 0)
   draining.set(0)

@@ -26,7 +26,12 @@ export function createReadinessCheck(deps: {
     const draining = notServing()
     if (draining) return draining
     if (deps.upstream === undefined) return { ready: true, reason: 'serving' }
-    const timeout = deadline(deps.clock, deps.timeoutMs, new UpstreamError(`readiness upstream: GET ${deps.upstream}`, { message: `no answer within ${deps.timeoutMs}ms` }), signal)
+    const timeout = deadline(
+      deps.clock,
+      deps.timeoutMs,
+      new UpstreamError(`readiness upstream: GET ${deps.upstream}`, { message: `no answer within ${deps.timeoutMs}ms` }),
+      signal,
+    )
     try {
       const response = await deps.fetch(deps.upstream, { signal: timeout.signal })
       await response.body?.cancel().catch(() => {})
@@ -35,7 +40,10 @@ export function createReadinessCheck(deps: {
       if (since) return since
       return response.ok ? { ready: true, reason: 'upstream ready' } : { ready: false, reason: `upstream answered ${response.status}` }
     } catch (error) {
-      return { ready: false, reason: timeout.signal.aborted ? describeError(timeout.signal.reason) : `upstream unreachable: ${describeError(error)}` }
+      return {
+        ready: false,
+        reason: timeout.signal.aborted ? describeError(timeout.signal.reason) : `upstream unreachable: ${describeError(error)}`,
+      }
     } finally {
       timeout.cancel()
     }

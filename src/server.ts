@@ -37,7 +37,8 @@ export function createServerApp({ coordinator, readiness, metrics, log, hookToke
   // The methods are checked once, here, against ROUTES: Hono would hand a HEAD to a GET handler, and a HEAD
   // (a link checker, a probe) must never start a drain.
   app.use('*', async (c, next) => {
-    if (isRoute(c.req.path) && !(ROUTES[c.req.path] as readonly string[]).includes(c.req.method)) return methodNotAllowed(c, ROUTES[c.req.path])
+    if (isRoute(c.req.path) && !(ROUTES[c.req.path] as readonly string[]).includes(c.req.method))
+      return methodNotAllowed(c, ROUTES[c.req.path])
     await next()
   })
   const route = (path: Path, handler: Handler) => app.on([...ROUTES[path]], path, handler)
@@ -53,7 +54,10 @@ export function createServerApp({ coordinator, readiness, metrics, log, hookToke
       const expected = await hookToken()
       if (expected === undefined || !tokensMatch(expected, header(HOOK_TOKEN_HEADER))) {
         metrics.hookRequest('unauthorized')
-        log.warn('hook_rejected', { reason: expected === undefined ? 'hook token file unreadable' : `missing or wrong ${HOOK_TOKEN_HEADER} header`, ...caller() })
+        log.warn('hook_rejected', {
+          reason: expected === undefined ? 'hook token file unreadable' : `missing or wrong ${HOOK_TOKEN_HEADER} header`,
+          ...caller(),
+        })
         return c.json({ error: 'unauthorized', message: `/prestop requires the ${HOOK_TOKEN_HEADER} header` }, 401)
       }
     }
@@ -62,13 +66,22 @@ export function createServerApp({ coordinator, readiness, metrics, log, hookToke
     const body = await (incoming ? readIncomingBody(incoming) : readWebBody(c.req.raw))
     if (body !== 'read') {
       metrics.hookRequest('bad_request')
-      log.warn('hook_rejected', { reason: body === 'too-large' ? `request body over ${MAX_HOOK_BODY_BYTES} bytes` : 'request body broken off or malformed', ...caller() })
+      log.warn('hook_rejected', {
+        reason: body === 'too-large' ? `request body over ${MAX_HOOK_BODY_BYTES} bytes` : 'request body broken off or malformed',
+        ...caller(),
+      })
       // A body that broke off leaves a connection that cannot carry another request. One too large is left to
       // Node, which reads the rest and drops it (bounded by requestTimeout): closing with it unread would reset
       // the connection under a client still sending, and it would never see the 413.
       if (body === 'broken') c.header('connection', 'close')
       return body === 'too-large'
-        ? c.json({ error: 'payload too large', message: `/prestop takes no body (at most ${MAX_HOOK_BODY_BYTES} bytes, ignored); nothing started` }, 413)
+        ? c.json(
+            {
+              error: 'payload too large',
+              message: `/prestop takes no body (at most ${MAX_HOOK_BODY_BYTES} bytes, ignored); nothing started`,
+            },
+            413,
+          )
         : c.json({ error: 'bad request', message: 'the request body broke off before its end; nothing started' }, 400)
     }
     const summary = await coordinator.start('hook', header('user-agent'))

@@ -38,7 +38,12 @@ export function installSignalHandlers(
   let stage: 'draining' | 'final-scrape' | 'closing' = 'draining'
   const cutFinalScrape = new AbortController()
   const received = (signal: HandledSignal, action: SignalAction) =>
-    deps.log[action === 'absorbed' ? 'warn' : 'info']('signal_received', { signal, action, state: deps.coordinator.state, ...(first === undefined || action === 'drain' ? {} : { first }) })
+    deps.log[action === 'absorbed' ? 'warn' : 'info']('signal_received', {
+      signal,
+      action,
+      state: deps.coordinator.state,
+      ...(first === undefined || action === 'drain' ? {} : { first }),
+    })
 
   for (const signal of IGNORED_SIGNALS) emitter.on(signal, () => received(signal, 'ignored'))
 

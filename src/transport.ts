@@ -61,8 +61,18 @@ export type TransportFetch = Fetch & {
 let undici: Promise<typeof Undici> | undefined
 const loadUndici = () => (undici ??= import('undici'))
 
-export function createFetch({ ca, connectTimeoutMs = 5_000, bodyTimeoutMs = 120_000, userAgent, onCertificateError, onConnect }: TransportOptions = {}): TransportFetch {
-  const connector = (buildConnector: typeof Undici.buildConnector, bundle: string | undefined): Undici.buildConnector.connector | Undici.buildConnector.BuildOptions => {
+export function createFetch({
+  ca,
+  connectTimeoutMs = 5_000,
+  bodyTimeoutMs = 120_000,
+  userAgent,
+  onCertificateError,
+  onConnect,
+}: TransportOptions = {}): TransportFetch {
+  const connector = (
+    buildConnector: typeof Undici.buildConnector,
+    bundle: string | undefined,
+  ): Undici.buildConnector.connector | Undici.buildConnector.BuildOptions => {
     // rejectUnauthorized stays at its default (true): certificate checks are never skipped.
     const options = { timeout: connectTimeoutMs, ...(bundle === undefined ? {} : { ca: bundle }) }
     if (onConnect === undefined) return options

@@ -1,7 +1,7 @@
 import test from 'ava'
 import { deadline, systemClock } from '../src/clock.ts'
 
-test('the system clock sleeps, and an aborted sleep rejects with the signal\'s own reason', async (t) => {
+test("the system clock sleeps, and an aborted sleep rejects with the signal's own reason", async (t) => {
   const started = performance.now()
   await systemClock.sleep(20)
   t.true(performance.now() - started >= 15)
@@ -34,7 +34,10 @@ test('a sleep longer than the largest timer Node allows still waits instead of f
   t.teardown(() => process.off('warning', onWarning))
   const controller = new AbortController()
   let woke = false
-  const sleeping = systemClock.sleep(30 * 24 * 3_600_000, controller.signal).then(() => (woke = true), () => {})
+  const sleeping = systemClock.sleep(30 * 24 * 3_600_000, controller.signal).then(
+    () => (woke = true),
+    () => {},
+  )
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.false(woke)
   t.deepEqual(overflows, [], 'no timer was armed past the ceiling (Node would fire it after 1 ms)')

@@ -30,7 +30,14 @@ const USER_DEPLOYMENT = {
         serviceAccountName: 'api',
         terminationGracePeriodSeconds: 60,
         initContainers: [{ name: 'migrate', image: 'api:2', command: ['/api', 'migrate'] }],
-        containers: [{ name: 'api', image: 'api:2', ports: [{ name: 'http', containerPort: 9000 }], lifecycle: { postStart: { exec: { command: ['/api', 'warm'] } } } }],
+        containers: [
+          {
+            name: 'api',
+            image: 'api:2',
+            ports: [{ name: 'http', containerPort: 9000 }],
+            lifecycle: { postStart: { exec: { command: ['/api', 'warm'] } } },
+          },
+        ],
       },
     },
   },
@@ -38,7 +45,12 @@ const USER_DEPLOYMENT = {
 const USER_OBJECTS = [
   USER_DEPLOYMENT,
   { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'api' } },
-  { apiVersion: 'v1', kind: 'Service', metadata: { name: 'api' }, spec: { selector: { app: 'api' }, ports: [{ port: 80, targetPort: 'http' }] } },
+  {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'api' },
+    spec: { selector: { app: 'api' }, ports: [{ port: 80, targetPort: 'http' }] },
+  },
 ]
 const TOKEN = `t-${Math.random().toString(36).slice(2)}-${Date.now()}`
 const USER_SECRET = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'drain-coordinator-hook-token' }, stringData: { token: TOKEN } }
@@ -50,7 +62,10 @@ function build(components: string[], objects: object[] = USER_OBJECTS): Build {
   const dir = mkdtempSync(join(tmpdir(), 'drain-coordinator-components-'))
   try {
     writeFileSync(join(dir, 'objects.yaml'), objects.map((o) => stringify(o)).join('---\n'))
-    writeFileSync(join(dir, 'kustomization.yaml'), stringify({ resources: ['objects.yaml'], components: components.map((c) => relative(dir, join(MANIFESTS, 'components', c))) }))
+    writeFileSync(
+      join(dir, 'kustomization.yaml'),
+      stringify({ resources: ['objects.yaml'], components: components.map((c) => relative(dir, join(MANIFESTS, 'components', c))) }),
+    )
     const text = execFileSync(toolBinary('kustomize'), ['build', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
     return { ok: true, objects: parse(text) }
   } catch (error) {
@@ -87,7 +102,11 @@ for (const [variant, { native, objects }] of Object.entries(VARIANTS)) {
     await checkSidecarWiring(t, rendered, native)
     const pod = only(rendered, 'Deployment').spec.template.spec
     const before = USER_DEPLOYMENT.spec.template.spec
-    t.deepEqual(pod.initContainers.find((c: Container) => c.name === 'migrate'), before.initContainers[0], 'the app\'s init container stays')
+    t.deepEqual(
+      pod.initContainers.find((c: Container) => c.name === 'migrate'),
+      before.initContainers[0],
+      "the app's init container stays",
+    )
     const app = pod.containers.find((c: Container) => c.name === 'api')
     t.deepEqual(app.lifecycle.postStart, before.containers[0]!.lifecycle.postStart, 'its postStart hook stays')
     t.is(app.lifecycle.preStop.httpGet.path, '/prestop')
@@ -103,7 +122,10 @@ test('classic-sidecar: the same container as the native sidecar, minus restartPo
   const expectedEnv = expected.env.map((variable: Container) => (variable.name === 'HOST_IP' ? hostIp : variable))
   t.deepEqual(withEnvByName(sidecarOf(classic)!.container), withEnvByName({ ...expected, env: expectedEnv }))
   t.false(sidecarOf(classic)!.native)
-  t.deepEqual(classic.spec.template.spec.initContainers.map((c: Container) => c.name), ['migrate'])
+  t.deepEqual(
+    classic.spec.template.spec.initContainers.map((c: Container) => c.name),
+    ['migrate'],
+  )
 })
 
 test('poll-mode: the sidecar polls, and the Role no longer grants watch', (t) => {
@@ -123,7 +145,7 @@ test('istio: Envoy admin URL set, and the sidecar port excluded from inbound cap
   t.true(excluded.includes(String(config.port)))
 })
 
-test('hook-token: the header kubelet sends is the token of the user\'s own Secret, which the sidecar reads', (t) => {
+test("hook-token: the header kubelet sends is the token of the user's own Secret, which the sidecar reads", (t) => {
   const objects = built(['drain-coordinator', 'hook-token'], [...USER_OBJECTS, USER_SECRET])
   const deployment = only(objects, 'Deployment')
   const sidecar = sidecarOf(deployment)!.container
@@ -133,16 +155,19 @@ test('hook-token: the header kubelet sends is the token of the user\'s own Secre
   const mount = sidecar.volumeMounts.find((m: Container) => file.startsWith(`${m.mountPath}/`))
   t.truthy(mount, 'DRAIN_HOOK_TOKEN_FILE is inside a volume mount')
   const volume = deployment.spec.template.spec.volumes.find((v: Container) => v.name === mount.name)
-  t.is(volume.secret.defaultMode, 0o444, 'readable by the sidecar\'s user')
+  t.is(volume.secret.defaultMode, 0o444, "readable by the sidecar's user")
   const secret = only(objects, 'Secret', volume.secret.secretName)
   t.is(secret.stringData[file.slice(mount.mountPath.length + 1)], TOKEN)
   const app = deployment.spec.template.spec.containers.find((c: Container) => c.name === 'api')
   const headers = app.lifecycle.preStop.httpGet.httpHeaders
-  t.deepEqual(headers.map((h: Container) => ({ name: h.name.toLowerCase(), value: h.value })), [{ name: HOOK_TOKEN_HEADER, value: TOKEN }])
+  t.deepEqual(
+    headers.map((h: Container) => ({ name: h.name.toLowerCase(), value: h.value })),
+    [{ name: HOOK_TOKEN_HEADER, value: TOKEN }],
+  )
   t.notThrows(() => parseConfig({ DRAIN_HOOK_TOKEN: TOKEN }), 'the token is one the sidecar accepts')
 })
 
-test('hook-token: without the user\'s Secret the build fails, and no Secret ships under manifests/', (t) => {
+test("hook-token: without the user's Secret the build fails, and no Secret ships under manifests/", (t) => {
   const result = build(['drain-coordinator', 'hook-token'])
   t.false(result.ok)
   t.regex((result as { stderr: string }).stderr, /drain-coordinator-hook-token/)
@@ -151,7 +176,8 @@ test('hook-token: without the user\'s Secret the build fails, and no Secret ship
     for (const entry of readdirSync(dir)) {
       const path = join(dir, entry)
       if (statSync(path).isDirectory()) walk(path)
-      else if (/\.ya?ml$/.test(entry) && parse(readFileSync(path, 'utf8')).some((o) => o?.kind === 'Secret')) secrets.push(relative(MANIFESTS, path))
+      else if (/\.ya?ml$/.test(entry) && parse(readFileSync(path, 'utf8')).some((o) => o?.kind === 'Secret'))
+        secrets.push(relative(MANIFESTS, path))
     }
   }
   walk(MANIFESTS)
@@ -168,12 +194,19 @@ test('scrape-annotations: the annotations point at the port and path the PodMoni
   t.is(annotations['prometheus.io/path'], endpoint.path)
 })
 
-test('all variants together, classic-sidecar last: one classic sidecar carrying every variant\'s settings', async (t) => {
-  const rendered = built(['drain-coordinator', 'poll-mode', 'istio', 'hook-token', 'scrape-annotations', 'classic-sidecar'], [...USER_OBJECTS, USER_SECRET])
+test("all variants together, classic-sidecar last: one classic sidecar carrying every variant's settings", async (t) => {
+  const rendered = built(
+    ['drain-coordinator', 'poll-mode', 'istio', 'hook-token', 'scrape-annotations', 'classic-sidecar'],
+    [...USER_OBJECTS, USER_SECRET],
+  )
   for (const object of rendered) t.notThrows(() => validateObject(object), `${object.kind} ${object.metadata.name}`)
   await checkSidecarWiring(t, rendered, false)
   const { config } = configOf(sidecarOf(only(rendered, 'Deployment'))!.container)
-  t.like(config, { endpointMode: 'poll', envoyAdminUrl: 'http://127.0.0.1:15000/', hookToken: { file: '/var/run/drain-coordinator/hook-token/token' } })
+  t.like(config, {
+    endpointMode: 'poll',
+    envoyAdminUrl: 'http://127.0.0.1:15000/',
+    hookToken: { file: '/var/run/drain-coordinator/hook-token/token' },
+  })
 })
 
 const INJECT_OPTIONS = { image: DEFAULT_IMAGE, env: DEFAULT_ENV, containers: [], raiseGrace: false, skip: [], rbac: true }
@@ -198,13 +231,16 @@ function withEnvByName(container: Container): Container {
 
 test('inject adds exactly what the drain-coordinator component renders, and the Role of manifests/base', (t) => {
   const fromComponent = built(['drain-coordinator'])
-  const result = inject([{ name: 'user.yaml', text: USER_OBJECTS.map((o) => stringify(o)).join('---\n') }], { ...INJECT_OPTIONS, native: true })
+  const result = inject([{ name: 'user.yaml', text: USER_OBJECTS.map((o) => stringify(o)).join('---\n') }], {
+    ...INJECT_OPTIONS,
+    native: true,
+  })
   t.deepEqual(result.refusals, [])
   const injected = parse(result.output)
   t.deepEqual(sorted(only(injected, 'Deployment')), sorted(only(fromComponent, 'Deployment')))
   t.deepEqual(only(injected, 'Role'), only(render('base'), 'Role'))
   t.deepEqual(only(injected, 'RoleBinding'), only(fromComponent, 'RoleBinding'))
-  t.is(find(injected, 'ServiceAccount').length, 1, 'the user\'s own, no other')
+  t.is(find(injected, 'ServiceAccount').length, 1, "the user's own, no other")
 })
 
 test('inject --classic adds exactly what drain-coordinator plus classic-sidecar render', (t) => {

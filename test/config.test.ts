@@ -2,7 +2,14 @@ import test from 'ava'
 import { DEFAULTS, describeConfig, parseConfig } from '../src/config.ts'
 import { ConfigError } from '../src/errors.ts'
 
-const inCluster = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', POD_NAMESPACE: 'shop', POD_NAME: 'web-1', POD_UID: 'u-1', POD_IP: '10.1.0.5' }
+const inCluster = {
+  KUBERNETES_SERVICE_HOST: '10.96.0.1',
+  KUBERNETES_SERVICE_PORT: '443',
+  POD_NAMESPACE: 'shop',
+  POD_NAME: 'web-1',
+  POD_UID: 'u-1',
+  POD_IP: '10.1.0.5',
+}
 
 test('defaults match the documented contract', (t) => {
   const config = parseConfig(inCluster)
@@ -39,8 +46,14 @@ test('plain http to the API server is accepted only on loopback (kubectl proxy),
   t.is(parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://127.0.0.1:8001' }).kube?.apiUrl, 'http://127.0.0.1:8001')
   t.is(parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://[::1]:8001' }).kube?.apiUrl, 'http://[::1]:8001')
   t.is(parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://localhost:8001' }).kube?.apiUrl, 'http://localhost:8001')
-  t.is(parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://[::ffff:127.0.0.1]:8001' }).kube?.apiUrl, 'http://[::ffff:7f00:1]:8001', 'IPv4-mapped loopback')
-  t.throws(() => parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://[::ffff:10.0.0.1]:8001' }), { message: /plain http only to a loopback address/ })
+  t.is(
+    parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://[::ffff:127.0.0.1]:8001' }).kube?.apiUrl,
+    'http://[::ffff:7f00:1]:8001',
+    'IPv4-mapped loopback',
+  )
+  t.throws(() => parseConfig({ ...inCluster, DRAIN_KUBE_API_URL: 'http://[::ffff:10.0.0.1]:8001' }), {
+    message: /plain http only to a loopback address/,
+  })
 })
 
 test('the final scrape wait defaults to 15 s and 0 turns it off', (t) => {
@@ -52,7 +65,9 @@ test('DRAIN_HEADERS_TIMEOUT defaults to 10 s and accepts 100ms to 1m', (t) => {
   t.is(parseConfig(inCluster).headersTimeoutMs, 10_000)
   t.is(parseConfig({ ...inCluster, DRAIN_HEADERS_TIMEOUT: '500ms' }).headersTimeoutMs, 500)
   for (const bad of ['50ms', '2m', 'soon']) {
-    t.throws(() => parseConfig({ ...inCluster, DRAIN_HEADERS_TIMEOUT: bad }), { message: new RegExp(`^DRAIN_HEADERS_TIMEOUT="${bad}" is not valid: expected .*from 100ms up to (1m|24h)`) })
+    t.throws(() => parseConfig({ ...inCluster, DRAIN_HEADERS_TIMEOUT: bad }), {
+      message: new RegExp(`^DRAIN_HEADERS_TIMEOUT="${bad}" is not valid: expected .*from 100ms up to (1m|24h)`),
+    })
   }
 })
 
@@ -80,10 +95,22 @@ test('the logged configuration never contains the hook token', (t) => {
 const rejected: Array<[string, Record<string, string>, RegExp]> = [
   ['DRAIN_TIMEOUT', { DRAIN_TIMEOUT: 'abc' }, /DRAIN_TIMEOUT="abc" is not valid: expected a duration such as 500ms/],
   ['DRAIN_SETTLE', { DRAIN_SETTLE: '5x' }, /DRAIN_SETTLE="5x"/],
-  ['DRAIN_SETTLE', { DRAIN_SETTLE: '20s', DRAIN_TIMEOUT: '20s' }, /DRAIN_SETTLE="20s" is not valid: expected a duration shorter than DRAIN_TIMEOUT \(20s\)/],
+  [
+    'DRAIN_SETTLE',
+    { DRAIN_SETTLE: '20s', DRAIN_TIMEOUT: '20s' },
+    /DRAIN_SETTLE="20s" is not valid: expected a duration shorter than DRAIN_TIMEOUT \(20s\)/,
+  ],
   // The other value is a default the user never set: the message says so.
-  ['DRAIN_TIMEOUT', { DRAIN_TIMEOUT: '3s' }, /DRAIN_TIMEOUT="3s" is not valid: expected a duration longer than DRAIN_SETTLE \(5s, the default;/],
-  ['DRAIN_SETTLE', { DRAIN_SETTLE: '25s' }, /DRAIN_SETTLE="25s" is not valid: expected a duration shorter than DRAIN_TIMEOUT \(20s, the default\)/],
+  [
+    'DRAIN_TIMEOUT',
+    { DRAIN_TIMEOUT: '3s' },
+    /DRAIN_TIMEOUT="3s" is not valid: expected a duration longer than DRAIN_SETTLE \(5s, the default;/,
+  ],
+  [
+    'DRAIN_SETTLE',
+    { DRAIN_SETTLE: '25s' },
+    /DRAIN_SETTLE="25s" is not valid: expected a duration shorter than DRAIN_TIMEOUT \(20s, the default\)/,
+  ],
   ['DRAIN_POLL_INTERVAL', { DRAIN_POLL_INTERVAL: '1ms' }, /DRAIN_POLL_INTERVAL="1ms".*from 50ms up to 24h/],
   ['DRAIN_TIMEOUT', { DRAIN_TIMEOUT: '25h' }, /DRAIN_TIMEOUT="25h" is not valid: expected a duration such as 500ms.*up to 24h/],
   ['DRAIN_FINAL_SCRAPE_WAIT', { DRAIN_FINAL_SCRAPE_WAIT: '90000000' }, /DRAIN_FINAL_SCRAPE_WAIT="90000000".*up to 24h/],
@@ -91,17 +118,37 @@ const rejected: Array<[string, Record<string, string>, RegExp]> = [
   ['DRAIN_PORT', { DRAIN_PORT: '0' }, /DRAIN_PORT="0"/],
   ['DRAIN_HOST', { DRAIN_HOST: 'not a host!' }, /DRAIN_HOST="not a host!"/],
   ['DRAIN_ENDPOINT_MODE', { DRAIN_ENDPOINT_MODE: 'push' }, /DRAIN_ENDPOINT_MODE="push" is not valid: expected one of watch, poll/],
-  ['DRAIN_APP_SHUTDOWN_URL', { DRAIN_APP_SHUTDOWN_URL: 'localhost:8080/shutdown' }, /DRAIN_APP_SHUTDOWN_URL="localhost:8080\/shutdown" is not valid: expected an absolute http/],
+  [
+    'DRAIN_APP_SHUTDOWN_URL',
+    { DRAIN_APP_SHUTDOWN_URL: 'localhost:8080/shutdown' },
+    /DRAIN_APP_SHUTDOWN_URL="localhost:8080\/shutdown" is not valid: expected an absolute http/,
+  ],
   ['DRAIN_ENVOY_ADMIN_URL', { DRAIN_ENVOY_ADMIN_URL: 'ftp://127.0.0.1:15000' }, /DRAIN_ENVOY_ADMIN_URL="ftp:/],
   ['DRAIN_READINESS_UPSTREAM', { DRAIN_READINESS_UPSTREAM: 'http://user:pw@127.0.0.1/ready' }, /DRAIN_READINESS_UPSTREAM=/],
   ['DRAIN_KUBE_API_URL', { DRAIN_KUBE_API_URL: 'not a url' }, /DRAIN_KUBE_API_URL="not a url"/],
-  ['DRAIN_KUBE_API_URL', { DRAIN_KUBE_API_URL: 'http://10.96.0.1:80' }, /DRAIN_KUBE_API_URL="http:\/\/10.96.0.1:80" is not valid: expected an https:\/\/ URL \(plain http only to a loopback address/],
+  [
+    'DRAIN_KUBE_API_URL',
+    { DRAIN_KUBE_API_URL: 'http://10.96.0.1:80' },
+    /DRAIN_KUBE_API_URL="http:\/\/10.96.0.1:80" is not valid: expected an https:\/\/ URL \(plain http only to a loopback address/,
+  ],
   ['DRAIN_FINAL_SCRAPE_WAIT', { DRAIN_FINAL_SCRAPE_WAIT: 'soon' }, /DRAIN_FINAL_SCRAPE_WAIT="soon"/],
   ['KUBERNETES_SERVICE_PORT', { KUBERNETES_SERVICE_PORT: 'https' }, /KUBERNETES_SERVICE_PORT="https"/],
-  ['POD_IP', { POD_IP: '10.1.0.5,banana' }, /POD_IP="10.1.0.5,banana" is not valid: expected one IP address, or several separated by commas/],
+  [
+    'POD_IP',
+    { POD_IP: '10.1.0.5,banana' },
+    /POD_IP="10.1.0.5,banana" is not valid: expected one IP address, or several separated by commas/,
+  ],
   ['POD_NAMESPACE', { POD_NAMESPACE: 'Shop_1' }, /POD_NAMESPACE="Shop_1"/],
-  ['DRAIN_HOOK_TOKEN', { DRAIN_HOOK_TOKEN: 'short' }, /DRAIN_HOOK_TOKEN="<redacted>" is not valid: expected at least 8 visible ASCII characters/],
-  ['DRAIN_HOOK_TOKEN_FILE', { DRAIN_HOOK_TOKEN: 'long-enough-token', DRAIN_HOOK_TOKEN_FILE: '/etc/token' }, /either DRAIN_HOOK_TOKEN or DRAIN_HOOK_TOKEN_FILE/],
+  [
+    'DRAIN_HOOK_TOKEN',
+    { DRAIN_HOOK_TOKEN: 'short' },
+    /DRAIN_HOOK_TOKEN="<redacted>" is not valid: expected at least 8 visible ASCII characters/,
+  ],
+  [
+    'DRAIN_HOOK_TOKEN_FILE',
+    { DRAIN_HOOK_TOKEN: 'long-enough-token', DRAIN_HOOK_TOKEN_FILE: '/etc/token' },
+    /either DRAIN_HOOK_TOKEN or DRAIN_HOOK_TOKEN_FILE/,
+  ],
 ]
 
 for (const [variable, env, message] of rejected) {
@@ -127,7 +174,13 @@ test('the traffic-quiet gate: DRAIN_QUIET_PERIOD 1s, DRAIN_SETTLE_MIN 0 by defau
   const defaults = parseConfig(inCluster)
   t.like(defaults, { quietPeriodMs: 1_000, settleMinMs: 0, appPorts: undefined })
   t.deepEqual(defaults.hostIps, [])
-  const set = parseConfig({ ...inCluster, DRAIN_QUIET_PERIOD: '0', DRAIN_SETTLE_MIN: '2s', DRAIN_APP_PORTS: '8080, 8443,8080', HOST_IP: '198.18.0.1,fd00:0::1' })
+  const set = parseConfig({
+    ...inCluster,
+    DRAIN_QUIET_PERIOD: '0',
+    DRAIN_SETTLE_MIN: '2s',
+    DRAIN_APP_PORTS: '8080, 8443,8080',
+    HOST_IP: '198.18.0.1,fd00:0::1',
+  })
   t.like(set, { quietPeriodMs: 0, settleMinMs: 2_000 })
   t.deepEqual(set.appPorts, [8080, 8443])
   t.deepEqual(set.hostIps, ['198.18.0.1', 'fd00::1'])
@@ -135,8 +188,16 @@ test('the traffic-quiet gate: DRAIN_QUIET_PERIOD 1s, DRAIN_SETTLE_MIN 0 by defau
 
 const rejectedGate: Array<[string, Record<string, string>, RegExp]> = [
   ['DRAIN_QUIET_PERIOD', { DRAIN_QUIET_PERIOD: 'brief' }, /DRAIN_QUIET_PERIOD="brief" is not valid: expected a duration/],
-  ['DRAIN_SETTLE_MIN', { DRAIN_SETTLE_MIN: '6s', DRAIN_SETTLE: '5s' }, /DRAIN_SETTLE_MIN="6s" is not valid: expected a duration no longer than DRAIN_SETTLE \(5s\)/],
-  ['DRAIN_APP_PORTS', { DRAIN_APP_PORTS: '8080,http' }, /DRAIN_APP_PORTS="8080,http" is not valid: expected port numbers from 1 to 65535 separated by commas/],
+  [
+    'DRAIN_SETTLE_MIN',
+    { DRAIN_SETTLE_MIN: '6s', DRAIN_SETTLE: '5s' },
+    /DRAIN_SETTLE_MIN="6s" is not valid: expected a duration no longer than DRAIN_SETTLE \(5s\)/,
+  ],
+  [
+    'DRAIN_APP_PORTS',
+    { DRAIN_APP_PORTS: '8080,http' },
+    /DRAIN_APP_PORTS="8080,http" is not valid: expected port numbers from 1 to 65535 separated by commas/,
+  ],
   ['DRAIN_APP_PORTS', { DRAIN_APP_PORTS: '0' }, /DRAIN_APP_PORTS="0"/],
   ['HOST_IP', { HOST_IP: 'node-1' }, /HOST_IP="node-1" is not valid: expected the node's IP address/],
 ]
@@ -150,21 +211,48 @@ for (const [variable, env, message] of rejectedGate) {
 
 test('DRAIN_TRAFFIC_METRIC_URL and DRAIN_TRAFFIC_METRIC: unset by default; set together, the selector is parsed at start-up', (t) => {
   t.is(parseConfig(inCluster).trafficMetric, undefined)
-  const config = parseConfig({ ...inCluster, DRAIN_TRAFFIC_METRIC_URL: 'http://127.0.0.1:8080/metrics', DRAIN_TRAFFIC_METRIC: 'http_requests_total{path!="/ready"}' })
+  const config = parseConfig({
+    ...inCluster,
+    DRAIN_TRAFFIC_METRIC_URL: 'http://127.0.0.1:8080/metrics',
+    DRAIN_TRAFFIC_METRIC: 'http_requests_total{path!="/ready"}',
+  })
   t.is(config.trafficMetric?.url, 'http://127.0.0.1:8080/metrics')
-  t.deepEqual(config.trafficMetric?.selector.matchers.map((m) => [m.label, m.op, m.value]), [
-    ['__name__', '=', 'http_requests_total'],
-    ['path', '!=', '/ready'],
-  ])
+  t.deepEqual(
+    config.trafficMetric?.selector.matchers.map((m) => [m.label, m.op, m.value]),
+    [
+      ['__name__', '=', 'http_requests_total'],
+      ['path', '!=', '/ready'],
+    ],
+  )
   t.like(describeConfig(config).trafficMetric, { url: 'http://127.0.0.1:8080/metrics', selector: 'http_requests_total{path!="/ready"}' })
 })
 
 const rejectedMetric: Array<[string, Record<string, string>, RegExp]> = [
-  ['DRAIN_TRAFFIC_METRIC', { DRAIN_TRAFFIC_METRIC_URL: 'http://127.0.0.1:8080/metrics' }, /DRAIN_TRAFFIC_METRIC="" is not valid: expected a Prometheus series selector.*set together with DRAIN_TRAFFIC_METRIC_URL/],
-  ['DRAIN_TRAFFIC_METRIC_URL', { DRAIN_TRAFFIC_METRIC: 'http_requests_total' }, /DRAIN_TRAFFIC_METRIC_URL="" is not valid: expected the app's Prometheus metrics URL.*set together with DRAIN_TRAFFIC_METRIC$/],
-  ['DRAIN_TRAFFIC_METRIC_URL', { DRAIN_TRAFFIC_METRIC_URL: '127.0.0.1:8080/metrics', DRAIN_TRAFFIC_METRIC: 'x' }, /DRAIN_TRAFFIC_METRIC_URL="127.0.0.1:8080\/metrics" is not valid: expected an absolute http/],
-  ['DRAIN_TRAFFIC_METRIC', { DRAIN_TRAFFIC_METRIC_URL: 'http://127.0.0.1:8080/metrics', DRAIN_TRAFFIC_METRIC: 'rate(http_requests_total[1m])' }, /DRAIN_TRAFFIC_METRIC="rate\(http_requests_total\[1m\]\)" is not valid: expected a Prometheus series selector: a metric name with optional label matchers \(=, !=, =~, !~\).*\(unexpected text/],
-  ['DRAIN_TRAFFIC_METRIC', { DRAIN_TRAFFIC_METRIC_URL: 'http://127.0.0.1:8080/metrics', DRAIN_TRAFFIC_METRIC: 'x{code=~"(5"}' }, /not a regular expression/],
+  [
+    'DRAIN_TRAFFIC_METRIC',
+    { DRAIN_TRAFFIC_METRIC_URL: 'http://127.0.0.1:8080/metrics' },
+    /DRAIN_TRAFFIC_METRIC="" is not valid: expected a Prometheus series selector.*set together with DRAIN_TRAFFIC_METRIC_URL/,
+  ],
+  [
+    'DRAIN_TRAFFIC_METRIC_URL',
+    { DRAIN_TRAFFIC_METRIC: 'http_requests_total' },
+    /DRAIN_TRAFFIC_METRIC_URL="" is not valid: expected the app's Prometheus metrics URL.*set together with DRAIN_TRAFFIC_METRIC$/,
+  ],
+  [
+    'DRAIN_TRAFFIC_METRIC_URL',
+    { DRAIN_TRAFFIC_METRIC_URL: '127.0.0.1:8080/metrics', DRAIN_TRAFFIC_METRIC: 'x' },
+    /DRAIN_TRAFFIC_METRIC_URL="127.0.0.1:8080\/metrics" is not valid: expected an absolute http/,
+  ],
+  [
+    'DRAIN_TRAFFIC_METRIC',
+    { DRAIN_TRAFFIC_METRIC_URL: 'http://127.0.0.1:8080/metrics', DRAIN_TRAFFIC_METRIC: 'rate(http_requests_total[1m])' },
+    /DRAIN_TRAFFIC_METRIC="rate\(http_requests_total\[1m\]\)" is not valid: expected a Prometheus series selector: a metric name with optional label matchers \(=, !=, =~, !~\).*\(unexpected text/,
+  ],
+  [
+    'DRAIN_TRAFFIC_METRIC',
+    { DRAIN_TRAFFIC_METRIC_URL: 'http://127.0.0.1:8080/metrics', DRAIN_TRAFFIC_METRIC: 'x{code=~"(5"}' },
+    /not a regular expression/,
+  ],
 ]
 
 for (const [variable, env, message] of rejectedMetric) {

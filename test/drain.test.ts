@@ -50,7 +50,8 @@ function harness(options: Options = {}) {
 }
 
 const ready = (h: ReturnType<typeof harness>) => h.kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ...me, ...READY }] }))
-const terminating = (h: ReturnType<typeof harness>) => h.kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ...me, ...TERMINATING }] }))
+const terminating = (h: ReturnType<typeof harness>) =>
+  h.kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ...me, ...TERMINATING }] }))
 
 test('readiness flips the instant a drain starts', async (t) => {
   const h = harness()
@@ -85,7 +86,10 @@ test('the app shutdown URL and Envoy drain are POSTed at once, without delaying 
   await h.clock.settle()
   t.deepEqual(h.app.calls, [{ url: 'http://127.0.0.1:8080/shutdown', method: 'POST' }])
   t.deepEqual(h.envoy.calls, [{ url: 'http://127.0.0.1:9901/drain_listeners?inboundonly&graceful', method: 'POST' }])
-  t.true(h.kube.calls.some((c) => c.verb === 'watch'), 'the endpoint wait runs while both calls hang')
+  t.true(
+    h.kube.calls.some((c) => c.verb === 'watch'),
+    'the endpoint wait runs while both calls hang',
+  )
 })
 
 test('a hung app or Envoy call is cut off after its own short timeout and recorded as failed', async (t) => {
@@ -103,7 +107,11 @@ test('a hung app or Envoy call is cut off after its own short timeout and record
   t.regex(summary.phases.envoy.error!.message, /Envoy drain: POST .* failed with status 503/)
   t.is(await metricValue(h.registry, 'drain_coordinator_phase_failures_total', { phase: 'app' }), 1)
   t.is(await metricValue(h.registry, 'drain_coordinator_phase_failures_total', { phase: 'envoy' }), 1)
-  t.regex(await h.registry.metrics(), /drain_coordinator_phase_duration_seconds_sum\{phase="app"\} 2\n/, 'a failed phase still shows how long it took')
+  t.regex(
+    await h.registry.metrics(),
+    /drain_coordinator_phase_duration_seconds_sum\{phase="app"\} 2\n/,
+    'a failed phase still shows how long it took',
+  )
 })
 
 test('a refused app connection is logged with its URL and the drain goes on', async (t) => {

@@ -5,8 +5,16 @@ import { endpointStateIn } from '../src/kube/endpoint-slice.ts'
 import type { EndpointSliceList } from '../src/kube/types.ts'
 import { endpointSlice, READY, TERMINATING, TERMINATING_PUBLISHED } from './helpers/fixtures.ts'
 
-const pod = (over: Partial<PodIdentity> = {}): PodIdentity => ({ name: 'web-1', namespace: 'default', uid: 'uid-1', ips: ['10.0.0.1'], ...over })
-const list = JSON.parse(readFileSync(new URL('fixtures/kube/endpointslice-list-terminating.json', import.meta.url), 'utf8')) as EndpointSliceList
+const pod = (over: Partial<PodIdentity> = {}): PodIdentity => ({
+  name: 'web-1',
+  namespace: 'default',
+  uid: 'uid-1',
+  ips: ['10.0.0.1'],
+  ...over,
+})
+const list = JSON.parse(
+  readFileSync(new URL('fixtures/kube/endpointslice-list-terminating.json', import.meta.url), 'utf8'),
+) as EndpointSliceList
 
 test('the terminating pod of the documented list is not ready, its neighbour is', (t) => {
   const [slice] = list.items!

@@ -54,7 +54,11 @@ function validSlice(name: string, state: State, extra: Record<string, unknown>):
   // Fields the API may add one day: never a reason to distrust a slice.
   return { ...extra, ...slice, endpoints: slice.endpoints!.map((e) => ({ ...extra, ...e })) } as EndpointSlice
 }
-const extraFields = fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }).map((k) => `x-${k}`), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 })
+const extraFields = fc.dictionary(
+  fc.string({ minLength: 1, maxLength: 8 }).map((k) => `x-${k}`),
+  fc.jsonValue({ maxDepth: 2 }),
+  { maxKeys: 3 },
+)
 
 /** One field of a valid slice replaced by a value of the wrong type for it: the slice is invalid by construction. */
 const WRONG: Array<{ path: Array<string | number>; wrong: (value: unknown) => boolean }> = [
@@ -86,13 +90,21 @@ type Stored = { kind: 'valid'; state: State; value: EndpointSlice } | { kind: 'i
 
 const stored = (name: string): fc.Arbitrary<Stored> =>
   fc.oneof(
-    { weight: 3, arbitrary: fc.record({ state: fc.constantFrom<State>('ready', 'not-ready', 'terminating-ready', 'absent'), extra: extraFields }).map(({ state, extra }) => ({ kind: 'valid' as const, state, value: validSlice(name, state, extra) })) },
+    {
+      weight: 3,
+      arbitrary: fc
+        .record({ state: fc.constantFrom<State>('ready', 'not-ready', 'terminating-ready', 'absent'), extra: extraFields })
+        .map(({ state, extra }) => ({ kind: 'valid' as const, state, value: validSlice(name, state, extra) })),
+    },
     {
       weight: 3,
       arbitrary: fc
         .record({ state: fc.constantFrom<State>('ready', 'not-ready', 'absent'), field: fc.constantFrom(...WRONG), value: anyValue })
         .filter(({ field, value }) => field.wrong(value))
-        .map(({ state, field, value }) => ({ kind: 'invalid' as const, value: replaced(validSlice(name, state === 'absent' ? 'ready' : state, {}), field.path, value) })),
+        .map(({ state, field, value }) => ({
+          kind: 'invalid' as const,
+          value: replaced(validSlice(name, state === 'absent' ? 'ready' : state, {}), field.path, value),
+        })),
     },
     { weight: 1, arbitrary: notASlice.map((value) => ({ kind: 'invalid' as const, value })) },
   )
@@ -107,14 +119,30 @@ const name = fc.constantFrom(...NAMES)
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: name.chain((n) => stored(n).map((s) => ({ op: 'upsert' as const, name: n, stored: s }))) },
   { weight: 2, arbitrary: name.map((n) => ({ op: 'delete' as const, name: n })) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('garbage-event' as const), type: fc.constantFrom('ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK', 'ERROR'), object: fc.oneof(notASlice, deepValue.map((d) => ({ metadata: { resourceVersion: d } })), fc.constant({ kind: 'Status', code: 'x' })) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('garbage-event' as const),
+      type: fc.constantFrom('ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK', 'ERROR'),
+      object: fc.oneof(
+        notASlice,
+        deepValue.map((d) => ({ metadata: { resourceVersion: d } })),
+        fc.constant({ kind: 'Status', code: 'x' }),
+      ),
+    }),
+  },
   { weight: 1, arbitrary: fc.constantFrom('bookmark', 'expire', 'close', 'break', 'fail-list').map((op) => ({ op }) as Op) },
 )
 
 const scenario = fc.record({
   mode: fc.constantFrom<EndpointMode>('watch', 'poll'),
   // The pod is held at the start by at least one slice that is ready or invalid.
-  initial: fc.array(name.chain((n) => stored(n).map((s) => ({ name: n, stored: s }))), { minLength: 1, maxLength: 3 }).filter((items) => items.some((i) => i.stored.kind === 'invalid' || i.stored.state === 'ready')),
+  initial: fc
+    .array(
+      name.chain((n) => stored(n).map((s) => ({ name: n, stored: s }))),
+      { minLength: 1, maxLength: 3 },
+    )
+    .filter((items) => items.some((i) => i.stored.kind === 'invalid' || i.stored.state === 'ready')),
   ops: fc.array(fc.record({ op: opArb, afterMs: fc.constantFrom(0, 50, 700, 3_000, 12_000) }), { maxLength: 8 }),
 })
 
@@ -138,7 +166,10 @@ test('the endpoint wait resolves only when the valid objects prove the pod gone,
       const controller = new AbortController()
       const deadline = new Error('deadline')
       const state: { outcome: 'pending' | 'resolved' | { error: unknown } } = { outcome: 'pending' }
-      const waiting = waitForEndpointRemoval({ kube: kube.client, clock, log, pod: POD, mode, pollIntervalMs: 500, random: () => 0.5 }, controller.signal).then(
+      const waiting = waitForEndpointRemoval(
+        { kube: kube.client, clock, log, pod: POD, mode, pollIntervalMs: 500, random: () => 0.5 },
+        controller.signal,
+      ).then(
         () => (state.outcome = 'resolved'),
         (error: unknown) => (state.outcome = { error }),
       )
@@ -187,7 +218,8 @@ test('the endpoint wait resolves only when the valid objects prove the pod gone,
       if (longest > 4_000) throw new Error(`a log line of ${longest} characters`)
       // Every invalid object that held the pod was named in one line saying what was wrong.
       for (const line of log.lines.filter((l) => l.event === 'endpoint_slice_invalid')) {
-        if (typeof line.slice !== 'string' || typeof line.problem !== 'string' || line.problem === '') throw new Error(`bad line ${JSON.stringify(line)}`)
+        if (typeof line.slice !== 'string' || typeof line.problem !== 'string' || line.problem === '')
+          throw new Error(`bad line ${JSON.stringify(line)}`)
       }
     }),
     { numRuns: 150 },
@@ -202,7 +234,10 @@ test('a slice whose endpoints is a string holds the hook, is logged once with it
   kube.upsertRaw('web-aaaaa', { ...validSlice('web-aaaaa', 'ready', {}), endpoints: 'x' })
   const controller = new AbortController()
   let resolved = false
-  const waiting = waitForEndpointRemoval({ kube: kube.client, clock, log, pod: POD, mode: 'watch', pollIntervalMs: 500, random: () => 0.5 }, controller.signal).then(() => (resolved = true))
+  const waiting = waitForEndpointRemoval(
+    { kube: kube.client, clock, log, pod: POD, mode: 'watch', pollIntervalMs: 500, random: () => 0.5 },
+    controller.signal,
+  ).then(() => (resolved = true))
   await clock.advance(5_000)
   t.false(resolved, 'an unreadable slice is not "absent"')
   const lines = log.lines.filter((l) => l.event === 'endpoint_slice_invalid')
@@ -213,7 +248,10 @@ test('a slice whose endpoints is a string holds the hook, is logged once with it
   await clock.advance(100)
   await waiting
   t.true(resolved)
-  t.like(log.lines.find((l) => l.event === 'endpoint_changed' && l.from === 'invalid'), { slice: 'web-aaaaa', to: 'not-ready' })
+  t.like(
+    log.lines.find((l) => l.event === 'endpoint_changed' && l.from === 'invalid'),
+    { slice: 'web-aaaaa', to: 'not-ready' },
+  )
 })
 
 test('an unexpected exception inside the wait (here the logger overflowing its stack) is logged and the wait starts over; it never ends the wait', async (t) => {
@@ -232,14 +270,23 @@ test('an unexpected exception inside the wait (here the logger overflowing its s
   kube.upsert(validSlice('web-aaaaa', 'ready', {}))
   const controller = new AbortController()
   let outcome: string = 'pending'
-  const waiting = waitForEndpointRemoval({ kube: kube.client, clock, log, pod: POD, mode: 'watch', pollIntervalMs: 500, random: () => 0.5 }, controller.signal).then(
+  const waiting = waitForEndpointRemoval(
+    { kube: kube.client, clock, log, pod: POD, mode: 'watch', pollIntervalMs: 500, random: () => 0.5 },
+    controller.signal,
+  ).then(
     () => (outcome = 'resolved'),
     (error: unknown) => (outcome = `rejected: ${String(error)}`),
   )
   await clock.advance(2_000)
   t.is(outcome, 'pending', 'still waiting: an exception is not evidence, and not the end of the wait')
-  t.like(captured.lines.find((l) => l.event === 'endpoint_wait_error'), { level: 'error', error: { name: 'RangeError', message: 'Maximum call stack size exceeded' } })
-  t.true(captured.lines.some((l) => l.event === 'endpoints_listed'), 'started over and listed again')
+  t.like(
+    captured.lines.find((l) => l.event === 'endpoint_wait_error'),
+    { level: 'error', error: { name: 'RangeError', message: 'Maximum call stack size exceeded' } },
+  )
+  t.true(
+    captured.lines.some((l) => l.event === 'endpoints_listed'),
+    'started over and listed again',
+  )
   kube.upsert(validSlice('web-aaaaa', 'not-ready', {}))
   await clock.advance(100)
   await waiting

@@ -19,11 +19,26 @@ function setup(mode: EndpointMode = 'watch') {
   const controller = new AbortController()
   let settled: 'pending' | 'resolved' | 'rejected' = 'pending'
   const start = () => {
-    const promise = waitForEndpointRemoval({ kube: kube.client, clock, log, pod, mode, pollIntervalMs: 1_000, random: () => 0.5 }, controller.signal)
-    promise.then(() => (settled = 'resolved'), () => (settled = 'rejected'))
+    const promise = waitForEndpointRemoval(
+      { kube: kube.client, clock, log, pod, mode, pollIntervalMs: 1_000, random: () => 0.5 },
+      controller.signal,
+    )
+    promise.then(
+      () => (settled = 'resolved'),
+      () => (settled = 'rejected'),
+    )
     return promise
   }
-  return { clock, kube, log, controller, start, get settled() { return settled } }
+  return {
+    clock,
+    kube,
+    log,
+    controller,
+    start,
+    get settled() {
+      return settled
+    },
+  }
 }
 
 test('a pod in no slice at the start has nothing to wait for', async (t) => {
@@ -31,7 +46,10 @@ test('a pod in no slice at the start has nothing to wait for', async (t) => {
   h.kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [other] }))
   const result = await h.start()
   t.is(result.slicesAtStart, 0)
-  t.deepEqual(h.kube.calls.map((c) => c.verb), ['list'])
+  t.deepEqual(
+    h.kube.calls.map((c) => c.verb),
+    ['list'],
+  )
 })
 
 test('the wait ends only after the endpoint leaves every slice that held it (dual-stack, two Services)', async (t) => {
@@ -138,7 +156,10 @@ test('a 410 ERROR event makes the wait list again and watch from the new resourc
   await h.clock.settle()
   h.kube.expire()
   await h.clock.settle()
-  t.deepEqual(h.kube.calls.map((c) => c.verb), ['list', 'watch', 'list', 'watch'])
+  t.deepEqual(
+    h.kube.calls.map((c) => c.verb),
+    ['list', 'watch', 'list', 'watch'],
+  )
   h.kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ...me, ...TERMINATING }] }))
   await t.notThrowsAsync(waiting)
   t.true(h.log.events().includes('endpoint_watch_expired'))
@@ -169,7 +190,10 @@ test('a change missed while relisting is seen in the new list', async (t) => {
   h.kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [] }))
   await t.notThrowsAsync(waiting)
   // Seen by the second LIST, with no watch after it: not replayed by a watch resumed from the expired version.
-  t.deepEqual(h.kube.calls.map((c) => c.verb), ['list', 'watch', 'list'])
+  t.deepEqual(
+    h.kube.calls.map((c) => c.verb),
+    ['list', 'watch', 'list'],
+  )
 })
 
 test('a broken watch stream is retried from the last resourceVersion after a backoff', async (t) => {
@@ -206,7 +230,10 @@ test('poll mode lists every DRAIN_POLL_INTERVAL and never watches', async (t) =>
   h.kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ...me, ...READY }] }))
   const waiting = h.start()
   await h.clock.advance(2_500)
-  t.deepEqual(h.kube.calls.map((c) => c.verb), ['list', 'list', 'list'])
+  t.deepEqual(
+    h.kube.calls.map((c) => c.verb),
+    ['list', 'list', 'list'],
+  )
   h.kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ...me, ...TERMINATING }] }))
   t.is(h.settled, 'pending', 'not seen before the next poll')
   await h.clock.advance(500)
@@ -252,17 +279,23 @@ test('polling after the first LIST asks only for the Services that route to the 
   h.kube.upsert(endpointSlice({ name: 'web-aaaaa', service: 'web', endpoints: [{ ...me, ...READY }] }))
   void h.start()
   await h.clock.advance(1_000)
-  t.deepEqual(h.kube.calls.map((c) => c.labelSelector), [undefined, 'kubernetes.io/service-name in (web)'])
+  t.deepEqual(
+    h.kube.calls.map((c) => c.labelSelector),
+    [undefined, 'kubernetes.io/service-name in (web)'],
+  )
   h.controller.abort()
 })
 
-test('a LIST narrowed to the pod\'s Services does not declare slices of other Services gone', async (t) => {
+test("a LIST narrowed to the pod's Services does not declare slices of other Services gone", async (t) => {
   const h = setup('poll')
   h.kube.upsert(endpointSlice({ name: 'web-aaaaa', service: 'web', endpoints: [{ ...me, ...READY }] }))
   h.kube.upsert(endpointSlice({ name: 'admin-aaaaa', service: 'admin', endpoints: [{ ...me, ...TERMINATING }] }))
   void h.start()
   await h.clock.advance(1_000)
-  t.deepEqual(h.kube.calls.map((c) => c.labelSelector), [undefined, 'kubernetes.io/service-name in (web)'])
+  t.deepEqual(
+    h.kube.calls.map((c) => c.labelSelector),
+    [undefined, 'kubernetes.io/service-name in (web)'],
+  )
   t.false(h.log.lines.some((l) => l.event === 'endpoint_changed' && l.slice === 'admin-aaaaa' && l.to === 'absent'))
   h.controller.abort()
 })

@@ -20,7 +20,10 @@ async function until(what: string, check: () => boolean, timeoutMs = 10_000) {
 }
 
 /** A drain against the fake API server over TLS, with Events recorded through the real recorder. */
-async function drainWithEvents(t: import('ava').ExecutionContext, { endpoints = 'gone' as 'gone' | 'stuck', refuse = undefined as number | undefined } = {}) {
+async function drainWithEvents(
+  t: import('ava').ExecutionContext,
+  { endpoints = 'gone' as 'gone' | 'stuck', refuse = undefined as number | undefined } = {},
+) {
   const kube = await startFakeKube({ namespace: 'shop' })
   const fetch = createFetch({ ca: readFileSync(kube.caFile, 'utf8') })
   t.teardown(async () => {
@@ -29,10 +32,23 @@ async function drainWithEvents(t: import('ava').ExecutionContext, { endpoints = 
   })
   if (refuse !== undefined) kube.refuseCore('events', refuse)
   const log = captureLog()
-  const recorder = createEventRecorder({ apiUrl: kube.url, namespace: 'shop', pod: { name: 'web-1', uid: 'uid-1' }, fetch, token: staticToken('test-token'), clock: systemClock, userAgent: 'test', log, wallTime: () => new Date() })
+  const recorder = createEventRecorder({
+    apiUrl: kube.url,
+    namespace: 'shop',
+    pod: { name: 'web-1', uid: 'uid-1' },
+    fetch,
+    token: staticToken('test-token'),
+    clock: systemClock,
+    userAgent: 'test',
+    log,
+    wallTime: () => new Date(),
+  })
   const withEvents = testCoordinator({
     config: { timeoutMs: 1_000, settleMs: 10 },
-    waitForEndpoints: endpoints === 'gone' ? async () => ({ slicesAtStart: 1, mode: 'watch' as const }) : (signal) => new Promise((_r, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+    waitForEndpoints:
+      endpoints === 'gone'
+        ? async () => ({ slicesAtStart: 1, mode: 'watch' as const })
+        : (signal) => new Promise((_r, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
     recordEvent: ({ type, reason, message }) => recorder.record(type, reason, message),
   })
   const summary = await withEvents.coordinator.start('hook')
@@ -45,10 +61,18 @@ test('a completed drain: DrainStarted and DrainCompleted on the pod, with phases
   t.is(summary.outcome, 'completed')
   await until('two events', () => kube.events.length === 2)
   const [started, finished] = kube.events
-  t.like(started, { type: 'Normal', reason: 'DrainStarted', involvedObject: { kind: 'Pod', name: 'web-1', namespace: 'shop', uid: 'uid-1' }, source: { component: 'drain-coordinator' } })
+  t.like(started, {
+    type: 'Normal',
+    reason: 'DrainStarted',
+    involvedObject: { kind: 'Pod', name: 'web-1', namespace: 'shop', uid: 'uid-1' },
+    source: { component: 'drain-coordinator' },
+  })
   t.regex(started!.message, /started by the preStop hook/)
   t.like(finished, { type: 'Normal', reason: 'DrainCompleted' })
-  t.regex(finished!.message, /^Drain completed in [\d.]+s; phases: app skipped, envoy skipped, endpoints ok [\d.]+s, settle ok [\d.]+s \(upper bound\); traffic lag: not measured; deadline: DRAIN_TIMEOUT 1s$/)
+  t.regex(
+    finished!.message,
+    /^Drain completed in [\d.]+s; phases: app skipped, envoy skipped, endpoints ok [\d.]+s, settle ok [\d.]+s \(upper bound\); traffic lag: not measured; deadline: DRAIN_TIMEOUT 1s$/,
+  )
 })
 
 test('a drain that hits its deadline: DrainTimedOut, a Warning', async (t) => {
@@ -70,10 +94,15 @@ for (const status of [403, 500]) {
   })
 }
 
-test('a recorder that throws or never finishes changes neither the drain\'s timing nor its outcome', async (t) => {
+test("a recorder that throws or never finishes changes neither the drain's timing nor its outcome", async (t) => {
   const run = async (recordEvent: (() => void) | undefined) => {
     const clock = new FakeClock()
-    const { coordinator } = testCoordinator({ clock, waitForEndpoints: async () => ({ slicesAtStart: 1, mode: 'watch' as const }), config: { settleMs: 2_000, timeoutMs: 20_000 }, recordEvent })
+    const { coordinator } = testCoordinator({
+      clock,
+      waitForEndpoints: async () => ({ slicesAtStart: 1, mode: 'watch' as const }),
+      config: { settleMs: 2_000, timeoutMs: 20_000 },
+      recordEvent,
+    })
     let answered: DrainSummary | undefined
     void coordinator.start('hook').then((s) => (answered = s))
     await clock.advance(1_999)
@@ -107,6 +136,7 @@ test('the finished message reads the summary: quiet settle with its lag, and the
   t.deepEqual(drainFinishedEvent(summary), {
     type: 'Normal',
     reason: 'DrainCompleted',
-    message: 'Drain completed in 6.2s; phases: app ok 0.01s, envoy failed 2s, endpoints ok 1.2s, settle ok 5s (quiet); traffic lag: 4s; deadline: grace budget 15s',
+    message:
+      'Drain completed in 6.2s; phases: app ok 0.01s, envoy failed 2s, endpoints ok 1.2s, settle ok 5s (quiet); traffic lag: 4s; deadline: grace budget 15s',
   })
 })

@@ -64,7 +64,7 @@ test('a hook that hangs up before the answer does not stop the drain; a later ho
   t.is((await fetch(`${sidecar.url}/healthz`)).status, 200)
 })
 
-test('many concurrent hooks all get the one drain\'s summary', async (t) => {
+test("many concurrent hooks all get the one drain's summary", async (t) => {
   const sidecar = await startSidecar({ DRAIN_SETTLE: '500ms', DRAIN_TIMEOUT: '10s' })
   t.teardown(() => sidecar.stop())
   const answers = await Promise.all(Array.from({ length: 100 }, () => getJson(`${sidecar.url}/prestop`)))
@@ -110,11 +110,18 @@ test('SIGTERM after a drain exits 0 without draining again', async (t) => {
   sidecar.child.kill('SIGTERM')
   t.is((await sidecar.exited).code, 0)
   t.is(sidecar.logs.filter((l) => l.event === 'drain_started').length, 1)
-  t.like(sidecar.logs.find((l) => l.event === 'signal_received'), { signal: 'SIGTERM', state: 'drained' })
+  t.like(
+    sidecar.logs.find((l) => l.event === 'signal_received'),
+    { signal: 'SIGTERM', state: 'drained' },
+  )
 })
 
 /** Sends raw bytes and collects what comes back until the server closes the connection (or `timeoutMs`). */
-function raw(sidecar: Sidecar, chunks: string[], { gapMs = 0, timeoutMs = 20_000, end = false } = {}): Promise<{ text: string; closedAfterMs: number }> {
+function raw(
+  sidecar: Sidecar,
+  chunks: string[],
+  { gapMs = 0, timeoutMs = 20_000, end = false } = {},
+): Promise<{ text: string; closedAfterMs: number }> {
   return new Promise((resolve) => {
     const startedAt = performance.now()
     const socket = connect(sidecar.port, '127.0.0.1')
@@ -163,7 +170,11 @@ test('hostile requests get clean errors: unknown paths and methods, garbage, hug
   t.like(await tooLarge.json(), { error: 'payload too large' })
   t.is((await fetch(`${sidecar.url}/ready`)).status, 200, 'nothing started')
   // A small body is read, dropped, and the caller held as usual.
-  const hook = await fetch(`${sidecar.url}/prestop`, { method: 'POST', body: '{"reason":"rollout"}', headers: { 'x-drain-token': 'hook-token-123456', 'content-type': 'application/json' } })
+  const hook = await fetch(`${sidecar.url}/prestop`, {
+    method: 'POST',
+    body: '{"reason":"rollout"}',
+    headers: { 'x-drain-token': 'hook-token-123456', 'content-type': 'application/json' },
+  })
   t.is(hook.status, 200)
   t.like(await hook.json(), { outcome: 'completed' })
   t.is((await fetch(`${sidecar.url}/healthz`)).status, 200)
@@ -210,27 +221,33 @@ test('a client that dribbles its headers is cut off by headersTimeout (DRAIN_HEA
 
 // The two load tests run one at a time, before the others: their bounds are loose, but 2000 sockets and a crowd
 // of dribbling clients should not also share the cores with the rest of this file.
-test.serial('2000 concurrent held hooks all get the one summary soon after the drain\'s end, and memory stays under the manifests\' limit', async (t) => {
-  const run = await startHeldDrain()
-  t.teardown(() => run.close())
-  const idle = await processMemory(run.sidecar.child.pid!)
-  const { answers } = await holdHooks(run.sidecar, 2000)
-  const held = await processMemory(run.sidecar.child.pid!)
-  run.release()
-  const all = await answers
-  const finishedAt = await run.finishedAt()
-  const peak = (await processMemory(run.sidecar.child.pid!)).peak
-  t.true(all.every((a) => a.status === 200))
-  t.is(new Set(all.map((a) => (JSON.parse(a.body) as DrainSummary).startedAt)).size, 1)
-  t.like(JSON.parse(all[0]!.body), { outcome: 'completed', trigger: 'hook' })
-  // The 100 ms goal is measured by `npm run bench` (scripts/bench-hooks.ts); here a bound for two busy cores.
-  const lastMs = Math.max(...all.map((a) => a.at)) - finishedAt
-  t.true(lastMs < 2_000, `last answer ${lastMs}ms after the drain's end`)
-  t.true(peak < MEMORY_LIMIT_BYTES, `peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB (idle ${(idle.rss / 2 ** 20).toFixed(0)}, held ${(held.rss / 2 ** 20).toFixed(0)}), limit ${MEMORY_LIMIT_BYTES / 2 ** 20} MiB`)
-  t.is(await metric(run.sidecar, 'drain_coordinator_hook_requests_total', 'result="answered"'), 2000)
-})
+test.serial(
+  "2000 concurrent held hooks all get the one summary soon after the drain's end, and memory stays under the manifests' limit",
+  async (t) => {
+    const run = await startHeldDrain()
+    t.teardown(() => run.close())
+    const idle = await processMemory(run.sidecar.child.pid!)
+    const { answers } = await holdHooks(run.sidecar, 2000)
+    const held = await processMemory(run.sidecar.child.pid!)
+    run.release()
+    const all = await answers
+    const finishedAt = await run.finishedAt()
+    const peak = (await processMemory(run.sidecar.child.pid!)).peak
+    t.true(all.every((a) => a.status === 200))
+    t.is(new Set(all.map((a) => (JSON.parse(a.body) as DrainSummary).startedAt)).size, 1)
+    t.like(JSON.parse(all[0]!.body), { outcome: 'completed', trigger: 'hook' })
+    // The 100 ms goal is measured by `npm run bench` (scripts/bench-hooks.ts); here a bound for two busy cores.
+    const lastMs = Math.max(...all.map((a) => a.at)) - finishedAt
+    t.true(lastMs < 2_000, `last answer ${lastMs}ms after the drain's end`)
+    t.true(
+      peak < MEMORY_LIMIT_BYTES,
+      `peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB (idle ${(idle.rss / 2 ** 20).toFixed(0)}, held ${(held.rss / 2 ** 20).toFixed(0)}), limit ${MEMORY_LIMIT_BYTES / 2 ** 20} MiB`,
+    )
+    t.is(await metric(run.sidecar, 'drain_coordinator_hook_requests_total', 'result="answered"'), 2000)
+  },
+)
 
-test.serial('hundreds of clients dribbling headers a byte at a time delay neither /healthz, /ready nor a held hook\'s answer', async (t) => {
+test.serial("hundreds of clients dribbling headers a byte at a time delay neither /healthz, /ready nor a held hook's answer", async (t) => {
   const run = await startHeldDrain()
   t.teardown(() => run.close())
   const request = 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'y'.repeat(4_000)
@@ -262,7 +279,10 @@ test.serial('hundreds of clients dribbling headers a byte at a time delay neithe
   const [answer] = await answers
   const answerMs = answer!.at - (await run.finishedAt())
   t.is(answer!.status, 200)
-  t.true(dribblers.every((d) => !d.socket.destroyed), 'the dribblers were still connected throughout')
+  t.true(
+    dribblers.every((d) => !d.socket.destroyed),
+    'the dribblers were still connected throughout',
+  )
   const slowest = Math.max(...probes.map((p) => p.ms))
   // Generous bounds for two busy cores; the point is that none waits for the dribblers (seconds, if it did).
   t.true(slowest < 1_000, `slowest probe ${slowest.toFixed(0)}ms`)

@@ -24,7 +24,15 @@ const MAX_PEAK_RSS = 150 * MiB
 const SLACK_MS = 4_000
 
 const holding = () =>
-  endpointSlice({ name: 'web-abcde', service: 'web', namespace: NS, endpoints: [{ ip: POD_IP, podName: 'web-1', uid: 'uid-web-1', ...READY }, { ip: '10.0.0.8', podName: 'web-2', ...READY }] })
+  endpointSlice({
+    name: 'web-abcde',
+    service: 'web',
+    namespace: NS,
+    endpoints: [
+      { ip: POD_IP, podName: 'web-1', uid: 'uid-web-1', ...READY },
+      { ip: '10.0.0.8', podName: 'web-2', ...READY },
+    ],
+  })
 
 function peakRss(pid: number): number {
   const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
@@ -40,8 +48,15 @@ async function drainAgainst(t: ExecutionContext, hostile: (kube: FakeKube) => vo
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   await writeFile(join(dir, 'token'), 'test-token')
   const sidecar = await startSidecar({
-    DRAIN_KUBE_API_URL: kube.url, DRAIN_KUBE_CA_FILE: CLUSTER_CA_FILE, DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
-    POD_NAMESPACE: NS, POD_NAME: 'web-1', POD_UID: 'uid-web-1', POD_IP, DRAIN_TIMEOUT: `${timeoutMs}ms`, DRAIN_SETTLE: '100ms',
+    DRAIN_KUBE_API_URL: kube.url,
+    DRAIN_KUBE_CA_FILE: CLUSTER_CA_FILE,
+    DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
+    POD_NAMESPACE: NS,
+    POD_NAME: 'web-1',
+    POD_UID: 'uid-web-1',
+    POD_IP,
+    DRAIN_TIMEOUT: `${timeoutMs}ms`,
+    DRAIN_SETTLE: '100ms',
   })
   t.teardown(() => sidecar.stop())
   const startedAt = performance.now()
@@ -74,13 +89,19 @@ test.serial('a watch stream that never sends a newline is cut at the line bound 
 
 test.serial('LIST pages without end (each nearly 1 MB of slices naming the pod) stop at the LIST bound, in bounded memory', async (t) => {
   const { kube, logs } = await drainAgainst(t, hostile('endless LIST pages'), { timeoutMs: 10_000 })
-  t.true(errorOf(logs, 'endpoint_list_failed').some((e) => /MAX_LIST_BYTES \(all pages of one LIST\)|MAX_LIST_PAGES/.test(e)), `${kube.countRequests('list')} LIST requests`)
+  t.true(
+    errorOf(logs, 'endpoint_list_failed').some((e) => /MAX_LIST_BYTES \(all pages of one LIST\)|MAX_LIST_PAGES/.test(e)),
+    `${kube.countRequests('list')} LIST requests`,
+  )
 })
 
 test.serial('a 100 MB LIST page is refused at the page bound (asked again with fewer slices, down to one)', async (t) => {
   const { kube, logs } = await drainAgainst(t, hostile('LIST page of 100 MB'))
   t.true(errorOf(logs, 'endpoint_list_failed').some((e) => /MAX_PAGE_BYTES \(one LIST page\)/.test(e)))
-  t.true(kube.requests.some((r) => r.verb === 'list' && r.query.get('limit') === '1'), 'the page was asked for again with limit=1')
+  t.true(
+    kube.requests.some((r) => r.verb === 'list' && r.query.get('limit') === '1'),
+    'the page was asked for again with limit=1',
+  )
 })
 
 test.serial('a gzip body that inflates to 1 GB is cut at the page bound as it inflates; identity encoding is asked for', async (t) => {
@@ -100,14 +121,17 @@ test.serial('a 307 to plain http is an error naming the status and Location, nev
   t.true(errorOf(logs, 'endpoint_list_failed').some((e) => e.includes('status 307') && e.includes('redirect to') && e.includes(plain.url)))
 })
 
-test.serial('values nested 100,000 levels deep in a slice make it invalid (it holds the hook), and nothing overflows the stack', async (t) => {
-  const { logs } = await drainAgainst(t, hostile('nesting 100,000 deep'))
-  const invalid = logs.filter((l) => l.event === 'endpoint_slice_invalid')
-  t.is(invalid.length, 1, 'logged once, however many LISTs repeat it')
-  t.like(invalid[0], { level: 'warn', slice: 'web-abcde' })
-  t.regex(String(invalid[0]!.problem), /^metadata\.labels\.app: expected string, got Array/)
-  t.false(logs.some((l) => l.event === 'endpoint_wait_error' || l.event === 'phase_failed'))
-})
+test.serial(
+  'values nested 100,000 levels deep in a slice make it invalid (it holds the hook), and nothing overflows the stack',
+  async (t) => {
+    const { logs } = await drainAgainst(t, hostile('nesting 100,000 deep'))
+    const invalid = logs.filter((l) => l.event === 'endpoint_slice_invalid')
+    t.is(invalid.length, 1, 'logged once, however many LISTs repeat it')
+    t.like(invalid[0], { level: 'warn', slice: 'web-abcde' })
+    t.regex(String(invalid[0]!.problem), /^metadata\.labels\.app: expected string, got Array/)
+    t.false(logs.some((l) => l.event === 'endpoint_wait_error' || l.event === 'phase_failed'))
+  },
+)
 
 test.serial('a slice whose endpoints is a string is invalid, not "pod absent": the hook is held and the slice named', async (t) => {
   const { logs } = await drainAgainst(t, hostile('wrong types (endpoints: "x")'))

@@ -27,14 +27,25 @@ const POD: PodIdentity = { name: 'web-1', namespace: NS, uid: 'uid-web-1', ips: 
 const CA = readFileSync(CLUSTER_CA_FILE, 'utf8')
 
 const holding = (name = 'web-abcde', conditions: object = READY) =>
-  endpointSlice({ name, service: 'web', namespace: NS, endpoints: [{ ip: '10.0.0.7', podName: 'web-1', uid: 'uid-web-1', ...conditions }, { ip: '10.0.0.8', podName: 'web-2', ...READY }] })
+  endpointSlice({
+    name,
+    service: 'web',
+    namespace: NS,
+    endpoints: [
+      { ip: '10.0.0.7', podName: 'web-1', uid: 'uid-web-1', ...conditions },
+      { ip: '10.0.0.8', podName: 'web-2', ...READY },
+    ],
+  })
 
 function capture() {
   const log = captureLog()
   return { log, lines: log.lines }
 }
 
-async function setup(t: { teardown: (fn: () => unknown) => void }, options: Parameters<typeof startFakeKube>[0] & { token?: TokenSource; requestTimeoutMs?: number; pageSize?: number } = {}) {
+async function setup(
+  t: { teardown: (fn: () => unknown) => void },
+  options: Parameters<typeof startFakeKube>[0] & { token?: TokenSource; requestTimeoutMs?: number; pageSize?: number } = {},
+) {
   const kube = await startFakeKube({ namespace: NS, ...options })
   const fetch = createFetch({ ca: CA, connectTimeoutMs: 2_000 })
   const client = createKubeClient({
@@ -72,7 +83,8 @@ test('aborting the caller signal ends an open watch at once and closes its conne
   const controller = new AbortController()
   const events: string[] = []
   const consumed = (async () => {
-    for await (const event of client.watchEndpointSlices({ resourceVersion: String(kube.resourceVersion) }, controller.signal)) events.push(event.type)
+    for await (const event of client.watchEndpointSlices({ resourceVersion: String(kube.resourceVersion) }, controller.signal))
+      events.push(event.type)
   })()
   await kube.untilWatching(1)
   const reason = new Error('drain deadline')
@@ -86,14 +98,28 @@ test('aborting the caller signal ends an open watch at once and closes its conne
 })
 
 /** Runs the endpoint wait with a deadline; resolves with what it returned or the error that ended it. */
-async function drainWait(client: KubeClient, log: Logger, deadlineMs: number, extra: { watchIdleMs?: number; mode?: 'watch' | 'poll' } = {}) {
+async function drainWait(
+  client: KubeClient,
+  log: Logger,
+  deadlineMs: number,
+  extra: { watchIdleMs?: number; mode?: 'watch' | 'poll' } = {},
+) {
   const controller = new AbortController()
   const reason = new Error('deadline')
   const timer = setTimeout(() => controller.abort(reason), deadlineMs)
   const startedAt = performance.now()
   try {
     const result = await waitForEndpointRemoval(
-      { kube: client, clock: systemClock, log, pod: POD, mode: extra.mode ?? 'watch', pollIntervalMs: 100, random: () => 0, ...(extra.watchIdleMs === undefined ? {} : { watchIdleMs: extra.watchIdleMs }) },
+      {
+        kube: client,
+        clock: systemClock,
+        log,
+        pod: POD,
+        mode: extra.mode ?? 'watch',
+        pollIntervalMs: 100,
+        random: () => 0,
+        ...(extra.watchIdleMs === undefined ? {} : { watchIdleMs: extra.watchIdleMs }),
+      },
       controller.signal,
     )
     return { result, error: undefined, deadlineHit: false, ms: performance.now() - startedAt }
@@ -103,7 +129,6 @@ async function drainWait(client: KubeClient, log: Logger, deadlineMs: number, ex
     clearTimeout(timer)
   }
 }
-
 
 test('a watch that stalls without bookmarks is abandoned after the idle limit and the wait finishes from a fresh LIST', async (t) => {
   const { kube, client } = await setup(t)
@@ -177,7 +202,15 @@ test('connection refused until the API server comes up: the wait keeps trying an
   const port = await freePort()
   const fetch = createFetch({ ca: CA, connectTimeoutMs: 1_000 })
   t.teardown(() => fetch.close())
-  const client = createKubeClient({ apiUrl: `https://127.0.0.1:${port}`, namespace: NS, fetch, token: staticToken('test-token'), clock: systemClock, userAgent: 't', requestTimeoutMs: 1_000 })
+  const client = createKubeClient({
+    apiUrl: `https://127.0.0.1:${port}`,
+    namespace: NS,
+    fetch,
+    token: staticToken('test-token'),
+    clock: systemClock,
+    userAgent: 't',
+    requestTimeoutMs: 1_000,
+  })
   const { log, lines } = capture()
   const running = drainWait(client, log, 15_000)
   await until(() => lines.filter((l) => l.event === 'endpoint_list_failed').length >= 2, 'two refused LISTs')
@@ -195,7 +228,14 @@ test('connection refused for good: the wait holds until the caller deadline, the
   const port = await freePort()
   const fetch = createFetch({ ca: CA })
   t.teardown(() => fetch.close())
-  const client = createKubeClient({ apiUrl: `https://127.0.0.1:${port}`, namespace: NS, fetch, token: staticToken('x'), clock: systemClock, userAgent: 't' })
+  const client = createKubeClient({
+    apiUrl: `https://127.0.0.1:${port}`,
+    namespace: NS,
+    fetch,
+    token: staticToken('x'),
+    clock: systemClock,
+    userAgent: 't',
+  })
   const { log } = capture()
   const { deadlineHit, ms } = await drainWait(client, log, 800)
   t.true(deadlineHit)
@@ -203,15 +243,38 @@ test('connection refused for good: the wait holds until the caller deadline, the
 })
 
 const statusBody = (code: number) =>
-  JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'etcdserver: leader changed', reason: code === 500 ? 'InternalError' : 'ServiceUnavailable', code })
-const statusFault = (code: number): Fault => ({ kind: 'status', status: code, body: statusBody(code), headers: { 'content-type': 'application/json' } })
+  JSON.stringify({
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: 'etcdserver: leader changed',
+    reason: code === 500 ? 'InternalError' : 'ServiceUnavailable',
+    code,
+  })
+const statusFault = (code: number): Fault => ({
+  kind: 'status',
+  status: code,
+  body: statusBody(code),
+  headers: { 'content-type': 'application/json' },
+})
 
 /** One fault on the first LIST and the first WATCH, and what each failure must be logged as (no lies). */
 const retriedFaults: Array<{ fault: string; list: Fault; watch: Fault; listError: RegExp; watchError: RegExp; notListError?: RegExp }> = [
-  { fault: 'a connection reset before the answer', list: { kind: 'reset' }, watch: { kind: 'reset' }, listError: /fetch failed|socket|ECONNRESET/i, watchError: /fetch failed|socket|ECONNRESET/i },
+  {
+    fault: 'a connection reset before the answer',
+    list: { kind: 'reset' },
+    watch: { kind: 'reset' },
+    listError: /fetch failed|socket|ECONNRESET/i,
+    watchError: /fetch failed|socket|ECONNRESET/i,
+  },
   {
     fault: 'a connection reset in the middle of a LIST body and of a watch event',
-    list: { kind: 'cut', partial: '{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":' },
+    list: {
+      kind: 'cut',
+      partial:
+        '{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":',
+    },
     watch: { kind: 'cut', partial: '{"type":"MODIFIED","object":{"kind":"EndpointSlice","metadata":{"name":' },
     listError: /connection lost while reading the body/,
     notListError: /not JSON/,
@@ -224,8 +287,20 @@ const retriedFaults: Array<{ fault: string; list: Fault; watch: Fault; listError
     listError: /not JSON/,
     watchError: /not JSON/,
   },
-  { fault: 'HTTP 500', list: statusFault(500), watch: statusFault(500), listError: /status 500.*leader changed/, watchError: /leader changed/ },
-  { fault: 'HTTP 503', list: statusFault(503), watch: statusFault(503), listError: /status 503.*leader changed/, watchError: /leader changed/ },
+  {
+    fault: 'HTTP 500',
+    list: statusFault(500),
+    watch: statusFault(500),
+    listError: /status 500.*leader changed/,
+    watchError: /leader changed/,
+  },
+  {
+    fault: 'HTTP 503',
+    list: statusFault(503),
+    watch: statusFault(503),
+    listError: /status 503.*leader changed/,
+    watchError: /leader changed/,
+  },
 ]
 
 for (const { fault, list, watch, listError, watchError, notListError } of retriedFaults) {
@@ -281,7 +356,10 @@ test('401 after token rotation: the token file is read again and the request rep
   const file = join(dir, 'token')
   await writeFile(file, 'token-one\n')
   const { log } = capture()
-  const token = createFileTokenSource(file, { clock: systemClock, readFile: (path) => import('node:fs/promises').then((fs) => fs.readFile(path, 'utf8')) })
+  const token = createFileTokenSource(file, {
+    clock: systemClock,
+    readFile: (path) => import('node:fs/promises').then((fs) => fs.readFile(path, 'utf8')),
+  })
   const { kube, client } = await setup(t, { tokens: ['token-one'], token })
   kube.upsert(holding('web-abcde', TERMINATING))
   t.is((await client.listEndpointSlices({}, AbortSignal.timeout(5_000))).items.length, 1)
@@ -303,7 +381,10 @@ test('403 during a drain is an outage like any other: the wait holds to the dead
   // The deadline is whenever the test says, once the wait has shown it retries: busy cores cannot make it early.
   const deadline = new AbortController()
   const reason = new Error('deadline')
-  const held = wait(client, log, deadline.signal).then(() => 'finished', (error: unknown) => error)
+  const held = wait(client, log, deadline.signal).then(
+    () => 'finished',
+    (error: unknown) => error,
+  )
   await until(() => denied().length >= 2, 'two denied LISTs')
   deadline.abort(reason)
   t.is(await held, reason, 'held until the deadline')
@@ -351,10 +432,20 @@ test('a server with a certificate from another CA is never trusted, and no reque
 test('a namespace with thousands of slices is listed page by page, and only slices naming the pod are held', async (t) => {
   const { kube, client } = await setup(t, { pageSize: 100 })
   for (let i = 0; i < 3_000; i++) {
-    kube.upsert(endpointSlice({ name: `other-${String(i).padStart(4, '0')}`, service: `svc-${i % 50}`, namespace: NS, endpoints: [{ ip: `10.1.${i >> 8}.${i & 255}`, ...READY }] }))
+    kube.upsert(
+      endpointSlice({
+        name: `other-${String(i).padStart(4, '0')}`,
+        service: `svc-${i % 50}`,
+        namespace: NS,
+        endpoints: [{ ip: `10.1.${i >> 8}.${i & 255}`, ...READY }],
+      }),
+    )
   }
   kube.upsert(holding())
-  const kept = await client.listEndpointSlices({ select: (item) => (item.ok && item.value.metadata?.name === 'web-abcde' ? item.value.metadata.name : undefined) }, AbortSignal.timeout(20_000))
+  const kept = await client.listEndpointSlices(
+    { select: (item) => (item.ok && item.value.metadata?.name === 'web-abcde' ? item.value.metadata.name : undefined) },
+    AbortSignal.timeout(20_000),
+  )
   t.deepEqual(kept.items, ['web-abcde'])
   const lists = kube.requests.filter((r) => r.verb === 'list')
   t.is(lists.length, 31)
@@ -376,14 +467,27 @@ async function accessCheck(t: Parameters<typeof setup>[0], options: Parameters<t
   const { kube, fetch } = await setup(t, options)
   const { log, lines } = capture()
   const run = () =>
-    checkKubeAccess({ apiUrl: kube.url, namespace: NS, fetch, token: staticToken('test-token'), clock: systemClock, log, userAgent: 't', requestTimeoutMs: 1_000, retryDelayMs: 50 })
+    checkKubeAccess({
+      apiUrl: kube.url,
+      namespace: NS,
+      fetch,
+      token: staticToken('test-token'),
+      clock: systemClock,
+      log,
+      userAgent: 't',
+      requestTimeoutMs: 1_000,
+      retryDelayMs: 50,
+    })
   return { kube, lines, run }
 }
 
 test('access check: with list and watch granted it says so in one line, via SelfSubjectAccessReview', async (t) => {
   const { kube, lines, run } = await accessCheck(t)
   t.deepEqual(await run(), { result: 'allowed', via: 'review' })
-  t.deepEqual(lines.map((l) => l.event), ['kube_access_ok'])
+  t.deepEqual(
+    lines.map((l) => l.event),
+    ['kube_access_ok'],
+  )
   const reviews = kube.requests.filter((r) => r.verb === 'create')
   t.is(reviews.length, 2)
   t.true(reviews.every((r) => r.method === 'POST' && r.path === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews'))
@@ -395,7 +499,13 @@ test('access check: a missing verb is reported in ONE line naming the verb, the 
   kube.forbid('watch')
   t.deepEqual(await run(), { result: 'denied', via: 'review', missing: ['watch'] })
   t.is(lines.length, 1)
-  t.like(lines[0], { level: 'error', event: 'kube_access_denied', verb: 'watch', resource: 'endpointslices.discovery.k8s.io', namespace: NS })
+  t.like(lines[0], {
+    level: 'error',
+    event: 'kube_access_denied',
+    verb: 'watch',
+    resource: 'endpointslices.discovery.k8s.io',
+    namespace: NS,
+  })
   t.regex(String(lines[0]!.message), /may not watch endpointslices\.discovery\.k8s\.io in namespace shop/)
 })
 
@@ -415,7 +525,10 @@ test('access check: where reviews are unavailable, a LIST and a WATCH that match
   t.deepEqual(await run(), { result: 'denied', via: 'probe', missing: ['list'] })
   t.like(lines[0], { event: 'kube_access_denied', verb: 'list', namespace: NS })
   const probes = kube.requests.filter((r) => r.verb !== 'create')
-  t.deepEqual(probes.map((r) => r.verb), ['list', 'watch'])
+  t.deepEqual(
+    probes.map((r) => r.verb),
+    ['list', 'watch'],
+  )
   t.true(probes.every((r) => r.query.get('labelSelector') === 'drain-coordinator.io/access-check=never-set'))
 })
 
@@ -424,7 +537,10 @@ test('access check: an unreachable API is reported as unchecked after a few atte
   for (let i = 0; i < 3; i++) kube.fault({ kind: 'status', status: 503, body: 'unavailable' }, 'create')
   const report = await run()
   t.is(report.result, 'unknown')
-  t.deepEqual(lines.map((l) => l.event), ['kube_access_unchecked'])
+  t.deepEqual(
+    lines.map((l) => l.event),
+    ['kube_access_unchecked'],
+  )
   t.is(kube.countRequests('create'), 3)
 })
 
@@ -438,8 +554,15 @@ test('black box: the bundle reports missing RBAC once at start-up, keeps serving
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   await writeFile(join(dir, 'token'), 'test-token')
   const sidecar = await startSidecar({
-    DRAIN_KUBE_API_URL: kube.url, DRAIN_KUBE_CA_FILE: CLUSTER_CA_FILE, DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
-    POD_NAMESPACE: NS, POD_NAME: POD.name!, POD_UID: POD.uid!, POD_IP: '10.0.0.7', DRAIN_TIMEOUT: '1500ms', DRAIN_SETTLE: '100ms',
+    DRAIN_KUBE_API_URL: kube.url,
+    DRAIN_KUBE_CA_FILE: CLUSTER_CA_FILE,
+    DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
+    POD_NAMESPACE: NS,
+    POD_NAME: POD.name!,
+    POD_UID: POD.uid!,
+    POD_IP: '10.0.0.7',
+    DRAIN_TIMEOUT: '1500ms',
+    DRAIN_SETTLE: '100ms',
   })
   t.teardown(() => sidecar.stop())
   const denied = await sidecar.waitForLog('kube_access_denied')
@@ -456,12 +579,18 @@ test('black box: the bundle reports missing RBAC once at start-up, keeps serving
 
 test('access check: a 429 with Retry-After delays the next attempt by at least that long (the shared retry helper)', async (t) => {
   const { kube, lines, run } = await accessCheck(t)
-  kube.fault({ kind: 'status', status: 429, body: 'Too many requests, please try again later.\n', headers: { 'retry-after': '1' } }, 'create')
+  kube.fault(
+    { kind: 'status', status: 429, body: 'Too many requests, please try again later.\n', headers: { 'retry-after': '1' } },
+    'create',
+  )
   t.deepEqual(await run(), { result: 'allowed', via: 'review' })
   const reviews = kube.requests.filter((r) => r.verb === 'create')
   t.is(reviews.length, 3, 'the 429, then both verbs')
   t.true(reviews[1]!.at - reviews[0]!.at >= 950, `retried after ${Math.round(reviews[1]!.at - reviews[0]!.at)}ms`)
-  t.deepEqual(lines.map((l) => l.event), ['kube_access_ok'])
+  t.deepEqual(
+    lines.map((l) => l.event),
+    ['kube_access_ok'],
+  )
 })
 
 test('access check: an unreachable API is logged with the error as {name, code, message}', async (t) => {

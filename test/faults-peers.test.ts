@@ -12,7 +12,14 @@ import { startFakeApp } from './helpers/fake-app.ts'
 import { startFakeEnvoy, type Mode } from './helpers/fake-envoy.ts'
 import { freePort, startSidecar } from './helpers/sidecar-process.ts'
 
-type Peers = { envoy?: Mode | 'down'; app?: 'ok' | 'hang' | 500 | 'down' | { slowMs: number }; endpointsMs?: number | 'never'; sideCallTimeoutMs?: number; timeoutMs?: number; settleMs?: number }
+type Peers = {
+  envoy?: Mode | 'down'
+  app?: 'ok' | 'hang' | 500 | 'down' | { slowMs: number }
+  endpointsMs?: number | 'never'
+  sideCallTimeoutMs?: number
+  timeoutMs?: number
+  settleMs?: number
+}
 
 async function drain(t: { teardown: (fn: () => unknown) => void }, peers: Peers) {
   const envoy = await startFakeEnvoy()
@@ -33,18 +40,34 @@ async function drain(t: { teardown: (fn: () => unknown) => void }, peers: Peers)
     envoyFetch: fetch,
     waitForEndpoints: async (signal) => {
       endpointsStartedAt = performance.now()
-      if (peers.endpointsMs === 'never') await new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))
+      if (peers.endpointsMs === 'never')
+        await new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))
       // 1 s by default: long enough for the side calls to be answered first even on two busy cores.
       else await systemClock.sleep(peers.endpointsMs ?? 1_000, signal)
       return { slicesAtStart: 1, mode: 'watch' }
     },
-    config: { appShutdownUrl, envoyAdminUrl, settleMs: peers.settleMs ?? 50, timeoutMs: peers.timeoutMs ?? 5_000, sideCallTimeoutMs: peers.sideCallTimeoutMs ?? 10_000 },
+    config: {
+      appShutdownUrl,
+      envoyAdminUrl,
+      settleMs: peers.settleMs ?? 50,
+      timeoutMs: peers.timeoutMs ?? 5_000,
+      sideCallTimeoutMs: peers.sideCallTimeoutMs ?? 10_000,
+    },
   })
   const startedAt = performance.now()
   const summary: DrainSummary = await coordinator.start('hook')
   const ms = performance.now() - startedAt
   const failed = (phase: string) => metricValue(registry, 'drain_coordinator_phase_failures_total', { phase })
-  return { summary, ms, envoy, app, log, endpointsStartedAt: endpointsStartedAt ?? Infinity, endpointsDelayMs: (endpointsStartedAt ?? Infinity) - startedAt, failed }
+  return {
+    summary,
+    ms,
+    envoy,
+    app,
+    log,
+    endpointsStartedAt: endpointsStartedAt ?? Infinity,
+    endpointsDelayMs: (endpointsStartedAt ?? Infinity) - startedAt,
+    failed,
+  }
 }
 
 test('a hanging Envoy and a hanging app delay neither the endpoint wait nor the release; both are reported cancelled', async (t) => {
@@ -94,7 +117,10 @@ test('an Envoy admin that is down (connection refused) is reported failed with i
   const { summary, failed } = await drain(t, { envoy: 'down' })
   t.is(summary.outcome, 'completed')
   t.is(summary.phases.envoy.status, 'failed')
-  t.regex(String(summary.phases.envoy.error?.message), /Envoy drain: POST http:\/\/127\.0\.0\.1:\d+\/drain_listeners\?inboundonly&graceful.*(ECONNREFUSED|fetch failed)/)
+  t.regex(
+    String(summary.phases.envoy.error?.message),
+    /Envoy drain: POST http:\/\/127\.0\.0\.1:\d+\/drain_listeners\?inboundonly&graceful.*(ECONNREFUSED|fetch failed)/,
+  )
   t.is(summary.phases.app.status, 'ok')
   t.is(await failed('envoy'), 1)
 })
@@ -117,7 +143,13 @@ test('a slow Envoy (answers after 300ms) is reported ok with its duration, and i
 })
 
 test('hanging peers and an endpoint wait that never ends: the deadline still releases the hook with outcome timeout', async (t) => {
-  const { summary, ms } = await drain(t, { envoy: { kind: 'hang' }, app: 'hang', endpointsMs: 'never', timeoutMs: 600, sideCallTimeoutMs: 10_000 })
+  const { summary, ms } = await drain(t, {
+    envoy: { kind: 'hang' },
+    app: 'hang',
+    endpointsMs: 'never',
+    timeoutMs: 600,
+    sideCallTimeoutMs: 10_000,
+  })
   t.is(summary.outcome, 'timeout')
   t.true(ms < 600 + 2_000, `answered after ${Math.round(ms)}ms`)
   t.is(summary.phases.endpoints.status, 'cancelled')
@@ -128,7 +160,12 @@ test('black box: with Envoy hanging and the app down, the bundle answers the hoo
   const envoy = await startFakeEnvoy()
   t.teardown(() => envoy.close())
   envoy.setMode({ kind: 'hang' })
-  const sidecar = await startSidecar({ DRAIN_ENVOY_ADMIN_URL: envoy.url, DRAIN_APP_SHUTDOWN_URL: `http://127.0.0.1:${await freePort()}/shutdown`, DRAIN_SETTLE: '300ms', DRAIN_TIMEOUT: '5s' })
+  const sidecar = await startSidecar({
+    DRAIN_ENVOY_ADMIN_URL: envoy.url,
+    DRAIN_APP_SHUTDOWN_URL: `http://127.0.0.1:${await freePort()}/shutdown`,
+    DRAIN_SETTLE: '300ms',
+    DRAIN_TIMEOUT: '5s',
+  })
   t.teardown(() => sidecar.stop())
   const startedAt = performance.now()
   const response = await fetch(`${sidecar.url}/prestop`)

@@ -94,20 +94,36 @@ test('the CA bundle is re-read every 10 s and applied when it changed', async (t
   t.deepEqual(h.applied, [])
   await h.clock.advance(1)
   t.deepEqual(h.applied, [CLUSTER_CA + ROTATED_CA])
-  t.like(h.log.lines.find((l) => l.event === 'kube_ca_reloaded'), { file: '/ca.crt', reason: 'interval', certificates: 2 })
+  t.like(
+    h.log.lines.find((l) => l.event === 'kube_ca_reloaded'),
+    { file: '/ca.crt', reason: 'interval', certificates: 2 },
+  )
   stop.abort()
 })
 
 test('a CA bundle that becomes unreadable, too large or invalid keeps the previous CA, logged once per problem', async (t) => {
   const h = caHarness(CLUSTER_CA)
   const missing = Object.assign(new Error("ENOENT: no such file or directory, open '/ca.crt'"), { code: 'ENOENT' })
-  for (const problem of [missing, missing, new FileTooLargeError('/ca.crt', 5_000_000, FILE_LIMITS.caBundle, 'CA bundle'), 'garbage\n', 'garbage\n']) {
+  for (const problem of [
+    missing,
+    missing,
+    new FileTooLargeError('/ca.crt', 5_000_000, FILE_LIMITS.caBundle, 'CA bundle'),
+    'garbage\n',
+    'garbage\n',
+  ]) {
     h.set(problem)
     t.false(await h.watcher.check('interval'))
   }
   t.deepEqual(h.applied, [])
   const unusable = h.log.lines.filter((l) => l.event === 'kube_ca_unusable')
-  t.deepEqual(unusable.map((l) => (l.error as { message: string }).message), [missing.message, 'CA bundle /ca.crt is 5000000 bytes, over the limit of 1048576 bytes', 'no PEM certificate (-----BEGIN CERTIFICATE-----) in it'])
+  t.deepEqual(
+    unusable.map((l) => (l.error as { message: string }).message),
+    [
+      missing.message,
+      'CA bundle /ca.crt is 5000000 bytes, over the limit of 1048576 bytes',
+      'no PEM certificate (-----BEGIN CERTIFICATE-----) in it',
+    ],
+  )
   t.true(unusable.every((l) => l.level === 'warn' && l.keeping === 'the previous CA bundle'))
   h.set(ROTATED_CA)
   t.true(await h.watcher.check('interval'))
@@ -151,7 +167,8 @@ test('a bearer token re-read that fails keeps the last token instead of going un
 // ---- The bundle as a process ----
 
 const me = { ip: '10.0.0.1', podName: 'web-1', uid: 'uid-1' }
-const mySlice = (state: typeof READY | typeof TERMINATING) => endpointSlice({ name: 'web-a', service: 'web', endpoints: [{ ...me, ...state }] })
+const mySlice = (state: typeof READY | typeof TERMINATING) =>
+  endpointSlice({ name: 'web-a', service: 'web', endpoints: [{ ...me, ...state }] })
 
 async function withKube(t: ExecutionContext, { token = 'test-token\n', ca = CLUSTER_CA }: { token?: string; ca?: string } = {}) {
   const kube = await startFakeKube()
@@ -184,7 +201,12 @@ test('black box: the cluster CA rotates mid-run (a bad bundle first, then the ne
   await replaceFile(files.ca, 'garbage, not PEM\n')
   kube.useCertificate('rotated')
   const answer = fetch(`${sidecar.url}/prestop`).then(async (r) => (await r.json()) as Record<string, unknown>)
-  t.like(await sidecar.waitForLog('kube_ca_unusable'), { file: files.ca, reason: 'certificate-error', keeping: 'the previous CA bundle', error: { code: 'CA_BUNDLE_INVALID' } })
+  t.like(await sidecar.waitForLog('kube_ca_unusable'), {
+    file: files.ca,
+    reason: 'certificate-error',
+    keeping: 'the previous CA bundle',
+    error: { code: 'CA_BUNDLE_INVALID' },
+  })
   await replaceFile(files.ca, ROTATED_CA)
   t.like(await sidecar.waitForLog('kube_ca_reloaded'), { file: files.ca, certificates: 1 })
   await sidecar.waitForLog('endpoints_listed')
@@ -222,5 +244,10 @@ test('black box: a CA file over 1 MiB at start-up exits 2 with one line naming t
   const { code, stderr } = error as unknown as { code: number; stderr: string }
   t.is(code, 2)
   t.is(stderr.trim().split('\n').length, 1)
-  t.regex(stderr, new RegExp(`^drain-coordinator: DRAIN_KUBE_CA_FILE="${files.ca}" cannot be used \\(CA bundle ${files.ca} is ${CLUSTER_CA.length + 2 * 1024 * 1024} bytes, over the limit of 1048576 bytes\\)`))
+  t.regex(
+    stderr,
+    new RegExp(
+      `^drain-coordinator: DRAIN_KUBE_CA_FILE="${files.ca}" cannot be used \\(CA bundle ${files.ca} is ${CLUSTER_CA.length + 2 * 1024 * 1024} bytes, over the limit of 1048576 bytes\\)`,
+    ),
+  )
 })

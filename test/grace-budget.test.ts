@@ -18,9 +18,17 @@ const never = new AbortController().signal
 test('the hold leaves DRAIN_APP_RESERVE before the deletionTimestamp, and never exceeds DRAIN_TIMEOUT', (t) => {
   const startedAtMs = Date.parse('2026-11-26T10:00:00Z')
   const at = (s: number) => startedAtMs + s * 1_000
-  t.is(budgetedHoldMs({ startedAtMs, killAtMs: at(30), reserveMs: 10_000, timeoutMs: 20_000 }), 20_000, 'default 30 s grace: 20 s hold, 10 s for the app')
+  t.is(
+    budgetedHoldMs({ startedAtMs, killAtMs: at(30), reserveMs: 10_000, timeoutMs: 20_000 }),
+    20_000,
+    'default 30 s grace: 20 s hold, 10 s for the app',
+  )
   t.is(budgetedHoldMs({ startedAtMs, killAtMs: at(25), reserveMs: 10_000, timeoutMs: 20_000 }), 15_000, 'a shorter budget wins')
-  t.is(budgetedHoldMs({ startedAtMs, killAtMs: at(120), reserveMs: 10_000, timeoutMs: 20_000 }), 20_000, 'DRAIN_TIMEOUT stays the upper bound')
+  t.is(
+    budgetedHoldMs({ startedAtMs, killAtMs: at(120), reserveMs: 10_000, timeoutMs: 20_000 }),
+    20_000,
+    'DRAIN_TIMEOUT stays the upper bound',
+  )
   t.is(budgetedHoldMs({ startedAtMs, killAtMs: at(5), reserveMs: 10_000, timeoutMs: 20_000 }), 0, 'a budget already spent: no hold at all')
 })
 
@@ -30,13 +38,17 @@ test('the hold leaves DRAIN_APP_RESERVE before the deletionTimestamp, and never 
 const EPOCH = Date.parse('2026-01-01T00:00:00Z')
 const killAt = (s: number) => new Date(EPOCH + s * 1_000)
 
-function drain(readDeletion: ((signal: AbortSignal, clock: FakeClock) => Promise<Date | undefined>) | undefined, { timeoutMs = 20_000, reserveMs = 10_000 } = {}) {
+function drain(
+  readDeletion: ((signal: AbortSignal, clock: FakeClock) => Promise<Date | undefined>) | undefined,
+  { timeoutMs = 20_000, reserveMs = 10_000 } = {},
+) {
   const clock = new FakeClock()
   assertEpoch(clock)
   const { coordinator, log } = testCoordinator({
     clock,
     // An endpoint that never leaves: only a deadline ends this drain.
-    waitForEndpoints: (signal) => new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true })),
+    waitForEndpoints: (signal) =>
+      new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true })),
     readDeletion: readDeletion === undefined ? undefined : (signal) => readDeletion(signal, clock),
     config: { timeoutMs, appReserveMs: reserveMs, settleMs: 1_000 },
   })
@@ -55,8 +67,15 @@ test('a pod deleted with a 25 s grace period is released at 15 s, outcome timeou
   t.is(h.answered(), undefined)
   await h.clock.advance(1)
   await h.answer
-  t.like(h.answered(), { outcome: 'timeout', durationSeconds: 15, deadline: { source: 'grace budget', seconds: 15, killAt: '2026-01-01T00:00:25.000Z' } })
-  t.like(h.log.lines.find((l) => l.event === 'drain_deadline'), { source: 'grace budget', seconds: 15, reserveMs: 10_000 })
+  t.like(h.answered(), {
+    outcome: 'timeout',
+    durationSeconds: 15,
+    deadline: { source: 'grace budget', seconds: 15, killAt: '2026-01-01T00:00:25.000Z' },
+  })
+  t.like(
+    h.log.lines.find((l) => l.event === 'drain_deadline'),
+    { source: 'grace budget', seconds: 15, reserveMs: 10_000 },
+  )
 })
 
 test('a budget that arrives late still counts from the start of the drain', async (t) => {
@@ -82,10 +101,18 @@ test('a long grace period keeps DRAIN_TIMEOUT, and the summary still shows the d
 const fallbacks: Array<[string, ((signal: AbortSignal, clock: FakeClock) => Promise<Date | undefined>) | undefined, RegExp]> = [
   ['no API server', undefined, /no API server or no POD_NAME/],
   ['no deletionTimestamp (a signal without deletion)', async () => undefined, /no deletionTimestamp/],
-  ['GET pods forbidden', async () => {
-    throw new UpstreamError('GET https://api/api/v1/namespaces/shop/pods/web-1', { status: 403, message: 'pods "web-1" is forbidden' })
-  }, /could not be read/],
-  ['the API server never answers', (signal) => new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason))), /could not be read/],
+  [
+    'GET pods forbidden',
+    async () => {
+      throw new UpstreamError('GET https://api/api/v1/namespaces/shop/pods/web-1', { status: 403, message: 'pods "web-1" is forbidden' })
+    },
+    /could not be read/,
+  ],
+  [
+    'the API server never answers',
+    (signal) => new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+    /could not be read/,
+  ],
 ]
 
 for (const [name, read, reason] of fallbacks) {
@@ -112,13 +139,32 @@ async function api(t: import('ava').ExecutionContext) {
     await fetch.close()
     await kube.close()
   })
-  const read = (uid?: string) => readPodDeletion({ apiUrl: kube.url, namespace: 'shop', name: 'web-1', uid, fetch, token: staticToken('test-token'), clock: systemClock, userAgent: 'test' }, never)
+  const read = (uid?: string) =>
+    readPodDeletion(
+      {
+        apiUrl: kube.url,
+        namespace: 'shop',
+        name: 'web-1',
+        uid,
+        fetch,
+        token: staticToken('test-token'),
+        clock: systemClock,
+        userAgent: 'test',
+      },
+      never,
+    )
   return { kube, read }
 }
 
 test('GET pod: deletionTimestamp and deletionGracePeriodSeconds of a pod being deleted', async (t) => {
   const { kube, read } = await api(t)
-  kube.setPod({ kind: 'Pod', apiVersion: 'v1', metadata: { name: 'web-1', uid: 'uid-1', deletionTimestamp: '2026-11-26T10:00:30Z', deletionGracePeriodSeconds: 30 }, spec: {}, status: {} })
+  kube.setPod({
+    kind: 'Pod',
+    apiVersion: 'v1',
+    metadata: { name: 'web-1', uid: 'uid-1', deletionTimestamp: '2026-11-26T10:00:30Z', deletionGracePeriodSeconds: 30 },
+    spec: {},
+    status: {},
+  })
   t.deepEqual(await read('uid-1'), { deletionTimestamp: new Date('2026-11-26T10:00:30Z'), gracePeriodSeconds: 30 })
   t.is(kube.requests.at(-1)!.path, '/api/v1/namespaces/shop/pods/web-1')
 })

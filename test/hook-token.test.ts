@@ -19,7 +19,13 @@ const TOKEN = 's3cret-hook-token-0123'
 
 function harness(token: () => Promise<string | undefined>) {
   const { coordinator, log, registry, metrics } = testCoordinator()
-  const app = createServerApp({ coordinator, readiness: async () => ({ ready: coordinator.state === 'serving', reason: 'x' }), metrics, log, hookToken: token })
+  const app = createServerApp({
+    coordinator,
+    readiness: async () => ({ ready: coordinator.state === 'serving', reason: 'x' }),
+    metrics,
+    log,
+    hookToken: token,
+  })
   return { app, coordinator, log, registry }
 }
 
@@ -57,7 +63,9 @@ test('any X-Drain-Token other than the exact token is refused with 401 and start
 
 test('a 401 says which header is needed, logs hook_rejected, counts unauthorized, and never echoes any token', async (t) => {
   const h = harness(async () => TOKEN)
-  const response = await h.app.request('/prestop', { headers: { 'x-drain-token': 'wrong-but-secretish', 'user-agent': 'kube-lifecycle/1.33' } })
+  const response = await h.app.request('/prestop', {
+    headers: { 'x-drain-token': 'wrong-but-secretish', 'user-agent': 'kube-lifecycle/1.33' },
+  })
   t.is(response.status, 401)
   const body = await response.text()
   t.regex(body, /X-Drain-Token|x-drain-token/)
@@ -77,7 +85,10 @@ test('an unreadable token file fails closed: every hook is refused, with a reaso
   const response = await h.app.request('/prestop', { headers: { 'x-drain-token': TOKEN } })
   t.is(response.status, 401)
   t.is(h.coordinator.state, 'serving')
-  t.like(h.log.lines.find((l) => l.event === 'hook_rejected'), { reason: 'hook token file unreadable' })
+  t.like(
+    h.log.lines.find((l) => l.event === 'hook_rejected'),
+    { reason: 'hook token file unreadable' },
+  )
 })
 
 test('tokensMatch is exactly string equality', (t) => {
@@ -91,7 +102,10 @@ test('configuration: a token too short or with spaces is refused without echoing
     const error = t.throws(() => parseConfig({ DRAIN_HOOK_TOKEN: bad }), { instanceOf: ConfigError })
     t.false(error!.message.includes(bad))
   }
-  t.throws(() => parseConfig({ DRAIN_HOOK_TOKEN: TOKEN, DRAIN_HOOK_TOKEN_FILE: '/etc/token' }), { instanceOf: ConfigError, message: /DRAIN_HOOK_TOKEN_FILE/ })
+  t.throws(() => parseConfig({ DRAIN_HOOK_TOKEN: TOKEN, DRAIN_HOOK_TOKEN_FILE: '/etc/token' }), {
+    instanceOf: ConfigError,
+    message: /DRAIN_HOOK_TOKEN_FILE/,
+  })
   t.deepEqual(parseConfig({ DRAIN_HOOK_TOKEN: TOKEN }).hookToken, { value: TOKEN })
   t.is(parseConfig({ DRAIN_HOOK_TOKEN: '' }).hookToken, undefined)
 })
@@ -123,7 +137,10 @@ test('black box: with DRAIN_HOOK_TOKEN_FILE a stray /prestop leaves the pod in s
   // This sidecar has been scraped, so its exit waits for a scrape of the final metrics: give it one, as Prometheus would.
   t.regex(await (await fetch(`${sidecar.url}/metrics`)).text(), /drain_coordinator_drains_total\{outcome="completed"\} 1/)
   t.is((await sidecar.exited).code, 0)
-  t.like(sidecar.logs.find((l) => l.event === 'final_scrape'), { result: 'scraped' })
+  t.like(
+    sidecar.logs.find((l) => l.event === 'final_scrape'),
+    { result: 'scraped' },
+  )
   t.is(sidecar.logs.filter((l) => l.event === 'hook_rejected').length, 2)
   const allLogs = JSON.stringify(sidecar.logs)
   t.false(allLogs.includes(TOKEN) || allLogs.includes('rotated-token-456789'))

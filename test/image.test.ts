@@ -28,9 +28,16 @@ const DOCKERFILE = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
 const REVISION = '0123456789abcdef0123456789abcdef01234567'
 const SOURCE = 'https://github.com/acme/drain-coordinator'
 
-async function script(name: 'build' | 'push', args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function script(
+  name: 'build' | 'push',
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [join(ROOT, 'image', `${name}.mjs`), ...args], { cwd: tmpdir(), env: { ...process.env, ...env } })
+    const { stdout, stderr } = await run(process.execPath, [join(ROOT, 'image', `${name}.mjs`), ...args], {
+      cwd: tmpdir(),
+      env: { ...process.env, ...env },
+    })
     return { code: 0, stdout, stderr }
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string }
@@ -49,7 +56,15 @@ const LABELS = [
 ].join(' ')
 
 test('build --dry-run prints the multi-arch buildx build, tagged with the package version and the commit', async (t) => {
-  const { code, stdout } = await script('build', ['--dry-run', '--image', 'ghcr.io/acme/drain-coordinator', '--revision', REVISION, '--source', SOURCE])
+  const { code, stdout } = await script('build', [
+    '--dry-run',
+    '--image',
+    'ghcr.io/acme/drain-coordinator',
+    '--revision',
+    REVISION,
+    '--source',
+    SOURCE,
+  ])
   t.is(code, 0)
   t.is(
     stdout,
@@ -60,7 +75,17 @@ test('build --dry-run prints the multi-arch buildx build, tagged with the packag
 })
 
 test('push --dry-run prints the same build with --push, then the manifest list inspection', async (t) => {
-  const { code, stdout } = await script('push', ['--dry-run', '--image', 'ghcr.io/acme/drain-coordinator', '--revision', REVISION, '--source', SOURCE, '--builder', 'multiarch'])
+  const { code, stdout } = await script('push', [
+    '--dry-run',
+    '--image',
+    'ghcr.io/acme/drain-coordinator',
+    '--revision',
+    REVISION,
+    '--source',
+    SOURCE,
+    '--builder',
+    'multiarch',
+  ])
   t.is(code, 0)
   t.is(
     stdout,
@@ -78,15 +103,24 @@ test('without --revision the commit tag comes from git, marked -dirty (and no ve
   t.is(code, 0)
   t.true(stdout.includes(`--label org.opencontainers.image.revision=${head} `))
   const tags = [...stdout.matchAll(/--tag (\S+)/g)].map((m) => m[1])
-  t.deepEqual(tags, dirty ? [`registry.example/dc:sha-${head.slice(0, 12)}-dirty`] : [`registry.example/dc:${PKG.version}`, `registry.example/dc:sha-${head.slice(0, 12)}`])
+  t.deepEqual(
+    tags,
+    dirty
+      ? [`registry.example/dc:sha-${head.slice(0, 12)}-dirty`]
+      : [`registry.example/dc:${PKG.version}`, `registry.example/dc:sha-${head.slice(0, 12)}`],
+  )
 })
 
-test('without --source and without a git remote, the source label is package.json\'s repository, the Dockerfile\'s default', async (t) => {
+test("without --source and without a git remote, the source label is package.json's repository, the Dockerfile's default", async (t) => {
   // A git directory with no remote at all: what `git remote get-url origin` sees in a fresh clone-less checkout.
   const gitDir = await mkdtemp(join(tmpdir(), 'drain-coordinator-no-remote-'))
   t.teardown(() => rm(gitDir, { recursive: true, force: true }))
   await run('git', ['init', '--quiet', '--bare', gitDir])
-  const { code, stdout, stderr } = await script('build', ['--dry-run', '--image', 'ghcr.io/acme/drain-coordinator', '--revision', REVISION], { GIT_DIR: gitDir })
+  const { code, stdout, stderr } = await script(
+    'build',
+    ['--dry-run', '--image', 'ghcr.io/acme/drain-coordinator', '--revision', REVISION],
+    { GIT_DIR: gitDir },
+  )
   t.is(stderr, '')
   t.is(code, 0)
   const repository = 'https://github.com/drain-coordinator/drain-coordinator'
@@ -130,7 +164,10 @@ test('the Dockerfile builds on Node 24, runs the bundle alone on distroless Node
   const runtime = instructions.slice(instructions.indexOf(froms[1]!))
   const copies = runtime.filter((line) => line.startsWith('COPY '))
   t.deepEqual(copies, ['COPY --from=build --chown=0:0 --chmod=0444 /src/dist/drain-coordinator.mjs /app/drain-coordinator.mjs'])
-  t.false(runtime.some((line) => line.startsWith('RUN ')), 'no RUN in the runtime stage: it has no shell')
+  t.false(
+    runtime.some((line) => line.startsWith('RUN ')),
+    'no RUN in the runtime stage: it has no shell',
+  )
   t.true(runtime.includes('USER 65532:65532'))
   t.true(runtime.includes(`EXPOSE ${DEFAULTS.port}`))
   // node (the base image's ENTRYPOINT) gets the image's flags (scripts/node-flags.mjs), then the bundle.
@@ -147,20 +184,36 @@ test('the Dockerfile builds on Node 24, runs the bundle alone on distroless Node
 })
 
 test('.dockerignore sends only what the build stage copies', async (t) => {
-  const lines = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'))
+  const lines = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
   t.deepEqual(lines, ['*', '!package.json', '!package-lock.json', '!tsconfig*.json', '!src/', '!scripts/bundle.mjs'])
   const files = await contextFiles(ROOT, lines.join('\n'))
   const copied = [...DOCKERFILE.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(' '))
-  for (const source of copied) t.true(files.some((f) => f === source || f.startsWith(source.endsWith('/') ? source : `${source}/`)), `${source} is in the build context`)
+  for (const source of copied)
+    t.true(
+      files.some((f) => f === source || f.startsWith(source.endsWith('/') ? source : `${source}/`)),
+      `${source} is in the build context`,
+    )
   // Nothing else: every file in the context is one a COPY takes.
-  for (const file of files) t.true(copied.some((source) => file === source || (source.endsWith('/') && file.startsWith(source))), `${file} is copied`)
-  t.deepEqual(files.filter((f) => !f.startsWith('src/')), ['package-lock.json', 'package.json', 'scripts/bundle.mjs', 'tsconfig.build.json', 'tsconfig.json'])
+  for (const file of files)
+    t.true(
+      copied.some((source) => file === source || (source.endsWith('/') && file.startsWith(source))),
+      `${file} is copied`,
+    )
+  t.deepEqual(
+    files.filter((f) => !f.startsWith('src/')),
+    ['package-lock.json', 'package.json', 'scripts/bundle.mjs', 'tsconfig.build.json', 'tsconfig.json'],
+  )
 })
 
 test('npm script build:bundle type-checks src/ only, then bundles; build still checks everything', (t) => {
   t.is(PKG.scripts['build:bundle'], 'tsc -p tsconfig.build.json && node scripts/bundle.mjs')
   t.is(PKG.scripts.build, 'tsc -p tsconfig.json && node scripts/bundle.mjs')
-  const build = JSON.parse(readFileSync(join(ROOT, 'tsconfig.build.json'), 'utf8').replace(/^\s*\/\/.*$/gm, '')) as { extends: string; include: string[] }
+  const build = JSON.parse(readFileSync(join(ROOT, 'tsconfig.build.json'), 'utf8').replace(/^\s*\/\/.*$/gm, '')) as {
+    extends: string
+    include: string[]
+  }
   t.deepEqual(build, { extends: './tsconfig.json', include: ['src'] })
 })
 
@@ -180,7 +233,7 @@ async function serveHealthz(t: ExecutionContext, bundle: string, cwd: string): P
     await exited
   })
   let answer: Response | undefined
-  for (const until = Date.now() + 20_000; Date.now() < until && child.exitCode === null; ) {
+  for (const until = Date.now() + 20_000; Date.now() < until && child.exitCode === null;) {
     answer = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined)
     if (answer) break
     await new Promise((resolve) => setTimeout(resolve, 100))
@@ -211,17 +264,30 @@ test('the build stage succeeds on the build context .dockerignore admits, and it
   // The context Docker would send: every file of the repository that .dockerignore does not leave out.
   const files = await contextFiles(ROOT, readFileSync(join(ROOT, '.dockerignore'), 'utf8'))
   t.true(files.includes('package.json') && files.some((f) => f.startsWith('src/')), `context: ${files.join(' ')}`)
-  t.false(files.some((f) => f.startsWith('node_modules/') || f.startsWith('dist/') || f.startsWith('.git/') || f.startsWith('test/')), 'no node_modules, dist, .git or tests in the context')
+  t.false(
+    files.some((f) => f.startsWith('node_modules/') || f.startsWith('dist/') || f.startsWith('.git/') || f.startsWith('test/')),
+    'no node_modules, dist, .git or tests in the context',
+  )
   await stageContext(ROOT, files, join(dir, 'context'))
   // The build stage's own instructions, in order; `npm ci` is the repository's node_modules, linked.
   const instructions = dockerfileInstructions(DOCKERFILE)
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('npm_')))
   env.PATH = `${dirname(process.execPath)}:${process.env.PATH ?? ''}`
-  const ran = await replayStage(stage(instructions, 'build'), { context: join(dir, 'context'), rootfs: join(dir, 'rootfs'), npmCi: linkNodeModules(ROOT), env })
-  t.true(ran.some((command) => command.startsWith('npm ci')), 'the stage installs with npm ci')
+  const ran = await replayStage(stage(instructions, 'build'), {
+    context: join(dir, 'context'),
+    rootfs: join(dir, 'rootfs'),
+    npmCi: linkNodeModules(ROOT),
+    env,
+  })
+  t.true(
+    ran.some((command) => command.startsWith('npm ci')),
+    'the stage installs with npm ci',
+  )
   t.true(ran.length >= 2, 'and builds')
   // What the runtime stage copies out of the build stage exists, and it serves.
-  const fromBuild = instructions.filter(([keyword, rest]) => keyword === 'COPY' && rest.includes('--from=build')).map(([, rest]) => rest.split(/\s+/).at(-2)!)
+  const fromBuild = instructions
+    .filter(([keyword, rest]) => keyword === 'COPY' && rest.includes('--from=build'))
+    .map(([, rest]) => rest.split(/\s+/).at(-2)!)
   t.deepEqual(fromBuild, ['/src/dist/drain-coordinator.mjs'])
   const bundle = join(dir, 'rootfs', fromBuild[0]!)
   t.true(existsSync(bundle), `${fromBuild[0]} was built`)

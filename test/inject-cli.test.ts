@@ -66,18 +66,31 @@ test('the bundle injects from stdin, starts no server, and a second pass changes
 test('the bundle reads files and -, and reports refusals on stderr with exit status 3', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'drain-coordinator-inject-'))
   try {
-    const refused = DEPLOYMENT.replace('name: web\n', 'name: api\n').replace('image: web:1', 'image: web:1\n        - name: cache\n          image: redis:7')
+    const refused = DEPLOYMENT.replace('name: web\n', 'name: api\n').replace(
+      'image: web:1',
+      'image: web:1\n        - name: cache\n          image: redis:7',
+    )
     writeFileSync(join(dir, 'web.yaml'), DEPLOYMENT)
     writeFileSync(join(dir, 'api.yaml'), refused)
-    const run = bundle(['--classic', join(dir, 'web.yaml'), '-', join(dir, 'api.yaml')], 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n')
+    const run = bundle(
+      ['--classic', join(dir, 'web.yaml'), '-', join(dir, 'api.yaml')],
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n',
+    )
     t.is(run.status, 3)
     t.deepEqual(run.stderr.trim().split('\n'), [
       'drain-coordinator inject: refused Deployment/api: 2 candidate app containers (web, cache): name the one that serves traffic with --container NAME',
       'drain-coordinator inject: 1 refusal(s); those objects are written unchanged (exit status 3)',
     ])
     const out = objects(run.stdout)
-    t.deepEqual(out.map((o) => `${o.kind}/${o.metadata.name}`), ['Deployment/web', 'ConfigMap/c', 'Deployment/api'])
-    t.deepEqual(out[0]!.spec.template.spec.containers.map((c: { name: string }) => c.name), ['web', 'drain-coordinator'], '--classic')
+    t.deepEqual(
+      out.map((o) => `${o.kind}/${o.metadata.name}`),
+      ['Deployment/web', 'ConfigMap/c', 'Deployment/api'],
+    )
+    t.deepEqual(
+      out[0]!.spec.template.spec.containers.map((c: { name: string }) => c.name),
+      ['web', 'drain-coordinator'],
+      '--classic',
+    )
     t.true(run.stdout.endsWith(refused), 'the refused object as it was')
 
     const missing = bundle([join(dir, 'nope.yaml')])
@@ -90,7 +103,11 @@ test('the bundle reads files and -, and reports refusals on stderr with exit sta
 })
 
 function helmTemplate(args: string[]) {
-  const run = spawnSync(toolBinary('helm'), ['template', 'shop', CHART, '--namespace', 'store', ...args], { encoding: 'utf8', env: ENV, timeout: 60_000 })
+  const run = spawnSync(toolBinary('helm'), ['template', 'shop', CHART, '--namespace', 'store', ...args], {
+    encoding: 'utf8',
+    env: ENV,
+    timeout: 60_000,
+  })
   return { status: run.status, stdout: run.stdout, stderr: run.stderr }
 }
 
@@ -99,7 +116,13 @@ const POST_RENDER = ['--post-renderer', BUNDLE, '--post-renderer-args', 'inject'
 test('Helm post-renderer: helm template --post-renderer gives every workload of the chart the sidecar, valid, with --rbac', (t) => {
   const plain = helmTemplate([])
   t.is(plain.status, 0, plain.stderr)
-  const rendered = helmTemplate([...POST_RENDER, '--post-renderer-args', '--rbac', '--post-renderer-args', '--image=ghcr.io/acme/drain-coordinator:0.1.0'])
+  const rendered = helmTemplate([
+    ...POST_RENDER,
+    '--post-renderer-args',
+    '--rbac',
+    '--post-renderer-args',
+    '--image=ghcr.io/acme/drain-coordinator:0.1.0',
+  ])
   t.is(rendered.status, 0, rendered.stderr)
   const before = objects(plain.stdout)
   const after = objects(rendered.stdout)
@@ -107,7 +130,7 @@ test('Helm post-renderer: helm template --post-renderer gives every workload of 
   t.deepEqual(
     after.map((o) => `${o.kind}/${o.metadata.name}`),
     [...before.map((o) => `${o.kind}/${o.metadata.name}`), 'Role/drain-coordinator', 'RoleBinding/drain-coordinator'],
-    'the chart\'s objects in Helm\'s order, then the RBAC',
+    "the chart's objects in Helm's order, then the RBAC",
   )
   const web = after.find((o) => o.kind === 'Deployment')!
   const worker = after.find((o) => o.kind === 'StatefulSet')!
@@ -115,17 +138,27 @@ test('Helm post-renderer: helm template --post-renderer gives every workload of 
     t.deepEqual(workload.spec.template.spec.initContainers, [{ ...SIDECAR, image: 'ghcr.io/acme/drain-coordinator:0.1.0' }])
     t.deepEqual(workload.spec.template.spec.containers[0].lifecycle, { preStop: { httpGet: { path: '/prestop', port: 8099 } } })
   }
-  t.is(web.spec.template.spec.terminationGracePeriodSeconds, undefined, 'the chart sets none, and Kubernetes\' default 30 s covers the default budget')
-  t.is(worker.spec.template.spec.terminationGracePeriodSeconds, 120, 'the chart\'s longer one stays')
-  t.deepEqual(after.at(-1)!.subjects, [{ kind: 'ServiceAccount', name: 'shop-web' }, { kind: 'ServiceAccount', name: 'default' }])
+  t.is(
+    web.spec.template.spec.terminationGracePeriodSeconds,
+    undefined,
+    "the chart sets none, and Kubernetes' default 30 s covers the default budget",
+  )
+  t.is(worker.spec.template.spec.terminationGracePeriodSeconds, 120, "the chart's longer one stays")
+  t.deepEqual(after.at(-1)!.subjects, [
+    { kind: 'ServiceAccount', name: 'shop-web' },
+    { kind: 'ServiceAccount', name: 'default' },
+  ])
   // Objects inject leaves alone come out exactly as Helm rendered them, its `# Source:` comments included.
-  const service = plain.stdout.slice(plain.stdout.indexOf('---\n# Source: shop/templates/service.yaml'), plain.stdout.indexOf('---', plain.stdout.indexOf('service.yaml')))
+  const service = plain.stdout.slice(
+    plain.stdout.indexOf('---\n# Source: shop/templates/service.yaml'),
+    plain.stdout.indexOf('---', plain.stdout.indexOf('service.yaml')),
+  )
   t.true(service.length > 50)
   t.true(rendered.stdout.includes(service))
   t.regex(rendered.stdout, /^# Source: shop\/templates\/web\.yaml$/m)
 })
 
-test('Helm post-renderer: a refusal fails the render with inject\'s line, so nothing is deployed without the drain', (t) => {
+test("Helm post-renderer: a refusal fails the render with inject's line, so nothing is deployed without the drain", (t) => {
   const run = helmTemplate([...POST_RENDER, '--set', 'webPreStop=true'])
   t.not(run.status, 0)
   t.is(run.stdout, '')

@@ -11,7 +11,15 @@ import { DEFAULT_ENV, DEFAULT_IMAGE, drainBudgetSeconds, sidecarContainer } from
 import { WORKLOADS } from '../src/inject/workload.ts'
 import { type Container, type K8sObject, validateObject } from './helpers/manifests.ts'
 
-const OPTIONS: InjectOptions = { image: DEFAULT_IMAGE, native: true, env: DEFAULT_ENV, containers: [], raiseGrace: false, skip: [], rbac: false }
+const OPTIONS: InjectOptions = {
+  image: DEFAULT_IMAGE,
+  native: true,
+  env: DEFAULT_ENV,
+  containers: [],
+  raiseGrace: false,
+  skip: [],
+  rbac: false,
+}
 const BUDGET = drainBudgetSeconds({ timeoutMs: 20_000, appReserveMs: 10_000 })
 
 function run(text: string, options: Partial<InjectOptions> = {}) {
@@ -76,7 +84,14 @@ for (const kind of Object.keys(WORKLOADS)) {
     t.notThrows(() => validateObject(object!))
     const spec = podSpecOf(object!)
     t.deepEqual(spec.initContainers, [expectedSidecar()])
-    t.deepEqual(spec.containers, [{ name: 'web', image: 'web:1', ports: [{ containerPort: 8080 }], lifecycle: { preStop: { httpGet: { path: '/prestop', port: 8099 } } } }])
+    t.deepEqual(spec.containers, [
+      {
+        name: 'web',
+        image: 'web:1',
+        ports: [{ containerPort: 8080 }],
+        lifecycle: { preStop: { httpGet: { path: '/prestop', port: 8099 } } },
+      },
+    ])
     t.is(BUDGET, 30)
     t.is(spec.terminationGracePeriodSeconds, undefined, "Kubernetes' default of 30 s covers the default budget: nothing added")
     t.is(spec.serviceAccountName, 'web', 'the pod keeps its ServiceAccount')
@@ -95,7 +110,11 @@ test('the drain budget is DRAIN_TIMEOUT and DRAIN_APP_RESERVE, rounded up to who
 })
 
 test('a List and a typed List: each workload item is injected, other items pass through', (t) => {
-  const items = [workload('Deployment', 'a'), workload('StatefulSet', 'b'), 'apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}']
+  const items = [
+    workload('Deployment', 'a'),
+    workload('StatefulSet', 'b'),
+    'apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}',
+  ]
   const asItems = (list: string[]) => list.map((item) => `  - ${item.replace(/\n/g, '\n    ')}`).join('\n')
   for (const kind of ['List', 'DeploymentList']) {
     const result = run(`apiVersion: v1\nkind: ${kind}\nitems:\n${asItems(items)}\n`)
@@ -153,8 +172,12 @@ spec:
   }
   const deploymentText = result.output.slice(service.length)
   const keys = [...deploymentText.matchAll(/^ {6}(\w+):/gm)].map((m) => m[1])
-  t.deepEqual(keys, ['labels', 'initContainers', 'terminationGracePeriodSeconds', 'containers', 'volumes'], 'added keys before containers, the rest in order')
-  t.regex(deploymentText, /^ {6}containers:\n {6}- name: web$/m, 'the chart\'s sequence indentation is followed')
+  t.deepEqual(
+    keys,
+    ['labels', 'initContainers', 'terminationGracePeriodSeconds', 'containers', 'volumes'],
+    'added keys before containers, the rest in order',
+  )
+  t.regex(deploymentText, /^ {6}containers:\n {6}- name: web$/m, "the chart's sequence indentation is followed")
   const [, object] = objects(result.output)
   t.is(object!.spec.template.spec.volumes[0].secret.defaultMode, 0o444, 'YAML 1.1 octal, as Kubernetes reads it')
   t.notThrows(() => validateObject(object!))
@@ -162,7 +185,9 @@ spec:
 
 test('idempotent: injecting the output again changes nothing, byte for byte, with every option', (t) => {
   const input = [workload('Deployment', 'a'), workload('Job', 'b'), workload('Pod', 'c'), workload('CronJob', 'd')].join('\n---\n')
-  for (const options of [{}, { rbac: true }, { classic: true, rbac: true }, { raiseGrace: true }] as Partial<InjectOptions & { classic: boolean }>[]) {
+  for (const options of [{}, { rbac: true }, { classic: true, rbac: true }, { raiseGrace: true }] as Partial<
+    InjectOptions & { classic: boolean }
+  >[]) {
     const opts = { ...options, native: !('classic' in options) }
     const once = run(input, opts)
     const twice = inject([{ name: 'once.yaml', text: once.output }], { ...OPTIONS, ...opts })
@@ -176,7 +201,10 @@ test('--classic: the sidecar is a regular container after the app, without resta
   const result = run(workload('Deployment'), { native: false })
   const spec = podSpecOf(objects(result.output)[0]!)
   t.is(spec.initContainers, undefined)
-  t.deepEqual(spec.containers.map((c: Container) => c.name), ['web', 'drain-coordinator'])
+  t.deepEqual(
+    spec.containers.map((c: Container) => c.name),
+    ['web', 'drain-coordinator'],
+  )
   t.deepEqual(spec.containers[1], expectedSidecar(false))
   t.is(spec.containers[1].restartPolicy, undefined)
   t.deepEqual(spec.containers[0].lifecycle, { preStop: { httpGet: { path: '/prestop', port: 8099 } } })
@@ -188,7 +216,10 @@ test('--classic refuses pods that must complete (Jobs, CronJobs, restartPolicy N
     const { status, stdout, lines } = await cli(['--classic'], input)
     t.is(status, EXIT.refused)
     t.is(stdout, input, 'written unchanged')
-    t.is(lines[0], `drain-coordinator inject: refused ${kind}/web: restartPolicy ${kind === 'Job' ? 'Never' : 'OnFailure'}: a classic sidecar never exits, so the pod would never complete; use the native sidecar (no --classic, Kubernetes 1.29+)`)
+    t.is(
+      lines[0],
+      `drain-coordinator inject: refused ${kind}/web: restartPolicy ${kind === 'Job' ? 'Never' : 'OnFailure'}: a classic sidecar never exits, so the pod would never complete; use the native sidecar (no --classic, Kubernetes 1.29+)`,
+    )
   }
 })
 
@@ -198,7 +229,7 @@ test('refused: an app container with a preStop hook of its own is named and left
   const { status, stdout, lines } = await cli([], `${input}\n---\n${other}\n`)
   t.is(status, EXIT.refused)
   t.deepEqual(lines, [
-    'drain-coordinator inject: refused Deployment/web, container web: already has a preStop hook (exec); inject does not replace it: remove it (the sidecar\'s hook then delays SIGTERM instead) or leave this object out with --skip Deployment/web',
+    "drain-coordinator inject: refused Deployment/web, container web: already has a preStop hook (exec); inject does not replace it: remove it (the sidecar's hook then delays SIGTERM instead) or leave this object out with --skip Deployment/web",
     'drain-coordinator inject: 1 refusal(s); those objects are written unchanged (exit status 3)',
   ])
   t.true(stdout.startsWith(`${input}\n---\n`), 'the refused object is written unchanged')
@@ -212,7 +243,10 @@ test('refused: two candidate app containers without --container; --container nam
   const input = workload('Deployment', 'web', [APP, { name: 'cache', image: 'redis:7' }])
   const refused = await cli([], input)
   t.is(refused.status, EXIT.refused)
-  t.is(refused.lines[0], 'drain-coordinator inject: refused Deployment/web: 2 candidate app containers (web, cache): name the one that serves traffic with --container NAME')
+  t.is(
+    refused.lines[0],
+    'drain-coordinator inject: refused Deployment/web: 2 candidate app containers (web, cache): name the one that serves traffic with --container NAME',
+  )
   t.is(refused.stdout, input)
   const named = await cli(['--container', 'web', '--container', 'api'], input)
   t.is(named.status, EXIT.ok)
@@ -222,11 +256,17 @@ test('refused: two candidate app containers without --container; --container nam
 })
 
 test('refused: an explicit grace period shorter than the budget, unless --raise-grace; one that is not a number', async (t) => {
-  const input = workload('Deployment').replace('serviceAccountName: web', 'serviceAccountName: web\n      terminationGracePeriodSeconds: 25 # ours')
+  const input = workload('Deployment').replace(
+    'serviceAccountName: web',
+    'serviceAccountName: web\n      terminationGracePeriodSeconds: 25 # ours',
+  )
   t.regex(input, /terminationGracePeriodSeconds: 25 # ours/)
   const refused = await cli([], input)
   t.is(refused.status, EXIT.refused)
-  t.is(refused.lines[0], `drain-coordinator inject: refused Deployment/web: terminationGracePeriodSeconds 25 is shorter than the drain budget, ${BUDGET}s (DRAIN_TIMEOUT 20s + DRAIN_APP_RESERVE 10s for the app after SIGTERM): raise it to ${BUDGET} or more, or pass --raise-grace`)
+  t.is(
+    refused.lines[0],
+    `drain-coordinator inject: refused Deployment/web: terminationGracePeriodSeconds 25 is shorter than the drain budget, ${BUDGET}s (DRAIN_TIMEOUT 20s + DRAIN_APP_RESERVE 10s for the app after SIGTERM): raise it to ${BUDGET} or more, or pass --raise-grace`,
+  )
   t.is(refused.stdout, input)
   const raised = await cli(['--raise-grace'], input)
   t.is(raised.status, EXIT.ok)
@@ -235,7 +275,10 @@ test('refused: an explicit grace period shorter than the budget, unless --raise-
   t.is(podSpecOf(objects(enough.stdout)[0]!).terminationGracePeriodSeconds, 90, 'a longer one is kept')
   const text = await cli(['--raise-grace'], input.replace('25 # ours', '"60"'))
   t.is(text.status, EXIT.refused)
-  t.is(text.lines[0], 'drain-coordinator inject: refused Deployment/web: terminationGracePeriodSeconds "60" is not a whole number of seconds')
+  t.is(
+    text.lines[0],
+    'drain-coordinator inject: refused Deployment/web: terminationGracePeriodSeconds "60" is not a whole number of seconds',
+  )
 })
 
 test('a pod that already runs the sidecar keeps it; its own DRAIN_TIMEOUT sets the budget', async (t) => {
@@ -251,7 +294,10 @@ test('a pod that already runs the sidecar keeps it; its own DRAIN_TIMEOUT sets t
   const broken = once.replace('value: 60s', 'value: soon')
   const refused = await cli([], broken)
   t.is(refused.status, EXIT.refused)
-  t.is(refused.lines[0], 'drain-coordinator inject: refused Deployment/web, container drain-coordinator: its env is not valid: DRAIN_TIMEOUT="soon" is not valid: expected a duration such as 500ms, 5s, 2m, 1m30s, or a number of seconds, from 1ms up to 24h')
+  t.is(
+    refused.lines[0],
+    'drain-coordinator inject: refused Deployment/web, container drain-coordinator: its env is not valid: DRAIN_TIMEOUT="soon" is not valid: expected a duration such as 500ms, 5s, 2m, 1m30s, or a number of seconds, from 1ms up to 24h',
+  )
   t.is(refused.stdout, broken)
 })
 
@@ -264,7 +310,7 @@ test('objects annotated drain-coordinator/inject: "false", other kinds and other
   t.is(result.injected + result.unchanged, 0)
 })
 
-test('--rbac: the Role and one RoleBinding per namespace, to the pods\' ServiceAccounts (default when unset)', (t) => {
+test("--rbac: the Role and one RoleBinding per namespace, to the pods' ServiceAccounts (default when unset)", (t) => {
   const inShop = (text: string) => text.replace(/(\n {2}name: \w+\n)/, '$1  namespace: shop\n')
   const input = [
     inShop(workload('Deployment', 'web')),
@@ -284,7 +330,8 @@ test('--rbac: the Role and one RoleBinding per namespace, to the pods\' ServiceA
       ['RoleBinding', undefined, ['default']],
     ],
   )
-  for (const binding of rbac.filter((o) => o.kind === 'RoleBinding')) t.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'drain-coordinator' })
+  for (const binding of rbac.filter((o) => o.kind === 'RoleBinding'))
+    t.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'drain-coordinator' })
   t.deepEqual(rbac[0]!.rules, [
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
@@ -292,10 +339,19 @@ test('--rbac: the Role and one RoleBinding per namespace, to the pods\' ServiceA
   ])
 
   // An existing binding of ours gets the missing subject, and nothing is added twice.
-  const more = inject([{ name: 'a', text: result.output }, { name: 'b', text: inShop(workload('DaemonSet', 'agent').replace('serviceAccountName: web', 'serviceAccountName: agent')) }], { ...OPTIONS, rbac: true })
+  const more = inject(
+    [
+      { name: 'a', text: result.output },
+      { name: 'b', text: inShop(workload('DaemonSet', 'agent').replace('serviceAccountName: web', 'serviceAccountName: agent')) },
+    ],
+    { ...OPTIONS, rbac: true },
+  )
   const after = objects(more.output).filter((o) => o.kind === 'RoleBinding' && o.metadata.namespace === 'shop')
   t.is(after.length, 1)
-  t.deepEqual(after[0]!.subjects.map((s: Container) => s.name), ['web', 'db', 'agent'])
+  t.deepEqual(
+    after[0]!.subjects.map((s: Container) => s.name),
+    ['web', 'db', 'agent'],
+  )
   t.is(objects(more.output).filter((o) => o.kind === 'Role').length, 2)
 })
 
@@ -323,13 +379,24 @@ test('bad arguments and bad input: exit 2, one line, nothing written', async (t)
 
 test('files and stdin: in order, one stream, a document marker between inputs; --image and --env reach the sidecar', async (t) => {
   const files = { 'a.yaml': workload('Deployment', 'a'), 'b.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}' }
-  const { status, stdout } = await cli(['--image', 'ghcr.io/acme/drain-coordinator:9', '--env', 'DRAIN_ENDPOINT_MODE=poll', 'a.yaml', '-', 'b.yaml'], workload('Pod', 'p'), files)
+  const { status, stdout } = await cli(
+    ['--image', 'ghcr.io/acme/drain-coordinator:9', '--env', 'DRAIN_ENDPOINT_MODE=poll', 'a.yaml', '-', 'b.yaml'],
+    workload('Pod', 'p'),
+    files,
+  )
   t.is(status, EXIT.ok)
   const all = objects(stdout)
-  t.deepEqual(all.map((o) => `${o.kind}/${o.metadata.name}`), ['Deployment/a', 'Pod/p', 'ConfigMap/b'])
+  t.deepEqual(
+    all.map((o) => `${o.kind}/${o.metadata.name}`),
+    ['Deployment/a', 'Pod/p', 'ConfigMap/b'],
+  )
   const sidecar = podSpecOf(all[1]!).initContainers[0]
   t.is(sidecar.image, 'ghcr.io/acme/drain-coordinator:9')
-  t.deepEqual(sidecar.env.slice(0, 3), [{ name: 'DRAIN_TIMEOUT', value: '20s' }, { name: 'DRAIN_SETTLE', value: '5s' }, { name: 'DRAIN_ENDPOINT_MODE', value: 'poll' }])
+  t.deepEqual(sidecar.env.slice(0, 3), [
+    { name: 'DRAIN_TIMEOUT', value: '20s' },
+    { name: 'DRAIN_SETTLE', value: '5s' },
+    { name: 'DRAIN_ENDPOINT_MODE', value: 'poll' },
+  ])
   t.true(stdout.endsWith('---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}'), 'the last file as it was, after a marker')
   const empty = await cli([], 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n')
   t.is(empty.status, EXIT.ok)

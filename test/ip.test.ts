@@ -13,7 +13,8 @@ test('IPv4-mapped IPv6 addresses become dotted IPv4, as Go prints them', (t) => 
 })
 
 test('non-addresses are rejected', (t) => {
-  for (const text of ['', 'pod-a', '10.0.0.256', '10.0.0', 'fd00::1::2', '[fd00::1]', 'fe80::1%eth0']) t.is(canonicalIp(text), undefined, text)
+  for (const text of ['', 'pod-a', '10.0.0.256', '10.0.0', 'fd00::1::2', '[fd00::1]', 'fe80::1%eth0'])
+    t.is(canonicalIp(text), undefined, text)
 })
 
 test('POD_IP lists split on commas, canonicalize and drop duplicates', (t) => {

@@ -14,7 +14,10 @@ import { endpointSlice, READY, TERMINATING } from './helpers/fixtures.ts'
 
 const never = new AbortController().signal
 
-async function setup(t: import('ava').ExecutionContext, options: FakeKubeOptions & { token?: string; caFile?: string; pageSize?: number; requestTimeoutMs?: number } = {}) {
+async function setup(
+  t: import('ava').ExecutionContext,
+  options: FakeKubeOptions & { token?: string; caFile?: string; pageSize?: number; requestTimeoutMs?: number } = {},
+) {
   const kube = await startFakeKube(options)
   const fetch = createFetch({ ca: readFileSync(options.caFile ?? kube.caFile, 'utf8') })
   t.teardown(async () => {
@@ -54,7 +57,10 @@ test('LIST follows continue tokens through every page', async (t) => {
   for (let i = 0; i < 5; i++) kube.upsert(endpointSlice({ name: `web-${i}aaaa`, endpoints: [{ ip: `10.0.0.${i + 1}`, ...READY }] }))
   const list = await client.listEndpointSlices({}, never)
   t.is(list.items.length, 5)
-  t.deepEqual(kube.requests.map((r) => r.query.get('limit')), ['2', '2', '2'])
+  t.deepEqual(
+    kube.requests.map((r) => r.query.get('limit')),
+    ['2', '2', '2'],
+  )
   t.is(kube.requests[1]!.query.has('continue'), true)
 })
 
@@ -63,7 +69,11 @@ test('LIST starts over when the continue token expired (HTTP 410)', async (t) =>
   for (let i = 0; i < 3; i++) kube.upsert(endpointSlice({ name: `web-${i}aaaa`, endpoints: [{ ip: `10.0.0.${i + 1}`, ...READY }] }))
   kube.expireContinueTokens(1)
   const list = await client.listEndpointSlices({}, never)
-  t.deepEqual(list.items.map((s) => s.metadata?.name), ['web-0aaaa', 'web-1aaaa', 'web-2aaaa'], 'no page twice, none missing')
+  t.deepEqual(
+    list.items.map((s) => s.metadata?.name),
+    ['web-0aaaa', 'web-1aaaa', 'web-2aaaa'],
+    'no page twice, none missing',
+  )
   const pages = kube.requests.map((r) => (r.query.has('continue') ? 'next' : 'first'))
   t.deepEqual(pages, ['first', 'next', 'first', 'next', 'next'], 'restarted from the first page after the 410')
 })
@@ -73,7 +83,10 @@ test('the label selector reaches the server', async (t) => {
   kube.upsert(endpointSlice({ name: 'web-aaaaa', service: 'web', endpoints: [{ ip: '10.0.0.1', ...READY }] }))
   kube.upsert(endpointSlice({ name: 'api-aaaaa', service: 'api', endpoints: [{ ip: '10.0.0.1', ...READY }] }))
   const list = await client.listEndpointSlices({ labelSelector: 'kubernetes.io/service-name in (web)' }, never)
-  t.deepEqual(list.items.map((s) => s.metadata?.name), ['web-aaaaa'])
+  t.deepEqual(
+    list.items.map((s) => s.metadata?.name),
+    ['web-aaaaa'],
+  )
 })
 
 test('a field selector narrows a WATCH to one slice, as the API server does', async (t) => {
@@ -147,7 +160,10 @@ test('a 401 with a token that stays wrong fails with the Status message, after o
   const { kube, client } = await setup(t, { token: 'wrong' })
   const error = await t.throwsAsync(client.listEndpointSlices({}, never), { instanceOf: UpstreamError })
   t.is(error?.status, 401)
-  t.regex(error!.message, /^LIST https:\/\/127\.0\.0\.1:\d+\/apis\/discovery\.k8s\.io\/v1\/namespaces\/default\/endpointslices\?limit=25 failed with status 401: Unauthorized$/)
+  t.regex(
+    error!.message,
+    /^LIST https:\/\/127\.0\.0\.1:\d+\/apis\/discovery\.k8s\.io\/v1\/namespaces\/default\/endpointslices\?limit=25 failed with status 401: Unauthorized$/,
+  )
   t.is(kube.requests.length, 2)
   t.false(error!.message.includes('wrong'), 'the token never appears in errors')
 })
@@ -199,7 +215,10 @@ test('WATCH streams events from the resourceVersion, with bookmarks allowed', as
   kube.bookmark()
   kube.remove('web-aaaaa')
   await watching
-  t.deepEqual(events.map((e) => e.type), ['MODIFIED', 'BOOKMARK', 'DELETED'])
+  t.deepEqual(
+    events.map((e) => e.type),
+    ['MODIFIED', 'BOOKMARK', 'DELETED'],
+  )
   t.like(events[0], { type: 'MODIFIED', slice: { kind: 'EndpointSlice' } }, 'watch events carry kind')
   const query = kube.requests.at(-1)!.query
   t.is(query.get('watch'), '1')

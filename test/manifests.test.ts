@@ -85,7 +85,8 @@ test('the Role grants exactly get, list and watch on discovery.k8s.io EndpointSl
 })
 
 for (const [dir, { native }] of Object.entries(WITH_SIDECAR)) {
-  test(`${dir}: the hook, the probes and the env match what the sidecar serves and reads`, (t) => checkSidecarWiring(t, render(dir), native))
+  test(`${dir}: the hook, the probes and the env match what the sidecar serves and reads`, (t) =>
+    checkSidecarWiring(t, render(dir), native))
 }
 
 test('the component adds the same sidecar as the example, minus the app-specific readiness upstream, and keeps what the app had', (t) => {
@@ -93,7 +94,9 @@ test('the component adds the same sidecar as the example, minus the app-specific
   const expected = { ...example, env: example.env.filter((v: Container) => v.name !== 'DRAIN_READINESS_UPSTREAM') }
   // The user's own Deployment, ServiceAccount and Service with namePrefix shop- and namespace shop.
   const objects = render('examples/adopt-component')
-  const user = YAML.parseAllDocuments(readFileSync(join(MANIFESTS, 'examples/adopt-component/deployment.yaml'), 'utf8')).map((d) => d.toJSON() as K8sObject)
+  const user = YAML.parseAllDocuments(readFileSync(join(MANIFESTS, 'examples/adopt-component/deployment.yaml'), 'utf8')).map(
+    (d) => d.toJSON() as K8sObject,
+  )
   const before = only(user, 'Deployment').spec.template.spec
   const adopted = only(objects, 'Deployment', 'shop-web')
   const pod = adopted.spec.template.spec
@@ -112,13 +115,23 @@ test('the component adds the same sidecar as the example, minus the app-specific
   t.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'shop-web', namespace: 'shop' }])
   // The app's init container is still there, unchanged, next to the sidecar.
   t.deepEqual(pod.initContainers.map((c: Container) => c.name).sort(), ['drain-coordinator', 'migrate'])
-  t.deepEqual(pod.initContainers.find((c: Container) => c.name === 'migrate'), before.initContainers[0])
+  t.deepEqual(
+    pod.initContainers.find((c: Container) => c.name === 'migrate'),
+    before.initContainers[0],
+  )
   // Only preStop is added to the app's lifecycle: its postStart hook stays.
   const app = pod.containers[0]
   t.is(app.name, 'web')
-  t.deepEqual(app.lifecycle, { postStart: before.containers[0].lifecycle.postStart, preStop: { httpGet: { path: '/prestop', port: 8099 } } })
+  t.deepEqual(app.lifecycle, {
+    postStart: before.containers[0].lifecycle.postStart,
+    preStop: { httpGet: { path: '/prestop', port: 8099 } },
+  })
   t.deepEqual(app.readinessProbe, { httpGet: { path: '/readyz', port: 'http' } }, 'the app keeps its own readiness probe')
-  t.deepEqual({ ...app, lifecycle: undefined }, { ...before.containers[0], lifecycle: undefined }, 'nothing else in the app container changes')
+  t.deepEqual(
+    { ...app, lifecycle: undefined },
+    { ...before.containers[0], lifecycle: undefined },
+    'nothing else in the app container changes',
+  )
   t.is(pod.containers.length, 1)
 })
 
@@ -126,7 +139,10 @@ test('the serviceaccount component assigns its own ServiceAccount to pods that h
   const example = sidecarOf(only(render('example'), 'Deployment'))!.container
   const objects = render('examples/adopt-component-serviceaccount')
   const adopted = only(objects, 'Deployment', 'web')
-  t.deepEqual(sidecarOf(adopted)!.container, { ...example, env: example.env.filter((v: Container) => v.name !== 'DRAIN_READINESS_UPSTREAM') })
+  t.deepEqual(sidecarOf(adopted)!.container, {
+    ...example,
+    env: example.env.filter((v: Container) => v.name !== 'DRAIN_READINESS_UPSTREAM'),
+  })
   t.is(adopted.spec.template.spec.serviceAccountName, 'drain-coordinator')
   t.deepEqual(adopted.spec.template.spec.containers[0].lifecycle, { preStop: { httpGet: { path: '/prestop', port: 8099 } } })
   t.deepEqual(only(objects, 'RoleBinding').subjects, [{ kind: 'ServiceAccount', name: 'drain-coordinator' }])
@@ -143,7 +159,10 @@ function buildWithComponent(deployments: object[]): { ok: true; objects: K8sObje
   const dir = mkdtempSync(join(tmpdir(), 'drain-coordinator-component-'))
   try {
     writeFileSync(join(dir, 'deployments.yaml'), deployments.map((d) => YAML.stringify(d)).join('---\n'))
-    writeFileSync(join(dir, 'kustomization.yaml'), YAML.stringify({ resources: ['deployments.yaml'], components: [relative(dir, join(MANIFESTS, 'components/drain-coordinator'))] }))
+    writeFileSync(
+      join(dir, 'kustomization.yaml'),
+      YAML.stringify({ resources: ['deployments.yaml'], components: [relative(dir, join(MANIFESTS, 'components/drain-coordinator'))] }),
+    )
     const text = execFileSync(toolBinary('kustomize'), ['build', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
     return { ok: true, objects: YAML.parseAllDocuments(text).map((d) => d.toJSON() as K8sObject) }
   } catch (error) {
@@ -158,7 +177,10 @@ test('the component never guesses the ServiceAccount: no serviceAccountName, or 
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name },
-    spec: { selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name, image: 'app:1' }], ...spec } } },
+    spec: {
+      selector: { matchLabels: { app: name } },
+      template: { metadata: { labels: { app: name } }, spec: { containers: [{ name, image: 'app:1' }], ...spec } },
+    },
   })
   const none = buildWithComponent([deployment('a', {})])
   t.false(none.ok)
@@ -172,7 +194,9 @@ test('the component never guesses the ServiceAccount: no serviceAccountName, or 
   const objects = (explicit as { objects: K8sObject[] }).objects
   t.deepEqual(only(objects, 'RoleBinding').subjects, [{ kind: 'ServiceAccount', name: 'default' }])
   t.is(find(objects, 'ServiceAccount').length, 0, 'no unused drain-coordinator ServiceAccount')
-  t.deepEqual(only(objects, 'Deployment').spec.template.spec.containers[0].lifecycle, { preStop: { httpGet: { path: '/prestop', port: 8099 } } })
+  t.deepEqual(only(objects, 'Deployment').spec.template.spec.containers[0].lifecycle, {
+    preStop: { httpGet: { path: '/prestop', port: 8099 } },
+  })
 })
 
 test('network-policy: port 8099 only from Prometheus, the app port open, on the example pods', (t) => {
@@ -199,13 +223,15 @@ test('metrics discovery: the PodMonitor points at the port and path the sidecar 
   const metrics = await routes.request(endpoint.path)
   t.is(metrics.status, 200)
   t.regex(await metrics.text(), /^drain_coordinator_build_info\{version="[^"]+"\} 1$/m)
-
 })
 
 test('the Grafana dashboard ConfigMap carries the dashboard JSON file unchanged', (t) => {
   const configMap = only(render('monitoring'), 'ConfigMap')
   t.is(configMap.metadata.labels?.grafana_dashboard, '1')
-  t.deepEqual(JSON.parse(configMap.data['drain-coordinator-dashboard.json']), JSON.parse(readFileSync(join(MANIFESTS, 'monitoring/grafana-dashboard.json'), 'utf8')))
+  t.deepEqual(
+    JSON.parse(configMap.data['drain-coordinator-dashboard.json']),
+    JSON.parse(readFileSync(join(MANIFESTS, 'monitoring/grafana-dashboard.json'), 'utf8')),
+  )
 })
 
 for (const dir of Object.keys(WITH_SIDECAR)) {
@@ -214,9 +240,15 @@ for (const dir of Object.keys(WITH_SIDECAR)) {
       const graceMs = (deployment.spec.template.spec.terminationGracePeriodSeconds ?? 30) * 1_000
       const { config } = configOf(sidecarOf(deployment)!.container)
       // Without permission or a deletionTimestamp the hold is DRAIN_TIMEOUT: the app must still get its reserve.
-      t.true(config.timeoutMs + config.appReserveMs <= graceMs, `${deployment.metadata.name}: DRAIN_TIMEOUT ${config.timeoutMs}ms + DRAIN_APP_RESERVE ${config.appReserveMs}ms > grace ${graceMs}ms`)
+      t.true(
+        config.timeoutMs + config.appReserveMs <= graceMs,
+        `${deployment.metadata.name}: DRAIN_TIMEOUT ${config.timeoutMs}ms + DRAIN_APP_RESERVE ${config.appReserveMs}ms > grace ${graceMs}ms`,
+      )
       // With the budget, the hold is what the grace period leaves: a whole settle must fit in it.
-      t.true(graceMs - config.appReserveMs >= config.settleMs, `${deployment.metadata.name}: the budgeted hold is shorter than DRAIN_SETTLE`)
+      t.true(
+        graceMs - config.appReserveMs >= config.settleMs,
+        `${deployment.metadata.name}: the budgeted hold is shorter than DRAIN_SETTLE`,
+      )
     }
   })
 }

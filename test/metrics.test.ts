@@ -34,8 +34,10 @@ test('the required series exist before the first drain, zeroed', async (t) => {
   }
   t.regex(text, /# TYPE drain_coordinator_drain_duration_seconds histogram/)
   t.regex(text, /# TYPE drain_coordinator_phase_duration_seconds histogram/)
-  for (const outcome of ['completed', 'timeout']) t.true(text.includes(`drain_coordinator_drain_duration_seconds_count{outcome="${outcome}"} 0`), outcome)
-  for (const phase of ['app', 'envoy', 'endpoints', 'settle']) t.true(text.includes(`drain_coordinator_phase_duration_seconds_count{phase="${phase}"} 0`), phase)
+  for (const outcome of ['completed', 'timeout'])
+    t.true(text.includes(`drain_coordinator_drain_duration_seconds_count{outcome="${outcome}"} 0`), outcome)
+  for (const phase of ['app', 'envoy', 'endpoints', 'settle'])
+    t.true(text.includes(`drain_coordinator_phase_duration_seconds_count{phase="${phase}"} 0`), phase)
 })
 
 test('histogram buckets span 10 ms to 60 s', (t) => {

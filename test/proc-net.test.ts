@@ -12,8 +12,14 @@ test('IPv4 table: the listener, TIME_WAIT sockets without an inode, and an estab
   const timeWait = sockets.filter((s) => s.state === 'TIME_WAIT')
   t.true(timeWait.length >= 2)
   t.true(timeWait.every((s) => s.inode === '0' && s.remoteAddress === '127.0.0.1'))
-  t.true(timeWait.some((s) => s.localPort === ports.v4), 'the server side of a connection the server closed first')
-  t.true(sockets.some((s) => s.state === 'ESTABLISHED' && s.remotePort === ports.dual), 'an IPv4 client of the dual-stack listener')
+  t.true(
+    timeWait.some((s) => s.localPort === ports.v4),
+    'the server side of a connection the server closed first',
+  )
+  t.true(
+    sockets.some((s) => s.state === 'ESTABLISHED' && s.remotePort === ports.dual),
+    'an IPv4 client of the dual-stack listener',
+  )
 })
 
 test('IPv6 table: ::1, the dual-stack wildcard, and IPv4-mapped addresses decoded to dotted IPv4', (t) => {
@@ -21,7 +27,9 @@ test('IPv6 table: ::1, the dual-stack wildcard, and IPv4-mapped addresses decode
   t.is(malformed, 0)
   t.true(sockets.some((s) => s.state === 'LISTEN' && s.localAddress === '::1' && s.localPort === ports.v6))
   t.true(sockets.some((s) => s.state === 'LISTEN' && s.localAddress === '::' && s.localPort === ports.dual))
-  t.true(sockets.some((s) => s.state === 'ESTABLISHED' && s.localAddress === '::1' && s.localPort === ports.v6 && s.remoteAddress === '::1'))
+  t.true(
+    sockets.some((s) => s.state === 'ESTABLISHED' && s.localAddress === '::1' && s.localPort === ports.v6 && s.remoteAddress === '::1'),
+  )
   const mapped = sockets.find((s) => s.localPort === ports.dual && s.state === 'ESTABLISHED')
   t.like(mapped, { localAddress: '127.0.0.1', remoteAddress: '127.0.0.1' })
 })

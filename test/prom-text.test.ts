@@ -71,8 +71,19 @@ for (const [selector, message] of INVALID) {
 /** Real exposition text, written by prom-client, with label values and HELP text that need escaping. */
 async function promClientExposition(): Promise<string> {
   const registry = new Registry()
-  const requests = new Counter({ name: 'http_requests_total', help: 'Requests\\served\nby "path"', labelNames: ['path', 'code'], registers: [registry] })
-  const duration = new Histogram({ name: 'http_request_duration_seconds', help: 'Latency', labelNames: ['path'], buckets: [0.1, 1], registers: [registry] })
+  const requests = new Counter({
+    name: 'http_requests_total',
+    help: 'Requests\\served\nby "path"',
+    labelNames: ['path', 'code'],
+    registers: [registry],
+  })
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Latency',
+    labelNames: ['path'],
+    buckets: [0.1, 1],
+    registers: [registry],
+  })
   requests.inc({ path: '/api', code: '200' }, 5)
   requests.inc({ path: '/ready', code: '200' }, 100)
   requests.inc({ path: 'say "hi"\\\nnow', code: '500' }, 2)
@@ -83,7 +94,7 @@ async function promClientExposition(): Promise<string> {
 
 const sum = (text: string, selector: string) => sumSelected(text, parseSelector(selector))
 
-test('prom-client\'s exposition: the selected series are summed, escapes in label values decoded', async (t) => {
+test("prom-client's exposition: the selected series are summed, escapes in label values decoded", async (t) => {
   const text = await promClientExposition()
   t.regex(text, /# HELP http_requests_total Requests\\\\served\\nby "path"/, 'the exposition really has escapes')
   t.deepEqual(sum(text, 'http_requests_total'), { sum: 107, series: 3 })
@@ -95,7 +106,7 @@ test('prom-client\'s exposition: the selected series are summed, escapes in labe
   t.deepEqual(sum(text, 'nothing_here'), { sum: 0, series: 0 })
 })
 
-test('the text format\'s other spellings: timestamps, exponents, tabs, OpenMetrics exemplars and EOF', (t) => {
+test("the text format's other spellings: timestamps, exponents, tabs, OpenMetrics exemplars and EOF", (t) => {
   const text = [
     '# HELP requests_total Requests.',
     '# TYPE requests_total counter',
@@ -124,7 +135,10 @@ test('a line that could be a selected series but is not in the format throws, na
   }
   // A selected series whose value is not a number cannot be summed.
   t.throws(() => sum('requests_total NaN\n', 'requests_total'), { instanceOf: ExpositionError, message: /not a finite number/ })
-  t.throws(() => sum('requests_total{a="1"} 1e308\nrequests_total{a="2"} 1e308\n', 'requests_total'), { instanceOf: ExpositionError, message: /sum.*not a finite/ })
+  t.throws(() => sum('requests_total{a="1"} 1e308\nrequests_total{a="2"} 1e308\n', 'requests_total'), {
+    instanceOf: ExpositionError,
+    message: /sum.*not a finite/,
+  })
 })
 
 test('a malformed line of another metric is skipped when the selector names its metric, refused when it does not', (t) => {
@@ -138,10 +152,39 @@ test('a selector keeps its text for the report', (t) => {
   t.is(selector.text, 'http_requests_total{path!="/ready"}')
 })
 
-test('any selector text and any exposition either parse or throw the module\'s own error, never anything else', async (t) => {
+test("any selector text and any exposition either parse or throw the module's own error, never anything else", async (t) => {
   const fc = (await import('fast-check')).default
-  const piece = fc.constantFrom('\\U0011FFFF', '\\x4', '1e308', 'http_requests_total', '{', '}', ',', '=', '!=', '=~', '!~', '"', "'", '`', '\\', 'a', '(', '.*', ' ', '\n', '#', '1', 'NaN', '+Inf', 'path')
-  const text = fc.oneof(fc.string(), fc.array(piece, { maxLength: 30 }).map((parts) => parts.join('')))
+  const piece = fc.constantFrom(
+    '\\U0011FFFF',
+    '\\x4',
+    '1e308',
+    'http_requests_total',
+    '{',
+    '}',
+    ',',
+    '=',
+    '!=',
+    '=~',
+    '!~',
+    '"',
+    "'",
+    '`',
+    '\\',
+    'a',
+    '(',
+    '.*',
+    ' ',
+    '\n',
+    '#',
+    '1',
+    'NaN',
+    '+Inf',
+    'path',
+  )
+  const text = fc.oneof(
+    fc.string(),
+    fc.array(piece, { maxLength: 30 }).map((parts) => parts.join('')),
+  )
   fc.assert(
     fc.property(text, text, (selectorText, exposition) => {
       let selector: Selector

@@ -20,8 +20,12 @@ import { freePort, startSidecar } from './helpers/sidecar-process.ts'
 const run = promisify(execFile)
 const MONITORING = join(MANIFESTS, 'monitoring')
 const RULES_FILE = join(MONITORING, 'drain-coordinator.rules.yml')
-const RULES = YAML.parse(readFileSync(RULES_FILE, 'utf8')) as { groups: Array<{ name: string; rules: Array<{ alert?: string; record?: string; expr: string }> }> }
-const DASHBOARD = JSON.parse(readFileSync(join(MONITORING, 'grafana-dashboard.json'), 'utf8')) as { panels: Array<{ title: string; type: string; targets?: Array<{ expr: string }> }> }
+const RULES = YAML.parse(readFileSync(RULES_FILE, 'utf8')) as {
+  groups: Array<{ name: string; rules: Array<{ alert?: string; record?: string; expr: string }> }>
+}
+const DASHBOARD = JSON.parse(readFileSync(join(MONITORING, 'grafana-dashboard.json'), 'utf8')) as {
+  panels: Array<{ title: string; type: string; targets?: Array<{ expr: string }> }>
+}
 const ALERTS = RULES.groups.flatMap((g) => g.rules).filter((r) => r.alert !== undefined)
 const RECORDS = RULES.groups.flatMap((g) => g.rules).filter((r) => r.record !== undefined)
 
@@ -46,16 +50,28 @@ test('promtool test rules: each alert fires where it must and stays silent where
   t.is(code, 0, output)
   t.regex(output, /SUCCESS/)
   // Every alert has a firing case and a silent case in the unit tests.
-  const unit = YAML.parse(readFileSync(join(MONITORING, 'drain-coordinator.rules.test.yml'), 'utf8')) as { tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts: unknown[] }> }> }
+  const unit = YAML.parse(readFileSync(join(MONITORING, 'drain-coordinator.rules.test.yml'), 'utf8')) as {
+    tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts: unknown[] }> }>
+  }
   const cases = unit.tests.flatMap((u) => u.alert_rule_test)
   for (const { alert } of ALERTS) {
-    t.true(cases.some((c) => c.alertname === alert && c.exp_alerts.length > 0), `${alert} fires in a test`)
-    t.true(cases.some((c) => c.alertname === alert && c.exp_alerts.length === 0), `${alert} is silent in a test`)
+    t.true(
+      cases.some((c) => c.alertname === alert && c.exp_alerts.length > 0),
+      `${alert} fires in a test`,
+    )
+    t.true(
+      cases.some((c) => c.alertname === alert && c.exp_alerts.length === 0),
+      `${alert} is silent in a test`,
+    )
   }
 })
 
 test('every alert has a severity, a summary and a runbook line', (t) => {
-  const rules = RULES.groups.flatMap((g) => g.rules) as Array<{ alert?: string; labels?: Record<string, string>; annotations?: Record<string, string> }>
+  const rules = RULES.groups.flatMap((g) => g.rules) as Array<{
+    alert?: string
+    labels?: Record<string, string>
+    annotations?: Record<string, string>
+  }>
   for (const rule of rules.filter((r) => r.alert)) {
     t.truthy(rule.labels?.severity, rule.alert)
     t.truthy(rule.annotations?.summary, rule.alert)
@@ -101,7 +117,11 @@ test('a real Prometheus scrapes two sidecars through their drains; every dashboa
     stuck: { name: 'api-0', uid: 'uid-api-0', ip: '10.0.0.20', slice: 'api-bbbbb' },
   }
   const slice = (pod: (typeof pods)['fast'], conditions: object | null) =>
-    endpointSlice({ name: pod.slice, namespace: 'shop', endpoints: conditions === null ? null : [{ ip: pod.ip, podName: pod.name, uid: pod.uid, ...conditions }] })
+    endpointSlice({
+      name: pod.slice,
+      namespace: 'shop',
+      endpoints: conditions === null ? null : [{ ip: pod.ip, podName: pod.name, uid: pod.uid, ...conditions }],
+    })
   kube.upsert(slice(pods.fast, READY))
   kube.upsert(slice(pods.stuck, READY))
 
@@ -123,19 +143,26 @@ test('a real Prometheus scrapes two sidecars through their drains; every dashboa
 
   // Prometheus: scrape both every second, evaluate the rule file every second.
   const port = await freePort()
-  const target = (sidecar: typeof fast, pod: string) => ({ targets: [`127.0.0.1:${sidecar.port}`], labels: { namespace: 'shop', pod, container: 'drain-coordinator' } })
+  const target = (sidecar: typeof fast, pod: string) => ({
+    targets: [`127.0.0.1:${sidecar.port}`],
+    labels: { namespace: 'shop', pod, container: 'drain-coordinator' },
+  })
   const config = {
     global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
     rule_files: [RULES_FILE],
     scrape_configs: [{ job_name: 'drain-coordinator', static_configs: [target(fast, pods.fast.name), target(stuck, pods.stuck.name)] }],
   }
   await writeFile(join(dir, 'prometheus.yml'), YAML.stringify(config))
-  const prometheus = spawn('prometheus', [
-    `--config.file=${join(dir, 'prometheus.yml')}`,
-    `--storage.tsdb.path=${join(dir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-    '--log.level=warn',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const prometheus = spawn(
+    'prometheus',
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  )
   let prometheusLog = ''
   prometheus.stderr.setEncoding('utf8').on('data', (chunk: string) => (prometheusLog += chunk))
   const prometheusExited = new Promise<void>((resolve) => prometheus.on('exit', () => resolve()))
@@ -147,14 +174,18 @@ test('a real Prometheus scrapes two sidecars through their drains; every dashboa
 
   async function query(expr: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
     const response = await fetch(`${api}/query?${new URLSearchParams({ query: expr })}`)
-    const body = (await response.json()) as { status: string; error?: string; data?: { resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> } }
+    const body = (await response.json()) as {
+      status: string
+      error?: string
+      data?: { resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> }
+    }
     if (body.status !== 'success') throw new Error(`${expr}: ${body.error}`)
     return body.data!.result
   }
   /** Polls until check() returns a value (generous: two busy cores), else fails with the last state. */
   async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
     let last: unknown
-    for (const until = Date.now() + timeoutMs; Date.now() < until; ) {
+    for (const until = Date.now() + timeoutMs; Date.now() < until;) {
       try {
         const value = await check()
         if (value !== undefined) return value
@@ -167,7 +198,9 @@ test('a real Prometheus scrapes two sidecars through their drains; every dashboa
     throw new Error(`${what}: not within ${timeoutMs}ms (${String(last ?? 'no data')}); prometheus log: ${prometheusLog.slice(-2000)}`)
   }
 
-  await eventually('both targets up', async () => ((await query('sum(up{job="drain-coordinator"})'))[0]?.value[1] === '2' ? true : undefined))
+  await eventually('both targets up', async () =>
+    (await query('sum(up{job="drain-coordinator"})'))[0]?.value[1] === '2' ? true : undefined,
+  )
 
   // One drain each. The first LIST is answered 500: the sidecar retries, and the API error is counted.
   kube.fault({ kind: 'status', status: 500, body: 'etcdserver: request timed out' }, 'list')
@@ -180,7 +213,9 @@ test('a real Prometheus scrapes two sidecars through their drains; every dashboa
   t.is((await fastHook).outcome, 'completed')
   t.is((await stuckHook).outcome, 'timeout', 'api-0 never left its slice: released at DRAIN_TIMEOUT')
 
-  await eventually('both drains scraped', async () => ((await query('sum(drain_coordinator_drains_total)'))[0]?.value[1] === '2' ? true : undefined))
+  await eventually('both drains scraped', async () =>
+    (await query('sum(drain_coordinator_drains_total)'))[0]?.value[1] === '2' ? true : undefined,
+  )
 
   // Every dashboard query returns data.
   for (const { panel, expr } of DASHBOARD_QUERIES) {
@@ -191,8 +226,14 @@ test('a real Prometheus scrapes two sidecars through their drains; every dashboa
     })
   }
   const errors = await query(concrete(DASHBOARD_QUERIES.find((q) => q.panel === 'Kubernetes API errors')!.expr))
-  t.deepEqual(errors.map((s) => [s.metric.verb, s.metric.code, Number(s.value[1]) >= 1]), [['list', '500', true]], 'the injected 500 is on the dashboard')
-  const phases = (await query(concrete(DASHBOARD_QUERIES.find((q) => q.panel.startsWith('Phase duration'))!.expr))).map((s) => s.metric.phase).sort()
+  t.deepEqual(
+    errors.map((s) => [s.metric.verb, s.metric.code, Number(s.value[1]) >= 1]),
+    [['list', '500', true]],
+    'the injected 500 is on the dashboard',
+  )
+  const phases = (await query(concrete(DASHBOARD_QUERIES.find((q) => q.panel.startsWith('Phase duration'))!.expr)))
+    .map((s) => s.metric.phase)
+    .sort()
   t.deepEqual(phases, ['endpoints', 'settle'], 'the phases that ran (no app shutdown URL, no Envoy configured)')
 
   // Every recording rule returns data; the timeout and API error alerts fire, with the labels from this scenario.
@@ -201,15 +242,24 @@ test('a real Prometheus scrapes two sidecars through their drains; every dashboa
   }
   let seen = ''
   const firing = await eventually('alerts firing', async () => {
-    const response = (await (await fetch(`${api}/alerts`)).json()) as { data: { alerts: Array<{ labels: Record<string, string>; state: string }> } }
+    const response = (await (await fetch(`${api}/alerts`)).json()) as {
+      data: { alerts: Array<{ labels: Record<string, string>; state: string }> }
+    }
     const names = response.data.alerts.filter((a) => a.state === 'firing')
     seen = JSON.stringify(response.data.alerts) + JSON.stringify(await query('drain_coordinator_kube_api_requests_total'))
-    return names.some((a) => a.labels.alertname === 'DrainCoordinatorDrainTimeouts') && names.some((a) => a.labels.alertname === 'DrainCoordinatorKubeAPIErrors') ? names : undefined
+    return names.some((a) => a.labels.alertname === 'DrainCoordinatorDrainTimeouts') &&
+      names.some((a) => a.labels.alertname === 'DrainCoordinatorKubeAPIErrors')
+      ? names
+      : undefined
   }).catch((error: Error) => {
     throw new Error(`${error.message}; alerts and API request counters seen: ${seen}`)
   })
   t.like(firing.find((a) => a.labels.alertname === 'DrainCoordinatorDrainTimeouts')!.labels, { namespace: 'shop', severity: 'warning' })
-  t.like(firing.find((a) => a.labels.alertname === 'DrainCoordinatorKubeAPIErrors')!.labels, { namespace: 'shop', verb: 'list', code: '500' })
+  t.like(firing.find((a) => a.labels.alertname === 'DrainCoordinatorKubeAPIErrors')!.labels, {
+    namespace: 'shop',
+    verb: 'list',
+    code: '500',
+  })
   // Slow drains need a day of history to compare with; here its inputs are real and equal, so it stays silent.
   const slow = ALERTS.find((a) => a.alert === 'DrainCoordinatorSlowDrains')!
   t.deepEqual(await query(slow.expr), [])

@@ -35,7 +35,10 @@ test('durations: h/m/s/ms compositions parse to their sum, bare numbers are seco
     }),
     RUNS,
   )
-  fc.assert(fc.property(fc.integer({ min: 0, max: 1_000_000 }), (n) => parseDuration(String(n)) === n * 1_000), RUNS)
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 1_000_000 }), (n) => parseDuration(String(n)) === n * 1_000),
+    RUNS,
+  )
   t.pass()
 })
 
@@ -54,12 +57,66 @@ test('durations: any string gives undefined or a finite non-negative integer, an
 
 // ---- URLs and the whole configuration ----
 
-const KNOWN = ['DRAIN_PORT', 'DRAIN_HOST', 'DRAIN_TIMEOUT', 'DRAIN_SETTLE', 'DRAIN_POLL_INTERVAL', 'DRAIN_ENDPOINT_MODE', 'DRAIN_APP_SHUTDOWN_URL', 'DRAIN_READINESS_UPSTREAM', 'DRAIN_ENVOY_ADMIN_URL', 'DRAIN_KUBE_API_URL', 'DRAIN_KUBE_TOKEN_FILE', 'DRAIN_KUBE_CA_FILE', 'KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT', 'POD_NAME', 'POD_NAMESPACE', 'POD_UID', 'POD_IP', 'DRAIN_HOOK_TOKEN', 'DRAIN_HOOK_TOKEN_FILE', 'DRAIN_QUIET_PERIOD', 'DRAIN_SETTLE_MIN', 'DRAIN_APP_PORTS', 'HOST_IP', 'DRAIN_APP_RESERVE', 'DRAIN_TRAFFIC_COUNTER', 'DRAIN_TRAFFIC_METRIC_URL', 'DRAIN_TRAFFIC_METRIC']
+const KNOWN = [
+  'DRAIN_PORT',
+  'DRAIN_HOST',
+  'DRAIN_TIMEOUT',
+  'DRAIN_SETTLE',
+  'DRAIN_POLL_INTERVAL',
+  'DRAIN_ENDPOINT_MODE',
+  'DRAIN_APP_SHUTDOWN_URL',
+  'DRAIN_READINESS_UPSTREAM',
+  'DRAIN_ENVOY_ADMIN_URL',
+  'DRAIN_KUBE_API_URL',
+  'DRAIN_KUBE_TOKEN_FILE',
+  'DRAIN_KUBE_CA_FILE',
+  'KUBERNETES_SERVICE_HOST',
+  'KUBERNETES_SERVICE_PORT',
+  'POD_NAME',
+  'POD_NAMESPACE',
+  'POD_UID',
+  'POD_IP',
+  'DRAIN_HOOK_TOKEN',
+  'DRAIN_HOOK_TOKEN_FILE',
+  'DRAIN_QUIET_PERIOD',
+  'DRAIN_SETTLE_MIN',
+  'DRAIN_APP_PORTS',
+  'HOST_IP',
+  'DRAIN_APP_RESERVE',
+  'DRAIN_TRAFFIC_COUNTER',
+  'DRAIN_TRAFFIC_METRIC_URL',
+  'DRAIN_TRAFFIC_METRIC',
+]
 
 /** Values that are sometimes valid for some variable, and sometimes hostile. */
 const value = fc.oneof(
   fc.string(),
-  fc.constantFrom('', ' ', '5s', '500ms', '0', '1m30s', 'watch', 'poll', '8099', '70000', 'shop', 'Shop', '10.0.0.1', 'fd00::1,10.0.0.1', '::1', 'not-an-ip', 'http://127.0.0.1:9901', 'https://user:pw@x/', 'ftp://x/', 'http://[::1]:8080/shutdown', 'a-long-enough-token', 'http_requests_total{path!="/ready"}', 'x{a=~"("}', '{__name__=~"a.*"}'),
+  fc.constantFrom(
+    '',
+    ' ',
+    '5s',
+    '500ms',
+    '0',
+    '1m30s',
+    'watch',
+    'poll',
+    '8099',
+    '70000',
+    'shop',
+    'Shop',
+    '10.0.0.1',
+    'fd00::1,10.0.0.1',
+    '::1',
+    'not-an-ip',
+    'http://127.0.0.1:9901',
+    'https://user:pw@x/',
+    'ftp://x/',
+    'http://[::1]:8080/shutdown',
+    'a-long-enough-token',
+    'http_requests_total{path!="/ready"}',
+    'x{a=~"("}',
+    '{__name__=~"a.*"}',
+  ),
   fc.webUrl(),
   fc.ipV4(),
   fc.ipV6(),
@@ -76,21 +133,27 @@ test('configuration: any environment either parses to a config that keeps the in
         if (!(error instanceof ConfigError)) throw error
         if (!KNOWN.includes(error.variable)) throw new Error(`unknown variable ${error.variable}`)
         const token = env.DRAIN_HOOK_TOKEN
-        if (error.variable === 'DRAIN_HOOK_TOKEN' && token && token.trim().length >= 4 && error.message.includes(token)) throw new Error('the hook token leaked into the error')
+        if (error.variable === 'DRAIN_HOOK_TOKEN' && token && token.trim().length >= 4 && error.message.includes(token))
+          throw new Error('the hook token leaked into the error')
         return true
       }
-      const urls = [config.appShutdownUrl, config.readinessUpstream, config.envoyAdminUrl, config.kube?.apiUrl].filter((u) => u !== undefined)
+      const urls = [config.appShutdownUrl, config.readinessUpstream, config.envoyAdminUrl, config.kube?.apiUrl].filter(
+        (u) => u !== undefined,
+      )
       return (
         Object.isFrozen(config) &&
         config.settleMs < config.timeoutMs &&
         config.timeoutMs >= 1 &&
-        config.port >= 1 && config.port <= 65_535 &&
+        config.port >= 1 &&
+        config.port <= 65_535 &&
         config.pollIntervalMs >= 50 &&
         (config.endpointMode === 'watch' || config.endpointMode === 'poll') &&
         config.pod.ips.every((ip) => canonicalIp(ip) === ip) &&
         urls.every((u) => {
           const url = new URL(u)
-          return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === '' && url.hostname !== ''
+          return (
+            (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === '' && url.hostname !== ''
+          )
         }) &&
         (config.kube === undefined || (!config.kube.apiUrl.endsWith('/') && config.pod.namespace !== undefined))
       )
@@ -146,14 +209,20 @@ function bytesOf(ip: string): number[] {
 }
 
 test('POD_IP: canonicalization keeps the address, is idempotent, and IPv4 (and IPv4-mapped IPv6) come out dotted', (t) => {
-  fc.assert(fc.property(fc.ipV4(), (ip) => canonicalIp(ip) === ip && canonicalIp(`::ffff:${ip}`) === ip), RUNS)
+  fc.assert(
+    fc.property(fc.ipV4(), (ip) => canonicalIp(ip) === ip && canonicalIp(`::ffff:${ip}`) === ip),
+    RUNS,
+  )
   fc.assert(
     fc.property(fc.ipV6(), (ip) => {
       const canonical = canonicalIp(ip)
       if (canonical === undefined) return false
-      return canonicalIp(canonical) === canonical && canonicalIp(ip.toUpperCase()) === canonical &&
+      return (
+        canonicalIp(canonical) === canonical &&
+        canonicalIp(ip.toUpperCase()) === canonical &&
         (isIPv4(canonical) || (isIPv6(canonical) && canonical === canonical.toLowerCase())) &&
         JSON.stringify(bytesOf(canonical)) === JSON.stringify(bytesOf(ip.toLowerCase()))
+      )
     }),
     { numRuns: 1_000 },
   )
@@ -171,8 +240,11 @@ test('POD_IP lists: any spacing and empty entries give the canonical addresses o
     RUNS,
   )
   fc.assert(
-    fc.property(fc.array(fc.ipV4(), { maxLength: 3 }), fc.string().filter((s) => !s.includes(',') && s.trim() !== '' && canonicalIp(s) === undefined), (ips, bad) =>
-      parseIpList([...ips, bad].join(',')) === undefined),
+    fc.property(
+      fc.array(fc.ipV4(), { maxLength: 3 }),
+      fc.string().filter((s) => !s.includes(',') && s.trim() !== '' && canonicalIp(s) === undefined),
+      (ips, bad) => parseIpList([...ips, bad].join(',')) === undefined,
+    ),
     RUNS,
   )
   t.pass()
@@ -190,7 +262,11 @@ async function watchSelectorFor(services: string[]): Promise<string | undefined>
     async listEndpointSlices<T>({ select }: { select?: (item: Decoded<EndpointSlice>) => T | undefined }) {
       // Two slices per Service (IPv4 and IPv6, say): with more than one slice routing to the pod, the watch
       // selects by Service label rather than by one slice's name.
-      const slices: EndpointSlice[] = services.flatMap((service, i) => ['a', 'b'].map((family) => endpointSlice({ name: `${service}-s${i}${family}`, service, endpoints: [{ ip: '10.0.0.1', podName: 'me', ...READY }] })))
+      const slices: EndpointSlice[] = services.flatMap((service, i) =>
+        ['a', 'b'].map((family) =>
+          endpointSlice({ name: `${service}-s${i}${family}`, service, endpoints: [{ ip: '10.0.0.1', podName: 'me', ...READY }] }),
+        ),
+      )
       const items = slices.map((value) => select!({ ok: true, value })).filter((item) => item !== undefined)
       return { resourceVersion: '5', items }
     },
@@ -201,22 +277,37 @@ async function watchSelectorFor(services: string[]): Promise<string | undefined>
       throw new Error('seen')
     },
   }
-  await waitForEndpointRemoval({ kube, clock: systemClock, log: silentLogger, pod: { name: 'me', namespace: 'default', uid: undefined, ips: [] }, mode: 'watch', pollIntervalMs: 100 }, controller.signal).catch(() => {})
+  await waitForEndpointRemoval(
+    {
+      kube,
+      clock: systemClock,
+      log: silentLogger,
+      pod: { name: 'me', namespace: 'default', uid: undefined, ips: [] },
+      mode: 'watch',
+      pollIntervalMs: 100,
+    },
+    controller.signal,
+  ).catch(() => {})
   return selector
 }
 
 test('label selector: with several slices routing to the pod, the WATCH selector matches exactly the slices of its Services', async (t) => {
   await fc.assert(
-    fc.asyncProperty(fc.uniqueArray(serviceName, { minLength: 1, maxLength: 6 }), fc.array(serviceName, { maxLength: 6 }), async (services, others) => {
-      const selector = await watchSelectorFor(services)
-      if (selector === undefined) return false
-      const matches = parseLabelSelector(selector)
-      return (
-        services.every((s) => matches({ 'kubernetes.io/service-name': s, other: 'x' })) &&
-        others.filter((o) => !services.includes(o)).every((o) => !matches({ 'kubernetes.io/service-name': o })) &&
-        !matches({}) && !matches({ 'service-name': services[0]! })
-      )
-    }),
+    fc.asyncProperty(
+      fc.uniqueArray(serviceName, { minLength: 1, maxLength: 6 }),
+      fc.array(serviceName, { maxLength: 6 }),
+      async (services, others) => {
+        const selector = await watchSelectorFor(services)
+        if (selector === undefined) return false
+        const matches = parseLabelSelector(selector)
+        return (
+          services.every((s) => matches({ 'kubernetes.io/service-name': s, other: 'x' })) &&
+          others.filter((o) => !services.includes(o)).every((o) => !matches({ 'kubernetes.io/service-name': o })) &&
+          !matches({}) &&
+          !matches({ 'service-name': services[0]! })
+        )
+      },
+    ),
     { numRuns: 100 },
   )
   t.pass()
@@ -226,14 +317,19 @@ test('label selector (fake server parser): equality, inequality, set and existen
   const key = fc.stringMatching(/^[a-z]([a-z0-9./-]{0,15}[a-z0-9])?$/)
   const val = fc.stringMatching(/^[a-z0-9]([a-z0-9.-]{0,10}[a-z0-9])?$/)
   fc.assert(
-    fc.property(key, val, fc.dictionary(key, val, { maxKeys: 4 }), (k, v, labels) =>
-      parseLabelSelector(`${k}=${v}`)(labels) === (labels[k] === v) &&
-      parseLabelSelector(`${k}!=${v}`)(labels) === (labels[k] !== v) &&
-      parseLabelSelector(`${k} in (${v},zz)`)(labels) === (labels[k] === v || labels[k] === 'zz') &&
-      parseLabelSelector(`${k} notin (${v})`)(labels) === (labels[k] !== v) &&
-      parseLabelSelector(k)(labels) === (k in labels) &&
-      parseLabelSelector(`!${k}`)(labels) === !(k in labels) &&
-      parseLabelSelector(`${k}=${v},${k}`)(labels) === (labels[k] === v)),
+    fc.property(
+      key,
+      val,
+      fc.dictionary(key, val, { maxKeys: 4 }),
+      (k, v, labels) =>
+        parseLabelSelector(`${k}=${v}`)(labels) === (labels[k] === v) &&
+        parseLabelSelector(`${k}!=${v}`)(labels) === (labels[k] !== v) &&
+        parseLabelSelector(`${k} in (${v},zz)`)(labels) === (labels[k] === v || labels[k] === 'zz') &&
+        parseLabelSelector(`${k} notin (${v})`)(labels) === (labels[k] !== v) &&
+        parseLabelSelector(k)(labels) === k in labels &&
+        parseLabelSelector(`!${k}`)(labels) === !(k in labels) &&
+        parseLabelSelector(`${k}=${v},${k}`)(labels) === (labels[k] === v),
+    ),
     RUNS,
   )
   t.pass()
@@ -258,19 +354,24 @@ async function* chunksOf(bytes: Uint8Array, cuts: number[]) {
 
 test('watch stream: any chunking of a byte stream (multi-byte characters included) yields the same events', async (t) => {
   await fc.assert(
-    fc.asyncProperty(fc.array(eventArb, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 40 }), fc.boolean(), async (events, cuts, trailingNewline) => {
-      const text = events.map((e) => JSON.stringify(e)).join('\n') + (trailingNewline ? '\n' : '')
-      const bytes = new TextEncoder().encode(text)
-      const decoded = await Array.fromAsync(decodeWatchStream(chunksOf(bytes, cuts)))
-      return JSON.stringify(decoded) === JSON.stringify(events.map((e) => JSON.parse(JSON.stringify(e)) as unknown))
-    }),
+    fc.asyncProperty(
+      fc.array(eventArb, { maxLength: 8 }),
+      fc.array(fc.nat(), { maxLength: 40 }),
+      fc.boolean(),
+      async (events, cuts, trailingNewline) => {
+        const text = events.map((e) => JSON.stringify(e)).join('\n') + (trailingNewline ? '\n' : '')
+        const bytes = new TextEncoder().encode(text)
+        const decoded = await Array.fromAsync(decodeWatchStream(chunksOf(bytes, cuts)))
+        return JSON.stringify(decoded) === JSON.stringify(events.map((e) => JSON.parse(JSON.stringify(e)) as unknown))
+      },
+    ),
     { numRuns: 500 },
   )
   t.pass()
 })
 
 test('watch stream: the line splitter yields the trimmed non-empty lines whatever the chunking', async (t) => {
-  const line = fc.string({ unit: fc.constantFrom('a', 'é', '€', '😀', ' ', '\r', '{', '"') , maxLength: 12 })
+  const line = fc.string({ unit: fc.constantFrom('a', 'é', '€', '😀', ' ', '\r', '{', '"'), maxLength: 12 })
   await fc.assert(
     fc.asyncProperty(fc.array(line, { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 30 }), async (lines, cuts) => {
       const text = lines.join('\n')
@@ -291,12 +392,21 @@ test('watch stream: the splitter refuses a line longer than its cap instead of g
 })
 
 test('watch stream: the event decoder returns a typed event or throws WatchDecodeError, never anything else', (t) => {
-  const line = fc.oneof(fc.string(), json.map((v) => JSON.stringify(v)), eventArb.map((e) => JSON.stringify(e)), fc.record({ type: fc.string(), object: json }).map((e) => JSON.stringify(e)))
+  const line = fc.oneof(
+    fc.string(),
+    json.map((v) => JSON.stringify(v)),
+    eventArb.map((e) => JSON.stringify(e)),
+    fc.record({ type: fc.string(), object: json }).map((e) => JSON.stringify(e)),
+  )
   fc.assert(
     fc.property(line, (text) => {
       try {
         const event = decodeWatchEvent(text)
-        return ['ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK', 'ERROR'].includes(event.type) && typeof event.object === 'object' && event.object !== null
+        return (
+          ['ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK', 'ERROR'].includes(event.type) &&
+          typeof event.object === 'object' &&
+          event.object !== null
+        )
       } catch (error) {
         return error instanceof WatchDecodeError
       }

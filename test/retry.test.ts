@@ -8,8 +8,14 @@ const policy = { baseMs: 200, maxMs: 5_000 }
 test('backoff doubles from the base to the cap, jittered between half and all of each step', (t) => {
   const low = { ...policy, random: () => 0 }
   const high = { ...policy, random: () => 0.999_999 }
-  t.deepEqual([1, 2, 3, 4, 5, 6, 7].map((n) => backoffMs(low, n)), [100, 200, 400, 800, 1_600, 2_500, 2_500])
-  t.deepEqual([1, 2, 3, 6, 50].map((n) => Math.round(backoffMs(high, n))), [200, 400, 800, 5_000, 5_000])
+  t.deepEqual(
+    [1, 2, 3, 4, 5, 6, 7].map((n) => backoffMs(low, n)),
+    [100, 200, 400, 800, 1_600, 2_500, 2_500],
+  )
+  t.deepEqual(
+    [1, 2, 3, 6, 50].map((n) => Math.round(backoffMs(high, n))),
+    [200, 400, 800, 5_000, 5_000],
+  )
 })
 
 test('backoff is never shorter than the Retry-After the server sent', (t) => {
@@ -23,19 +29,30 @@ test('retry sleeps the backoff on the injected clock, gives up after `attempts` 
   const calls: number[] = []
   const seen: Array<[number, number]> = []
   let progressOnce = true
-  const running = retry({ clock, policy: { ...policy, random: () => 0 }, attempts: 3, onFailure: (_e, n, delay) => seen.push([n, delay]) }, async (progress) => {
-    calls.push(clock.now())
-    if (calls.length === 2 && progressOnce) {
-      progressOnce = false
-      progress()
-    }
-    throw new Error(`fail ${calls.length}`)
-  })
-  const outcome = running.then(() => 'resolved', (error: Error) => error.message)
+  const running = retry(
+    { clock, policy: { ...policy, random: () => 0 }, attempts: 3, onFailure: (_e, n, delay) => seen.push([n, delay]) },
+    async (progress) => {
+      calls.push(clock.now())
+      if (calls.length === 2 && progressOnce) {
+        progressOnce = false
+        progress()
+      }
+      throw new Error(`fail ${calls.length}`)
+    },
+  )
+  const outcome = running.then(
+    () => 'resolved',
+    (error: Error) => error.message,
+  )
   await clock.advance(10_000)
   // Failure 1 (100 ms), then an attempt that made progress restarts the count: 1 (100 ms), 2 (200 ms), 3: give up.
   t.is(await outcome, 'fail 4')
-  t.deepEqual(seen, [[1, 100], [1, 100], [2, 200], [3, 0]])
+  t.deepEqual(seen, [
+    [1, 100],
+    [1, 100],
+    [2, 200],
+    [3, 0],
+  ])
   t.deepEqual(calls, [0, 100, 200, 400])
 })
 

@@ -18,7 +18,13 @@ function harness({ upstream, hookToken }: { upstream?: Script; hookToken?: strin
     clock,
     timeoutMs: 1_000,
   })
-  const app = createServerApp({ coordinator, readiness, metrics, log, hookToken: hookToken === undefined ? undefined : async () => hookToken })
+  const app = createServerApp({
+    coordinator,
+    readiness,
+    metrics,
+    log,
+    hookToken: hookToken === undefined ? undefined : async () => hookToken,
+  })
   return { clock, log, app, coordinator, side, registry }
 }
 
@@ -78,7 +84,10 @@ test('GET and POST /prestop answer with the JSON summary once the drain is done'
   const summary = await a.json()
   t.like(summary, { outcome: 'completed', trigger: 'hook', durationSeconds: 1, phases: { settle: { status: 'ok' } } })
   t.deepEqual(await b.json(), summary)
-  t.like(h.log.lines.find((l) => l.event === 'drain_started'), { userAgent: 'kube-lifecycle/1.33' })
+  t.like(
+    h.log.lines.find((l) => l.event === 'drain_started'),
+    { userAgent: 'kube-lifecycle/1.33' },
+  )
 })
 
 test('GET /healthz answers 200 while serving and while draining', async (t) => {
@@ -102,7 +111,14 @@ test('GET /metrics serves the Prometheus text format', async (t) => {
 test('a HEAD of /metrics is not taken for the scrape the exit waits for', async (t) => {
   const h = harness()
   const seen: boolean[] = []
-  const app = createServerApp({ coordinator: h.coordinator, readiness: async () => ({ ready: true, reason: 'x' }), metrics: createMetrics(new Registry(), { version: 't', processMetrics: false }), log: h.log, hookToken: undefined, scrapes: { scraped: (drained) => seen.push(drained) } })
+  const app = createServerApp({
+    coordinator: h.coordinator,
+    readiness: async () => ({ ready: true, reason: 'x' }),
+    metrics: createMetrics(new Registry(), { version: 't', processMetrics: false }),
+    log: h.log,
+    hookToken: undefined,
+    scrapes: { scraped: (drained) => seen.push(drained) },
+  })
   t.is((await app.request('/metrics', { method: 'HEAD' })).status, 200)
   t.deepEqual(seen, [])
   await app.request('/metrics')

@@ -45,7 +45,8 @@ async function sidecar(t: import('ava').ExecutionContext, env: Record<string, st
   return process
 }
 
-const hook = (url: string, init?: RequestInit) => fetch(`${url}/prestop`, init).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, any> }))
+const hook = (url: string, init?: RequestInit) =>
+  fetch(`${url}/prestop`, init).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, any> }))
 
 function dualStackSlices(kube: FakeKube, state: typeof READY | typeof TERMINATING) {
   kube.upsert(endpointSlice({ name: 'web-v4', service: 'web', endpoints: [{ ip: '10.0.0.1', ...me, ...state }, other] }))
@@ -70,7 +71,10 @@ test('a dual-stack pod in two Services is released only after it leaves the IPv4
   await s.waitForLog('phase_finished', { phase: 'envoy' })
   await s.waitForLog('phase_finished', { phase: 'app' })
   t.true(envoy.drainingInbound, 'Envoy was asked to drain inbound listeners gracefully')
-  t.deepEqual(app.calls.map((c) => `${c.method} ${c.path}`), ['POST /shutdown'])
+  t.deepEqual(
+    app.calls.map((c) => `${c.method} ${c.path}`),
+    ['POST /shutdown'],
+  )
   t.regex(app.calls[0]!.userAgent ?? '', /^drain-coordinator\/\d+\.\d+\.\d+$/)
 
   dualStackSlices(kube, TERMINATING)
@@ -156,7 +160,7 @@ test('poll mode lists every DRAIN_POLL_INTERVAL and never watches', async (t) =>
   const s = await sidecar(t, env({ DRAIN_ENDPOINT_MODE: 'poll', DRAIN_POLL_INTERVAL: '100ms' }))
   const answer = hook(s.url)
   await s.waitForLog('endpoints_listed')
-  for (const until = performance.now() + 15_000; kube.countRequests('list') < 3; ) {
+  for (const until = performance.now() + 15_000; kube.countRequests('list') < 3;) {
     if (performance.now() > until) throw new Error(`only ${kube.countRequests('list')} LISTs in 15 s of polling every 100ms`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
@@ -208,18 +212,29 @@ test('a sidecar nobody scrapes exits right after the drain', async (t) => {
 
 test('a port already in use exits non-zero with one line naming DRAIN_PORT', async (t) => {
   const first = await sidecar(t, { DRAIN_SETTLE: '100ms' })
-  const error = await t.throwsAsync(run(process.execPath, [BUNDLE], { env: { PATH: process.env.PATH ?? '', DRAIN_PORT: String(first.port), DRAIN_HOST: '127.0.0.1' } }))
+  const error = await t.throwsAsync(
+    run(process.execPath, [BUNDLE], { env: { PATH: process.env.PATH ?? '', DRAIN_PORT: String(first.port), DRAIN_HOST: '127.0.0.1' } }),
+  )
   const { code, stderr } = error as unknown as { code: number; stderr: string }
   t.is(code, 2)
   t.regex(stderr, /^drain-coordinator: cannot listen on 127\.0\.0\.1:\d+ \(DRAIN_HOST, DRAIN_PORT\): EADDRINUSE\n$/)
 })
 
 const badConfigs: Array<[Record<string, string>, RegExp]> = [
-  [{ DRAIN_TIMEOUT: 'abc' }, /^drain-coordinator: DRAIN_TIMEOUT="abc" is not valid: expected a duration such as 500ms, 5s, 2m, 1m30s, or a number of seconds/],
-  [{ DRAIN_SETTLE: '30s', DRAIN_TIMEOUT: '20s' }, /^drain-coordinator: DRAIN_SETTLE="30s" is not valid: expected a duration shorter than DRAIN_TIMEOUT/],
+  [
+    { DRAIN_TIMEOUT: 'abc' },
+    /^drain-coordinator: DRAIN_TIMEOUT="abc" is not valid: expected a duration such as 500ms, 5s, 2m, 1m30s, or a number of seconds/,
+  ],
+  [
+    { DRAIN_SETTLE: '30s', DRAIN_TIMEOUT: '20s' },
+    /^drain-coordinator: DRAIN_SETTLE="30s" is not valid: expected a duration shorter than DRAIN_TIMEOUT/,
+  ],
   [{ DRAIN_PORT: '99999' }, /^drain-coordinator: DRAIN_PORT="99999" is not valid: expected a port number from 1 to 65535/],
   [{ DRAIN_ENVOY_ADMIN_URL: '127.0.0.1:15000' }, /^drain-coordinator: DRAIN_ENVOY_ADMIN_URL="127.0.0.1:15000" is not valid/],
-  [{ DRAIN_KUBE_API_URL: 'https://127.0.0.1:6443', DRAIN_KUBE_CA_FILE: '/nonexistent/ca.crt', POD_NAMESPACE: 'default', POD_NAME: 'x' }, /^drain-coordinator: DRAIN_KUBE_CA_FILE="\/nonexistent\/ca.crt" cannot be used \(ENOENT/],
+  [
+    { DRAIN_KUBE_API_URL: 'https://127.0.0.1:6443', DRAIN_KUBE_CA_FILE: '/nonexistent/ca.crt', POD_NAMESPACE: 'default', POD_NAME: 'x' },
+    /^drain-coordinator: DRAIN_KUBE_CA_FILE="\/nonexistent\/ca.crt" cannot be used \(ENOENT/,
+  ],
 ]
 
 for (const [env, message] of badConfigs) {

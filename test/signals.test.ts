@@ -83,7 +83,10 @@ test('repeated SIGTERM, SIGINT and SIGQUIT during a drain are logged and absorbe
   t.is((await hook).outcome, 'completed')
   t.deepEqual(h.exits, [0])
   const absorbed = h.received().filter((l) => l.action === 'absorbed')
-  t.deepEqual(absorbed.map((l) => l.signal), ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTERM'])
+  t.deepEqual(
+    absorbed.map((l) => l.signal),
+    ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTERM'],
+  )
   t.true(absorbed.every((l) => l.level === 'warn' && l.first === 'SIGTERM' && l.state === 'draining'))
 })
 
@@ -106,7 +109,14 @@ test('SIGHUP, SIGUSR1 and SIGUSR2 are logged and ignored: no drain, no exit', as
   await h.clock.advance(5_000)
   t.is(h.coordinator.state, 'serving')
   t.deepEqual(h.exits, [])
-  t.deepEqual(h.received().map((l) => [l.signal, l.action]), [['SIGHUP', 'ignored'], ['SIGUSR1', 'ignored'], ['SIGUSR2', 'ignored']])
+  t.deepEqual(
+    h.received().map((l) => [l.signal, l.action]),
+    [
+      ['SIGHUP', 'ignored'],
+      ['SIGUSR1', 'ignored'],
+      ['SIGUSR2', 'ignored'],
+    ],
+  )
 })
 
 test('SIGTERM after the drain finished exits at once with 0', async (t) => {
@@ -128,15 +138,19 @@ async function heldDrain(t: ExecutionContext) {
   return run
 }
 
-const hookAnswer = (sidecar: Sidecar) => fetch(`${sidecar.url}/prestop`).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }))
+const hookAnswer = (sidecar: Sidecar) =>
+  fetch(`${sidecar.url}/prestop`).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }))
 
 /** Waits until the sidecar has logged `count` signal_received lines matching `match`. */
 async function untilSignals(sidecar: Sidecar, count: number, match: Record<string, unknown>, timeoutMs = 15_000): Promise<void> {
-  const matching = () => sidecar.logs.filter((l) => l.event === 'signal_received' && Object.entries(match).every(([k, v]) => l[k] === v)).length
+  const matching = () =>
+    sidecar.logs.filter((l) => l.event === 'signal_received' && Object.entries(match).every(([k, v]) => l[k] === v)).length
   const until = performance.now() + timeoutMs
   while (matching() < count) {
     if (performance.now() > until || sidecar.child.exitCode !== null) {
-      throw new Error(`expected ${count} signal_received ${JSON.stringify(match)}, saw ${matching()}; events: ${sidecar.logs.map((l) => l.event).join(', ')}`)
+      throw new Error(
+        `expected ${count} signal_received ${JSON.stringify(match)}, saw ${matching()}; events: ${sidecar.logs.map((l) => l.event).join(', ')}`,
+      )
     }
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
@@ -150,7 +164,13 @@ async function sendEach(sidecar: Sidecar, signals: NodeJS.Signals[], match: Reco
     await untilSignals(sidecar, before + i + 1, match)
   }
   const logged = sidecar.logs.filter((l) => l.event === 'signal_received' && Object.entries(match).every(([k, v]) => l[k] === v))
-  if (logged.slice(before).map((l) => l.signal).join() !== signals.join()) throw new Error(`logged ${logged.map((l) => l.signal).join()}`)
+  if (
+    logged
+      .slice(before)
+      .map((l) => l.signal)
+      .join() !== signals.join()
+  )
+    throw new Error(`logged ${logged.map((l) => l.signal).join()}`)
 }
 
 /** The TCP ports the process itself listens on, from /proc: an inspector would add 9229 (or any port). */
@@ -179,7 +199,7 @@ async function stillServing(t: ExecutionContext, sidecar: Sidecar) {
   t.notRegex(sidecar.stderr, /Debugger|inspector/i)
 }
 
-test('black box: repeated SIGTERM, SIGINT and SIGQUIT during a held drain are absorbed; the hook is answered at the drain\'s end, then exit 0', async (t) => {
+test("black box: repeated SIGTERM, SIGINT and SIGQUIT during a held drain are absorbed; the hook is answered at the drain's end, then exit 0", async (t) => {
   const { kube, sidecar, release } = await heldDrain(t)
   const answer = hookAnswer(sidecar)
   await kube.untilWatching()
@@ -203,7 +223,10 @@ test('black box: SIGQUIT drains like SIGTERM and exits 0', async (t) => {
   t.teardown(() => sidecar.stop())
   sidecar.child.kill('SIGQUIT')
   t.deepEqual(await sidecar.exited, { code: 0, signal: null })
-  t.like(sidecar.logs.find((l) => l.event === 'drain_finished'), { trigger: 'signal', outcome: 'completed' })
+  t.like(
+    sidecar.logs.find((l) => l.event === 'drain_finished'),
+    { trigger: 'signal', outcome: 'completed' },
+  )
 })
 
 test('black box: SIGHUP, SIGUSR1 and SIGUSR2 are logged and ignored, while serving and while a hook is held; no inspector opens', async (t) => {
@@ -221,7 +244,7 @@ test('black box: SIGHUP, SIGUSR1 and SIGUSR2 are logged and ignored, while servi
   await stillServing(t, sidecar)
 })
 
-test('black box: run with the image\'s node arguments, SIGUSR1 is blocked before it can open an inspector', async (t) => {
+test("black box: run with the image's node arguments, SIGUSR1 is blocked before it can open an inspector", async (t) => {
   const dockerfile = await readFile(new URL('../Dockerfile', import.meta.url), 'utf8')
   const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)![1]!) as string[]
   t.is(cmd.at(-1), '/app/drain-coordinator.mjs')
@@ -229,7 +252,8 @@ test('black box: run with the image\'s node arguments, SIGUSR1 is blocked before
   t.teardown(() => sidecar.stop())
   sidecar.child.kill('SIGUSR1')
   // Blocked, the signal stays pending (bit 10 of the shared pending mask): proof it arrived and nothing ran for it.
-  const pending = async () => (BigInt(`0x${/^ShdPnd:\s*([0-9a-f]+)$/m.exec(await readFile(`/proc/${sidecar.child.pid}/status`, 'utf8'))![1]}`) & (1n << 9n)) !== 0n
+  const pending = async () =>
+    (BigInt(`0x${/^ShdPnd:\s*([0-9a-f]+)$/m.exec(await readFile(`/proc/${sidecar.child.pid}/status`, 'utf8'))![1]}`) & (1n << 9n)) !== 0n
   for (let i = 0; !(await pending()); i++) {
     if (i === 200) return t.fail('SIGUSR1 never showed as pending')
     await new Promise((resolve) => setTimeout(resolve, 25))
@@ -248,8 +272,14 @@ test('black box: a repeated signal during the final-scrape wait cuts it short; t
   await untilSignals(sidecar, 1, { action: 'drain', state: 'drained' })
   sidecar.child.kill('SIGTERM')
   t.deepEqual(await sidecar.exited, { code: 0, signal: null })
-  t.like(sidecar.logs.find((l) => l.event === 'final_scrape'), { result: 'cut-short' })
-  t.like(sidecar.logs.find((l) => l.event === 'server_closed'), { how: 'closed' })
+  t.like(
+    sidecar.logs.find((l) => l.event === 'final_scrape'),
+    { result: 'cut-short' },
+  )
+  t.like(
+    sidecar.logs.find((l) => l.event === 'server_closed'),
+    { how: 'closed' },
+  )
 })
 
 test('black box: run by hand, a SIGUSR1 that comes while start-up is still reading its files opens no inspector', async (t) => {
@@ -260,7 +290,13 @@ test('black box: run by hand, a SIGUSR1 that comes while start-up is still readi
   const fifo = join(dir, 'ca.crt')
   execFileSync('mkfifo', [fifo])
   const sidecar = await startSidecar(
-    { DRAIN_KUBE_API_URL: 'https://127.0.0.1:9', DRAIN_KUBE_CA_FILE: fifo, DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'), POD_NAMESPACE: 'default', POD_NAME: 'web-1' },
+    {
+      DRAIN_KUBE_API_URL: 'https://127.0.0.1:9',
+      DRAIN_KUBE_CA_FILE: fifo,
+      DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
+      POD_NAMESPACE: 'default',
+      POD_NAME: 'web-1',
+    },
     { waitReady: false },
   )
   t.teardown(() => sidecar.stop())

@@ -10,7 +10,7 @@ import { createNetwork, isRoot, simNamespaces, sweepLeftovers } from '../sim/net
 
 const linkExists = (name: string) => spawnSync('ip', ['link', 'show', name], { stdio: 'ignore' }).status === 0
 
-test('a crashed run\'s namespace, orphan process, veth, bridge and lock are swept; a new network is made and removed', async (t) => {
+test("a crashed run's namespace, orphan process, veth, bridge and lock are swept; a new network is made and removed", async (t) => {
   if (!isRoot()) {
     const network = await createNetwork({ loopbackPrefix: '127.0.9' })
     t.is(network.mode, 'loopback')
@@ -33,7 +33,8 @@ test('a crashed run\'s namespace, orphan process, veth, bridge and lock are swep
   const orphanExit = new Promise((resolve) => orphan.on('exit', (_code, signal) => resolve(signal)))
   t.teardown(() => orphan.kill('SIGKILL'))
   const until = Date.now() + 5_000
-  while (!spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.includes(String(orphan.pid)) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20))
+  while (!spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.includes(String(orphan.pid)) && Date.now() < until)
+    await new Promise((resolve) => setTimeout(resolve, 20))
   owner.kill('SIGKILL')
   await ownerExit
 
@@ -51,7 +52,10 @@ test('a crashed run\'s namespace, orphan process, veth, bridge and lock are swep
   const pod = await network.addPod(10)
   t.true(simNamespaces().includes(pod!))
   // The node routes to the pod's address across the run's bridge, and the pod to the node.
-  t.regex(spawnSync('ip', ['route', 'get', `${network.prefix}.10`], { encoding: 'utf8' }).stdout, new RegExp(`dev dc-br${network.prefix.split('.')[2]} `))
+  t.regex(
+    spawnSync('ip', ['route', 'get', `${network.prefix}.10`], { encoding: 'utf8' }).stdout,
+    new RegExp(`dev dc-br${network.prefix.split('.')[2]} `),
+  )
   t.regex(spawnSync('ip', ['-n', pod!, 'route', 'get', network.nodeIp!], { encoding: 'utf8' }).stdout, / dev eth0 /)
   await network.close()
   t.false(simNamespaces().includes(pod!))

@@ -12,7 +12,15 @@ import { CONDITIONS, runScenario, type Condition } from '../sim/scenario.ts'
 // The controller's terminating write comes 1 s after the deletion, so the sidecar's first LIST (made when the hook
 // arrives, even on busy cores) still sees the endpoint ready and the removal has to come through the watch.
 const condition: Condition = { ...CONDITIONS.normal, name: 'test', controllerDelayMs: 1_000, lbLagMs: 1_000 }
-const small = { condition, replicas: 3, rollout: 1, ratePerSecond: 100, settleMs: 2_500, warmupMs: 1_000, addressPrefix: '127.0.3' } as const
+const small = {
+  condition,
+  replicas: 3,
+  rollout: 1,
+  ratePerSecond: 100,
+  settleMs: 2_500,
+  warmupMs: 1_000,
+  addressPrefix: '127.0.3',
+} as const
 
 test.serial('drain-coordinator in watch mode: the replaced pod drains without a single failed request', async (t) => {
   const result = await runScenario({ ...small, strategy: 'dc-watch' })
@@ -23,7 +31,10 @@ test.serial('drain-coordinator in watch mode: the replaced pod drains without a 
   t.false(termination?.appSigkilled)
   // The hook was held through the endpoint wait and the settle, not answered at once.
   t.true((result.hookHoldMs.max ?? 0) >= small.settleMs, `hook held ${result.hookHoldMs.max} ms`)
-  t.deepEqual(result.drains.map((d) => d.outcome), ['completed'])
+  t.deepEqual(
+    result.drains.map((d) => d.outcome),
+    ['completed'],
+  )
   // It followed a watch, not a poll.
   t.true(result.apiRequests.watch >= 1)
   // The load balancer had stopped routing to the pod before kubelet sent SIGTERM.
@@ -35,7 +46,10 @@ test.serial('drain-coordinator in watch mode: the replaced pod drains without a 
   if (result.network === 'netns') {
     const k = /^198\.18\.(\d+)\.\d+:/.exec(stopped!.detail ?? '')?.[1]
     t.truthy(k, `backend ${stopped!.detail} is not in 198.18.0.0/16`)
-    t.deepEqual(simNamespaces().filter((name) => name.startsWith(`dc-${process.pid}-${k}-`)), [])
+    t.deepEqual(
+      simNamespaces().filter((name) => name.startsWith(`dc-${process.pid}-${k}-`)),
+      [],
+    )
   }
 })
 
@@ -51,15 +65,18 @@ test.serial('without a preStop hook the same rollout fails requests', async (t) 
   t.true(stopped!.at > result.terminations[0]!.sigtermAt!)
 })
 
-test.serial('the traffic-quiet gate: released after the load balancer stopped routing, far below its 20 s upper bound, nothing lost', async (t) => {
-  const result = await runScenario({ ...small, strategy: 'dc-quiet', settleMs: 20_000, drainTimeoutMs: 25_000, graceMs: 40_000 })
-  t.is(result.load.failed, 0, `${JSON.stringify(result.load.details)}\n${JSON.stringify(result.timeline)}`)
-  t.is(result.arrivedAfterSigterm, 0, 'no request reached the app after SIGTERM')
-  const [termination] = result.terminations
-  const stopped = result.timeline.find((e) => e.event === 'stopped_routing' && e.pod === 'web-old-0')
-  t.truthy(stopped)
-  t.true(stopped!.at < termination!.hookEndedAt!, 'the hook was held until the load balancer had stopped routing')
-  t.like(result.drains[0]?.settle, { mode: 'quiet', endedBy: 'quiet' })
-  // Generous for busy cores: the gate ends one quiet period (1 s) after the last request, about 2.5 s in here.
-  t.true(result.hookHoldMs.max! < 10_000, `hook held ${result.hookHoldMs.max} ms`)
-})
+test.serial(
+  'the traffic-quiet gate: released after the load balancer stopped routing, far below its 20 s upper bound, nothing lost',
+  async (t) => {
+    const result = await runScenario({ ...small, strategy: 'dc-quiet', settleMs: 20_000, drainTimeoutMs: 25_000, graceMs: 40_000 })
+    t.is(result.load.failed, 0, `${JSON.stringify(result.load.details)}\n${JSON.stringify(result.timeline)}`)
+    t.is(result.arrivedAfterSigterm, 0, 'no request reached the app after SIGTERM')
+    const [termination] = result.terminations
+    const stopped = result.timeline.find((e) => e.event === 'stopped_routing' && e.pod === 'web-old-0')
+    t.truthy(stopped)
+    t.true(stopped!.at < termination!.hookEndedAt!, 'the hook was held until the load balancer had stopped routing')
+    t.like(result.drains[0]?.settle, { mode: 'quiet', endedBy: 'quiet' })
+    // Generous for busy cores: the gate ends one quiet period (1 s) after the last request, about 2.5 s in here.
+    t.true(result.hookHoldMs.max! < 10_000, `hook held ${result.hookHoldMs.max} ms`)
+  },
+)

@@ -10,7 +10,12 @@ import { ENVOY_STATS_FILTER, sumInboundCounters } from '../src/traffic/envoy-sta
 import { parseSelector } from '../src/traffic/prom-text.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
 
-type Answer = { kind: 'body'; body: string; status?: number } | { kind: 'refused' } | { kind: 'hang' } | { kind: 'stall-body' } | { kind: 'endless-body' }
+type Answer =
+  | { kind: 'body'; body: string; status?: number }
+  | { kind: 'refused' }
+  | { kind: 'hang' }
+  | { kind: 'stall-body' }
+  | { kind: 'endless-body' }
 
 /** A fetch whose next answers tests set; records the URLs and Accept headers asked for. */
 function peer(first: Answer) {
@@ -19,7 +24,8 @@ function peer(first: Answer) {
   const fetch: Fetch = async (url, init) => {
     calls.push({ url, accept: new Headers(init?.headers).get('accept') })
     const signal = init?.signal ?? undefined
-    const never = () => new Promise<never>((_resolve, reject) => signal?.addEventListener('abort', () => reject(signal.reason), { once: true }))
+    const never = () =>
+      new Promise<never>((_resolve, reject) => signal?.addEventListener('abort', () => reject(signal.reason), { once: true }))
     switch (answer.kind) {
       case 'body':
         return new Response(answer.body, { status: answer.status ?? 200 })
@@ -46,8 +52,14 @@ function peer(first: Answer) {
   return { fetch, calls, set: (next: Answer) => (answer = next) }
 }
 
-const envoyBody = (stats: Record<string, number>) => JSON.stringify({ stats: Object.entries(stats).map(([name, value]) => ({ name, value })) })
-const inbound = (rq: number, cx = 1) => envoyBody({ 'http.ingress_http.downstream_rq_total': rq, 'listener.0.0.0.0_10000.downstream_cx_total': cx, 'http.admin.downstream_rq_total': 999 })
+const envoyBody = (stats: Record<string, number>) =>
+  JSON.stringify({ stats: Object.entries(stats).map(([name, value]) => ({ name, value })) })
+const inbound = (rq: number, cx = 1) =>
+  envoyBody({
+    'http.ingress_http.downstream_rq_total': rq,
+    'listener.0.0.0.0_10000.downstream_cx_total': cx,
+    'http.admin.downstream_rq_total': 999,
+  })
 
 function envoy(first: Answer, timeoutMs = 2_000) {
   const clock = new FakeClock()
@@ -128,7 +140,7 @@ test('an answer over the cap is abandoned once the cap is passed, counting decod
   t.regex((await sample()).problem!, /exceeds/)
 })
 
-test('Envoy\'s counters: the admin listener and HCM and the per-worker copies are left out', (t) => {
+test("Envoy's counters: the admin listener and HCM and the per-worker copies are left out", (t) => {
   const text = envoyBody({
     'http.ingress_http.downstream_rq_total': 7,
     'http.admin.downstream_rq_total': 1000,
@@ -140,10 +152,13 @@ test('Envoy\'s counters: the admin listener and HCM and the per-worker copies ar
     'listener.admin.main_thread.downstream_cx_total': 500,
     'cluster.app.upstream_rq_total': 40,
   })
-  t.deepEqual(sumInboundCounters(text), { sum: 10, counters: ['http.ingress_http.downstream_rq_total', 'listener.0.0.0.0_10000.downstream_cx_total'] })
+  t.deepEqual(sumInboundCounters(text), {
+    sum: 10,
+    counters: ['http.ingress_http.downstream_rq_total', 'listener.0.0.0.0_10000.downstream_cx_total'],
+  })
 })
 
-test('Envoy\'s counters in an Istio sidecar: only the inbound listener (15006) and the inbound_ HCMs count', (t) => {
+test("Envoy's counters in an Istio sidecar: only the inbound listener (15006) and the inbound_ HCMs count", (t) => {
   // Names as an Istio sidecar has them: virtualOutbound 15001, virtualInbound 15006, health 15021 (HCM "agent"),
   // Prometheus 15090 (HCM "stats"), outbound HCMs and listeners per service port.
   const text = JSON.stringify({
@@ -164,7 +179,11 @@ test('Envoy\'s counters in an Istio sidecar: only the inbound listener (15006) a
   })
   t.deepEqual(sumInboundCounters(text), {
     sum: 17,
-    counters: ['http.inbound_0.0.0.0_8080;.downstream_rq_total', 'listener.0.0.0.0_15006.downstream_cx_total', 'listener.[__]_15006.downstream_cx_total'],
+    counters: [
+      'http.inbound_0.0.0.0_8080;.downstream_rq_total',
+      'listener.0.0.0.0_15006.downstream_cx_total',
+      'listener.[__]_15006.downstream_cx_total',
+    ],
   })
 })
 
@@ -187,7 +206,7 @@ function appMetric(first: Answer) {
   return { clock, peer: p, sample }
 }
 
-test('the app\'s counter: only the selected series count, summed; the classic text format is asked for', async (t) => {
+test("the app's counter: only the selected series count, summed; the classic text format is asked for", async (t) => {
   const { peer: p, sample } = appMetric({ kind: 'body', body: exposition(10, 500) })
   t.like(await sample(), { traffic: false, source: 'http://127.0.0.1:8080/metrics http_requests_total{path!="/ready"}' })
   p.set({ kind: 'body', body: exposition(10, 520) }) // readiness probes only
@@ -204,7 +223,7 @@ test('the app\'s counter: only the selected series count, summed; the classic te
   t.is(p.calls[0]!.url, 'http://127.0.0.1:8080/metrics')
 })
 
-test('the app\'s counter: a selector that matches nothing is a reading of 0 with one warning', async (t) => {
+test("the app's counter: a selector that matches nothing is a reading of 0 with one warning", async (t) => {
   const { peer: p, sample } = appMetric({ kind: 'body', body: 'process_cpu_seconds_total 3\n' })
   const first = await sample()
   t.like(first, { traffic: false })

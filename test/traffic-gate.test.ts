@@ -5,10 +5,21 @@ import { testCoordinator } from './helpers/coordinator.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
 import { fakeProc } from './helpers/fake-proc.ts'
 
-const quiet: Observation = { traffic: false, open: 0, opened: 0, unexplainedOpens: 0, sources: ['/proc/net/snmp', '/proc/net/tcp'], problems: [], appPorts: [8080] }
+const quiet: Observation = {
+  traffic: false,
+  open: 0,
+  opened: 0,
+  unexplainedOpens: 0,
+  sources: ['/proc/net/snmp', '/proc/net/tcp'],
+  problems: [],
+  appPorts: [8080],
+}
 
 /** A drain whose endpoint wait ends after `endpointsMs`, then settles with observations from `observe(now)`. */
-function harness(observe: ((now: number) => Observation | Promise<Observation>) | undefined, config: { quietPeriodMs?: number; settleMinMs?: number; settleMs?: number; timeoutMs?: number; endpointsMs?: number } = {}) {
+function harness(
+  observe: ((now: number) => Observation | Promise<Observation>) | undefined,
+  config: { quietPeriodMs?: number; settleMinMs?: number; settleMs?: number; timeoutMs?: number; endpointsMs?: number } = {},
+) {
   const clock = new FakeClock()
   const endpointsMs = config.endpointsMs ?? 2_000
   const { coordinator, log, registry } = testCoordinator({
@@ -18,7 +29,12 @@ function harness(observe: ((now: number) => Observation | Promise<Observation>) 
       return { slicesAtStart: 1, mode: 'watch' }
     },
     trafficObserver: observe === undefined ? undefined : () => async () => observe(clock.now()),
-    config: { quietPeriodMs: config.quietPeriodMs ?? 1_000, settleMinMs: config.settleMinMs ?? 0, settleMs: config.settleMs ?? 20_000, timeoutMs: config.timeoutMs ?? 30_000 },
+    config: {
+      quietPeriodMs: config.quietPeriodMs ?? 1_000,
+      settleMinMs: config.settleMinMs ?? 0,
+      settleMs: config.settleMs ?? 20_000,
+      timeoutMs: config.timeoutMs ?? 30_000,
+    },
   })
   let answered: DrainSummary | undefined
   const answer = coordinator.start('hook').then((summary) => (answered = summary))
@@ -84,7 +100,11 @@ test('the deadline during the settle: cancelled, outcome timeout, and the settle
   await h.clock.advance(10_000)
   await h.answer
   t.is(h.answered()!.outcome, 'timeout')
-  t.like(h.answered()!.phases.settle, { status: 'cancelled', mode: 'quiet', endedBy: 'deadline', trafficLagSeconds: 7.9 }, 'the last sample, 100 ms before the deadline, saw traffic')
+  t.like(
+    h.answered()!.phases.settle,
+    { status: 'cancelled', mode: 'quiet', endedBy: 'deadline', trafficLagSeconds: 7.9 },
+    'the last sample, 100 ms before the deadline, saw traffic',
+  )
 })
 
 test('an observer that throws is not quiet: the settle runs to its upper bound, logged once', async (t) => {
@@ -120,7 +140,8 @@ test('probes during the drain: HTTP probes from the node do not hold the hook, t
         // A probe every 500 ms, between samples; an HTTP probe's server side closes first and lingers in TIME_WAIT
         // with the node's address, a tcpSocket probe's prober closes first and leaves nothing on the pod's side.
         if (now % 500 === 0) {
-          if (probe === 'http') proc.set(proc.accept({ address: '198.18.0.10', port: 8080 }, { address: '198.18.0.1', port: port++ }), 'TIME_WAIT')
+          if (probe === 'http')
+            proc.set(proc.accept({ address: '198.18.0.10', port: 8080 }, { address: '198.18.0.1', port: port++ }), 'TIME_WAIT')
           else proc.state.passiveOpens++
         }
         return observe()

@@ -12,7 +12,12 @@ function pod(options: { appPorts?: number[]; hostIps?: string[] } = {}) {
   const proc = fakeProc()
   proc.listen('0.0.0.0', 8080)
   proc.listen('::', 8099, { own: true })
-  const observe = createTrafficObserver({ read: proc.reader, appPorts: options.appPorts, hostIps: options.hostIps ?? [NODE], sidecarPort: 8099 })
+  const observe = createTrafficObserver({
+    read: proc.reader,
+    appPorts: options.appPorts,
+    hostIps: options.hostIps ?? [NODE],
+    sidecarPort: 8099,
+  })
   return { proc, observe }
 }
 
@@ -25,7 +30,7 @@ test('an inbound connection to the app that stays open counts as traffic at ever
   t.like(await observe(), { traffic: false, open: 0 })
 })
 
-test('the kubelet (HOST_IP), the sidecar\'s own port and the sidecar\'s own calls to the app are not traffic', async (t) => {
+test("the kubelet (HOST_IP), the sidecar's own port and the sidecar's own calls to the app are not traffic", async (t) => {
   const { proc, observe } = pod()
   await observe()
   proc.accept(APP, { address: NODE, port: 50000 }) // a probe of the app from the node
@@ -75,7 +80,7 @@ test('a socket seen before the counter moved is not counted twice when it does',
   t.like(await observe(), { traffic: false, unexplainedOpens: 0 })
 })
 
-test('default app ports: listeners that are not the sidecar\'s and not on loopback; DRAIN_APP_PORTS narrows', async (t) => {
+test("default app ports: listeners that are not the sidecar's and not on loopback; DRAIN_APP_PORTS narrows", async (t) => {
   const { proc, observe } = pod()
   proc.listen('127.0.0.1', 15000) // Envoy admin, reachable only from inside the pod
   proc.listen('0.0.0.0', 9090) // a metrics port

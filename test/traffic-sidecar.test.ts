@@ -28,7 +28,13 @@ async function drain(url: string) {
 
 test('an open client connection to the app holds the hook until it closes, then one quiet period', async (t) => {
   const { port } = await app(t)
-  const sidecar = await startSidecar({ DRAIN_APP_PORTS: String(port), DRAIN_QUIET_PERIOD: '500ms', DRAIN_SETTLE: '15s', DRAIN_TIMEOUT: '20s', ...SHARED_NAMESPACE })
+  const sidecar = await startSidecar({
+    DRAIN_APP_PORTS: String(port),
+    DRAIN_QUIET_PERIOD: '500ms',
+    DRAIN_SETTLE: '15s',
+    DRAIN_TIMEOUT: '20s',
+    ...SHARED_NAMESPACE,
+  })
   t.teardown(() => sidecar.stop())
   const client: Socket = await new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1', () => resolve(socket))
@@ -47,7 +53,7 @@ test('an open client connection to the app holds the hook until it closes, then 
   t.true(body.phases.settle.sources.includes('/proc/net/tcp'))
 })
 
-test('the sidecar\'s own keep-alive call to the app\'s shutdown URL is not traffic', async (t) => {
+test("the sidecar's own keep-alive call to the app's shutdown URL is not traffic", async (t) => {
   const { port } = await app(t)
   const sidecar = await startSidecar({
     DRAIN_APP_PORTS: String(port),
@@ -61,5 +67,8 @@ test('the sidecar\'s own keep-alive call to the app\'s shutdown URL is not traff
   const { body } = await drain(sidecar.url)
   t.is(body.phases.app.status, 'ok')
   t.like(body.phases.settle, { mode: 'quiet', endedBy: 'quiet' })
-  t.true(body.phases.settle.durationSeconds < 10, `settled in ${body.phases.settle.durationSeconds}s while the sidecar's pooled connection to the app stayed open`)
+  t.true(
+    body.phases.settle.durationSeconds < 10,
+    `settled in ${body.phases.settle.durationSeconds}s while the sidecar's pooled connection to the app stayed open`,
+  )
 })

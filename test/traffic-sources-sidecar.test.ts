@@ -28,7 +28,7 @@ async function trafficFor(ms: number, tick: () => void): Promise<number> {
   return performance.now()
 }
 
-test('requests only Envoy\'s counters see hold the hook until they stop, then one quiet period', async (t) => {
+test("requests only Envoy's counters see hold the hook until they stop, then one quiet period", async (t) => {
   const envoy = await startFakeEnvoy()
   t.teardown(() => envoy.close())
   envoy.declare('listener.0.0.0.0_10000.downstream_cx_total')
@@ -47,10 +47,13 @@ test('requests only Envoy\'s counters see hold the hook until they stop, then on
   t.true(body.phases.settle.sources.includes(`${envoy.url}/stats`), JSON.stringify(body.phases.settle.sources))
   const statsCall = envoy.calls.find((c) => c.path === '/stats')!
   t.regex(statsCall.query, /^\?format=json&filter=/)
-  t.false(sidecar.logs.some((l) => l.event === 'traffic_unobservable'), 'every /stats answer was read')
+  t.false(
+    sidecar.logs.some((l) => l.event === 'traffic_unobservable'),
+    'every /stats answer was read',
+  )
 })
 
-test('requests only the app\'s own counter sees hold the hook; the sidecar\'s own GETs of /metrics on the app\'s port do not', async (t) => {
+test("requests only the app's own counter sees hold the hook; the sidecar's own GETs of /metrics on the app's port do not", async (t) => {
   let requests = 0
   let scrapes = 0
   // An app that serves its metrics on its traffic port and closes each connection after the answer (as Python's
@@ -60,7 +63,9 @@ test('requests only the app\'s own counter sees hold the hook; the sidecar\'s ow
     if (req.url !== '/metrics') return void res.end('ok\n')
     scrapes++
     res.setHeader('content-type', 'text/plain; version=0.0.4')
-    res.end(`# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\nhttp_requests_total{path="/api"} ${requests}\nhttp_requests_total{path="/ready"} 1\n`)
+    res.end(
+      `# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\nhttp_requests_total{path="/api"} ${requests}\nhttp_requests_total{path="/ready"} 1\n`,
+    )
   })
   await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => (app.closeAllConnections(), app.close(() => resolve()))))
@@ -80,7 +85,10 @@ test('requests only the app\'s own counter sees hold the hook; the sidecar\'s ow
   t.true(at >= stoppedAt, 'answered only after the requests stopped')
   t.like(body.phases.settle, { status: 'ok', mode: 'quiet', endedBy: 'quiet' })
   t.true(body.phases.settle.trafficLagSeconds >= 1.5, `traffic lag ${body.phases.settle.trafficLagSeconds}s`)
-  t.true(body.phases.settle.durationSeconds < 10, `settled in ${body.phases.settle.durationSeconds}s: the sidecar's own GETs were not traffic`)
+  t.true(
+    body.phases.settle.durationSeconds < 10,
+    `settled in ${body.phases.settle.durationSeconds}s: the sidecar's own GETs were not traffic`,
+  )
   t.true(body.phases.settle.sources.includes(`http://127.0.0.1:${port}/metrics http_requests_total{path!="/ready"}`))
   t.true(body.phases.settle.sources.includes('/proc/net/tcp'))
   t.true(scrapes >= 10, `${scrapes} GETs of /metrics, one per sample`)

@@ -19,7 +19,8 @@ import { fakeProc } from './helpers/fake-proc.ts'
 const POD = '198.18.0.10'
 const APP = { address: POD, port: 8080 }
 const SELECTOR = parseSelector('http_requests_total{path!="/ready"}')
-const exposition = (count: number) => `# TYPE http_requests_total counter\nhttp_requests_total{path="/api"} ${count}\nhttp_requests_total{path="/ready"} 7\n`
+const exposition = (count: number) =>
+  `# TYPE http_requests_total counter\nhttp_requests_total{path="/api"} ${count}\nhttp_requests_total{path="/ready"} 7\n`
 
 /**
  * A pod whose app serves its metrics on its traffic port and closes the connection after each answer (as
@@ -48,7 +49,7 @@ function closingMetricsPod(clock: FakeClock, { record = true } = {}) {
   return { proc, observe, own, serve: () => requests++ }
 }
 
-test('the sidecar\'s own metric GETs to the app\'s port are not traffic, though the app closed each one first', async (t) => {
+test("the sidecar's own metric GETs to the app's port are not traffic, though the app closed each one first", async (t) => {
   const clock = new FakeClock()
   const { observe } = closingMetricsPod(clock)
   for (let i = 0; i < 5; i++) t.like(await observe(), { traffic: false, opened: 0, unexplainedOpens: 0 }, `sample ${i}`)
@@ -70,7 +71,12 @@ test('a request the app counted is traffic at the next sample, through the combi
   const sample = await observe()
   t.like(sample, { traffic: true, opened: 0, open: 0 })
   t.deepEqual(sample.countersRose, [`http://${POD}:8080/metrics http_requests_total{path!="/ready"}`])
-  t.deepEqual(sample.sources, [`http://${POD}:8080/metrics http_requests_total{path!="/ready"}`, '/proc/net/snmp', '/proc/net/tcp', '/proc/net/tcp6'])
+  t.deepEqual(sample.sources, [
+    `http://${POD}:8080/metrics http_requests_total{path!="/ready"}`,
+    '/proc/net/snmp',
+    '/proc/net/tcp',
+    '/proc/net/tcp6',
+  ])
 })
 
 test('the HTTP sources are read before /proc', async (t) => {
@@ -90,9 +96,17 @@ test('the HTTP sources are read before /proc', async (t) => {
   t.deepEqual(order, ['counter', 'proc'])
 })
 
-test('a counter source\'s problem is traffic and named; its empty-selection warning is logged, not counted', async (t) => {
+test("a counter source's problem is traffic and named; its empty-selection warning is logged, not counted", async (t) => {
   const log = captureLog()
-  const quietProc = async () => ({ traffic: false, open: 0, opened: 0, unexplainedOpens: 0, sources: ['/proc/net/tcp'], problems: [], appPorts: [8080] })
+  const quietProc = async () => ({
+    traffic: false,
+    open: 0,
+    opened: 0,
+    unexplainedOpens: 0,
+    sources: ['/proc/net/tcp'],
+    problems: [],
+    appPorts: [8080],
+  })
   const failing = combineSources(quietProc, [async () => ({ source: 'u', traffic: true, problem: 'u: GET u failed' })], log)
   t.like(await failing(), { traffic: true, problems: ['u: GET u failed'], sources: ['/proc/net/tcp'] })
   const empty = combineSources(quietProc, [async () => ({ source: 'e', traffic: false, warning: 'e: matched no series' })], log)
@@ -112,7 +126,7 @@ test('recorded local ends are forgotten two minutes after their connection opene
   t.deepEqual([...own.ends()], ['127.0.0.1|41001'])
 })
 
-test('traffic that only the app\'s own counter sees holds the hook until it has been quiet for the quiet period', async (t) => {
+test("traffic that only the app's own counter sees holds the hook until it has been quiet for the quiet period", async (t) => {
   const clock = new FakeClock()
   const { observe, serve } = closingMetricsPod(clock)
   const { coordinator, log } = testCoordinator({

@@ -12,8 +12,11 @@ async function* chunked(bytes: Uint8Array, size: number) {
 
 test('the documented watch stream decodes to ADDED, MODIFIED, BOOKMARK, MODIFIED', async (t) => {
   const events = await Array.fromAsync(decodeWatchStream(chunked(bookmarkFixture, 1 << 20)))
-  t.deepEqual(events.map((e) => e.type), ['ADDED', 'MODIFIED', 'BOOKMARK', 'MODIFIED'])
-  t.is((events[2]!.object as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion, "12746")
+  t.deepEqual(
+    events.map((e) => e.type),
+    ['ADDED', 'MODIFIED', 'BOOKMARK', 'MODIFIED'],
+  )
+  t.is((events[2]!.object as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion, '12746')
 })
 
 test('events split across chunks at every size decode the same', async (t) => {
@@ -42,7 +45,10 @@ test('a last line without a newline still counts', async (t) => {
 
 test('an over-long line is refused instead of growing memory', async (t) => {
   const big = new Uint8Array(2_000).fill(0x61)
-  await t.throwsAsync(Array.fromAsync(splitLines(chunked(big, 100), 1_000)), { instanceOf: KubeLimitError, message: /exceeds MAX_EVENT_BYTES \(one watch line\) \(1000 bytes\)/ })
+  await t.throwsAsync(Array.fromAsync(splitLines(chunked(big, 100), 1_000)), {
+    instanceOf: KubeLimitError,
+    message: /exceeds MAX_EVENT_BYTES \(one watch line\) \(1000 bytes\)/,
+  })
 })
 
 test('malformed events name what is wrong', (t) => {

@@ -39,7 +39,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       // a missing file is out of step, like a stale one
     }
     if (current !== wanted) {
-      console.error('prometheusrule.yaml is out of step with drain-coordinator.rules.yml: run node manifests/monitoring/sync-prometheusrule.mjs')
+      console.error(
+        'prometheusrule.yaml is out of step with drain-coordinator.rules.yml: run node manifests/monitoring/sync-prometheusrule.mjs',
+      )
       process.exit(1)
     }
     console.log('prometheusrule.yaml is in step with drain-coordinator.rules.yml')

@@ -31,7 +31,9 @@ Options:
   --image IMAGE        the sidecar's image (default ${DEFAULT_IMAGE})
   --classic            a regular container instead of a native sidecar, for clusters before Kubernetes 1.29
   --container NAME     the app container, where a pod has several (repeatable)
-  --env NAME=VALUE     a DRAIN_* variable for the sidecar (repeatable; default ${Object.entries(DEFAULT_ENV).map(([k, v]) => `${k}=${v}`).join(' ')})
+  --env NAME=VALUE     a DRAIN_* variable for the sidecar (repeatable; default ${Object.entries(DEFAULT_ENV)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')})
   --rbac               also add the Role and a RoleBinding to the pods' ServiceAccounts
   --raise-grace        raise a terminationGracePeriodSeconds shorter than the drain budget instead of refusing
   --skip KIND/NAME     leave this object alone (repeatable)
@@ -84,7 +86,8 @@ export async function runInject(args: readonly string[], io: InjectIo): Promise<
     throw error
   }
   const image = values.image ?? DEFAULT_IMAGE
-  if (!/^[^\s]+$/.test(image)) return usage(`--image ${JSON.stringify(image)}: expected an image reference such as ghcr.io/acme/drain-coordinator:0.1.0`)
+  if (!/^[^\s]+$/.test(image))
+    return usage(`--image ${JSON.stringify(image)}: expected an image reference such as ghcr.io/acme/drain-coordinator:0.1.0`)
   const skip = values.skip ?? []
   const badSkip = skip.find((entry) => !/^[A-Za-z]+\/[^/\s]+$/.test(entry))
   if (badSkip !== undefined) return usage(`--skip ${JSON.stringify(badSkip)}: expected KIND/NAME, such as Deployment/web`)
@@ -117,9 +120,14 @@ export async function runInject(args: readonly string[], io: InjectIo): Promise<
   io.write(result.output)
   for (const line of result.refusals) io.warn(`drain-coordinator inject: refused ${line}\n`)
   if (result.refusals.length > 0) {
-    io.warn(`drain-coordinator inject: ${result.refusals.length} refusal(s); those objects are written unchanged (exit status ${EXIT.refused})\n`)
+    io.warn(
+      `drain-coordinator inject: ${result.refusals.length} refusal(s); those objects are written unchanged (exit status ${EXIT.refused})\n`,
+    )
     return EXIT.refused
   }
-  if (result.injected + result.unchanged === 0) io.warn('drain-coordinator inject: no Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod in the input; written unchanged\n')
+  if (result.injected + result.unchanged === 0)
+    io.warn(
+      'drain-coordinator inject: no Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod in the input; written unchanged\n',
+    )
   return EXIT.ok
 }

@@ -24,7 +24,9 @@ export function parseStream(source: Source): Stream {
     const error = doc.errors[0]
     if (error !== undefined) {
       const where = error.linePos?.[0]
-      throw new InjectInputError(`${source.name}${where ? `:${where.line}:${where.col}` : ''}: not valid YAML: ${error.message.split('\n')[0]}`)
+      throw new InjectInputError(
+        `${source.name}${where ? `:${where.line}:${where.col}` : ''}: not valid YAML: ${error.message.split('\n')[0]}`,
+      )
     }
   }
   return { source, docs }
@@ -53,7 +55,10 @@ export function printStreams(streams: readonly Stream[], changed: ReadonlySet<Do
     for (const doc of docs) {
       const contents = doc.contents
       if (changed.has(doc) && contents !== null && contents.range) {
-        part += text.slice(from, contents.range[0]) + printRoot(doc, text.slice(doc.range[0], doc.range[2])) + text.slice(contents.range[2], doc.range[2])
+        part +=
+          text.slice(from, contents.range[0]) +
+          printRoot(doc, text.slice(doc.range[0], doc.range[2])) +
+          text.slice(contents.range[2], doc.range[2])
       } else {
         part += text.slice(from, doc.range[2])
       }

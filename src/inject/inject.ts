@@ -44,8 +44,17 @@ export function inject(sources: readonly Source[], options: InjectOptions): Inje
           accounts.set(key, (accounts.get(key) ?? new Set()).add(result.serviceAccount))
         } else if (result.status === 'not-a-workload') {
           const object = node.toJSON() as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } }
-          if (object.apiVersion === 'rbac.authorization.k8s.io/v1' && (object.kind === 'Role' || object.kind === 'RoleBinding') && object.metadata?.name === SIDECAR_NAME) {
-            rbacObjects.push({ node, doc, kind: object.kind, namespace: typeof object.metadata.namespace === 'string' ? object.metadata.namespace : '' })
+          if (
+            object.apiVersion === 'rbac.authorization.k8s.io/v1' &&
+            (object.kind === 'Role' || object.kind === 'RoleBinding') &&
+            object.metadata?.name === SIDECAR_NAME
+          ) {
+            rbacObjects.push({
+              node,
+              doc,
+              kind: object.kind,
+              namespace: typeof object.metadata.namespace === 'string' ? object.metadata.namespace : '',
+            })
           }
         }
       }

@@ -47,8 +47,10 @@ export function sidecarConfig(env: Env, { strict }: { strict: boolean }): Config
   const config = parseConfig(recording)
   if (!strict) return config
   for (const [name, value = ''] of Object.entries(env)) {
-    if (NOT_BY_INJECT.has(name)) throw new ConfigError(name, '<redacted>', 'no hook token from inject: the hook must send it too; use manifests/components/hook-token')
-    if (!name.startsWith('DRAIN_') || !read.has(name)) throw new ConfigError(name, value, 'a DRAIN_* variable the sidecar reads (README, Configuration); POD_* come from the Downward API')
+    if (NOT_BY_INJECT.has(name))
+      throw new ConfigError(name, '<redacted>', 'no hook token from inject: the hook must send it too; use manifests/components/hook-token')
+    if (!name.startsWith('DRAIN_') || !read.has(name))
+      throw new ConfigError(name, value, 'a DRAIN_* variable the sidecar reads (README, Configuration); POD_* come from the Downward API')
   }
   return config
 }
@@ -80,7 +82,11 @@ export type SidecarOptions = {
 /** The sidecar container, key for key as in manifests/components/drain-coordinator-sidecar/sidecar.yaml. */
 export function sidecarContainer(options: SidecarOptions): Record<string, unknown> {
   const { port } = sidecarConfig(options.env, { strict: true })
-  const probe = (periodSeconds: number, failureThreshold: number) => ({ httpGet: { path: '/healthz', port: 'drain' }, periodSeconds, failureThreshold })
+  const probe = (periodSeconds: number, failureThreshold: number) => ({
+    httpGet: { path: '/healthz', port: 'drain' },
+    periodSeconds,
+    failureThreshold,
+  })
   return {
     name: SIDECAR_NAME,
     image: options.image,

@@ -47,10 +47,20 @@ export type WorkloadResult =
   | { status: 'injected' | 'unchanged'; namespace: string | undefined; serviceAccount: string }
 
 type Container = { name?: unknown; lifecycle?: { preStop?: unknown } } & Record<string, unknown>
-type PodSpec = { containers?: unknown; initContainers?: unknown; terminationGracePeriodSeconds?: unknown; restartPolicy?: unknown; serviceAccountName?: unknown }
+type PodSpec = {
+  containers?: unknown
+  initContainers?: unknown
+  terminationGracePeriodSeconds?: unknown
+  restartPolicy?: unknown
+  serviceAccountName?: unknown
+}
 
 export function injectWorkload(node: YAMLMap, doc: Document, options: WorkloadOptions): WorkloadResult {
-  const object = node.toJSON() as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown; namespace?: unknown; annotations?: Record<string, unknown> } }
+  const object = node.toJSON() as {
+    apiVersion?: unknown
+    kind?: unknown
+    metadata?: { name?: unknown; namespace?: unknown; annotations?: Record<string, unknown> }
+  }
   const workload = typeof object.kind === 'string' ? WORKLOADS[object.kind] : undefined
   if (workload === undefined || object.apiVersion !== workload.apiVersion) return { status: 'not-a-workload' }
   const name = String(object.metadata?.name ?? '')
@@ -65,7 +75,12 @@ export function injectWorkload(node: YAMLMap, doc: Document, options: WorkloadOp
   const specNode = node.getIn(workload.podSpec)
   const spec = walk(object, workload.podSpec) as PodSpec | undefined
   const containers = spec?.containers
-  if (!isMap(specNode) || !Array.isArray(containers) || containers.length === 0 || !containers.every((c: Container) => typeof c?.name === 'string')) {
+  if (
+    !isMap(specNode) ||
+    !Array.isArray(containers) ||
+    containers.length === 0 ||
+    !containers.every((c: Container) => typeof c?.name === 'string')
+  ) {
     return refuse(`no pod spec with named containers at ${workload.podSpec.join('.')}`)
   }
   const initContainers: Container[] = Array.isArray(spec!.initContainers) ? spec!.initContainers : []
@@ -113,12 +128,21 @@ export function injectWorkload(node: YAMLMap, doc: Document, options: WorkloadOp
     refusals.push(line(`terminationGracePeriodSeconds ${JSON.stringify(grace)} is not a whole number of seconds`))
   } else if (grace < budget) {
     if (options.raiseGrace) setGrace = true
-    else refusals.push(line(`terminationGracePeriodSeconds ${grace} is shorter than the drain budget, ${budgetText(config, budget)}: raise it to ${budget} or more, or pass --raise-grace`))
+    else
+      refusals.push(
+        line(
+          `terminationGracePeriodSeconds ${grace} is shorter than the drain budget, ${budgetText(config, budget)}: raise it to ${budget} or more, or pass --raise-grace`,
+        ),
+      )
   }
 
   const restartPolicy = spec!.restartPolicy ?? 'Always'
   if (existing === undefined && !options.native && restartPolicy !== 'Always') {
-    refusals.push(line(`restartPolicy ${String(restartPolicy)}: a classic sidecar never exits, so the pod would never complete; use the native sidecar (no --classic, Kubernetes 1.29+)`))
+    refusals.push(
+      line(
+        `restartPolicy ${String(restartPolicy)}: a classic sidecar never exits, so the pod would never complete; use the native sidecar (no --classic, Kubernetes 1.29+)`,
+      ),
+    )
   }
   if (refusals.length > 0) return { status: 'refused', refusals }
 
@@ -131,7 +155,9 @@ export function injectWorkload(node: YAMLMap, doc: Document, options: WorkloadOp
     appendTo(specNode, options.native ? 'initContainers' : 'containers', sidecar, doc)
   }
   if (hookNeeded) {
-    const appNode = (specNode.get('containers') as { items: unknown[] }).items.find((c) => isMap(c) && c.get('name') === app!.name) as YAMLMap
+    const appNode = (specNode.get('containers') as { items: unknown[] }).items.find(
+      (c) => isMap(c) && c.get('name') === app!.name,
+    ) as YAMLMap
     const lifecycle = appNode.get('lifecycle')
     if (isMap(lifecycle)) lifecycle.set('preStop', doc.createNode(preStopHook(config.port)))
     else appNode.set('lifecycle', doc.createNode({ preStop: preStopHook(config.port) }))
@@ -150,7 +176,10 @@ export function budgetText(config: Pick<Config, 'timeoutMs' | 'appReserveMs'>, b
 }
 
 function walk(value: unknown, path: readonly string[]): unknown {
-  return path.reduce<unknown>((at, key) => (at !== null && typeof at === 'object' ? (at as Record<string, unknown>)[key] : undefined), value)
+  return path.reduce<unknown>(
+    (at, key) => (at !== null && typeof at === 'object' ? (at as Record<string, unknown>)[key] : undefined),
+    value,
+  )
 }
 
 /** The literal `value`s of a container's env (Downward API and other `valueFrom` entries have none). */

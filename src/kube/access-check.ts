@@ -92,7 +92,11 @@ function logReport(deps: AccessCheckDeps, report: AccessReport): void {
       message: `this service account may not ${verbs} ${RESOURCE}.${GROUP} in namespace ${deps.namespace}: every drain will hold its hook until DRAIN_TIMEOUT; grant a Role with verbs [list, watch] on ${RESOURCE} (apiGroups: ["${GROUP}"]) bound to the pod's service account`,
     })
   } else {
-    deps.log.warn('kube_access_unchecked', { ...where, error: report.error, effect: 'RBAC not verified at start-up; drains will use the API as usual' })
+    deps.log.warn('kube_access_unchecked', {
+      ...where,
+      error: report.error,
+      effect: 'RBAC not verified at start-up; drains will use the API as usual',
+    })
   }
 }
 
@@ -127,7 +131,10 @@ async function review(deps: AccessCheckDeps, verb: RequiredVerb): Promise<Verdic
 
 /** A LIST or WATCH that matches nothing: 2xx means allowed, 403 means denied, anything else is an error. */
 async function probe(deps: AccessCheckDeps, verb: RequiredVerb): Promise<Verdict> {
-  const query = new URLSearchParams({ labelSelector: NOTHING_SELECTOR, ...(verb === 'list' ? { limit: '1' } : { watch: '1', timeoutSeconds: '1' }) })
+  const query = new URLSearchParams({
+    labelSelector: NOTHING_SELECTOR,
+    ...(verb === 'list' ? { limit: '1' } : { watch: '1', timeoutSeconds: '1' }),
+  })
   const url = `${endpointSlicesUrl(deps.apiUrl, deps.namespace)}?${query}`
   const { response, done } = await kubeRequest(requestDeps(deps), { method: 'GET', url })
   done()
@@ -139,5 +146,11 @@ async function probe(deps: AccessCheckDeps, verb: RequiredVerb): Promise<Verdict
 }
 
 function requestDeps(deps: AccessCheckDeps) {
-  return { fetch: deps.fetch, token: deps.token, clock: deps.clock, userAgent: deps.userAgent, ...(deps.requestTimeoutMs === undefined ? {} : { timeoutMs: deps.requestTimeoutMs }) }
+  return {
+    fetch: deps.fetch,
+    token: deps.token,
+    clock: deps.clock,
+    userAgent: deps.userAgent,
+    ...(deps.requestTimeoutMs === undefined ? {} : { timeoutMs: deps.requestTimeoutMs }),
+  }
 }

@@ -24,7 +24,10 @@ export interface KubeClient {
    * each item, valid or not, is handed to `select` and only what it returns is held, page by page, so memory
    * stays bounded by one page however many slices the namespace has.
    */
-  listEndpointSlices<T = EndpointSlice>(options: { labelSelector?: string | undefined; select?: (item: Decoded<EndpointSlice>) => T | undefined }, signal: AbortSignal): Promise<ListResult<T>>
+  listEndpointSlices<T = EndpointSlice>(
+    options: { labelSelector?: string | undefined; select?: (item: Decoded<EndpointSlice>) => T | undefined },
+    signal: AbortSignal,
+  ): Promise<ListResult<T>>
   /**
    * WATCH from a resourceVersion; the iterator ends when the server closes the stream. With `idleTimeoutMs`, a
    * stream that delivers no bytes (no event, no bookmark) for that long is abandoned with a WatchIdleError.
@@ -32,7 +35,13 @@ export interface KubeClient {
    * (an ERROR event, an event without a readable name, a bad bookmark) ends the iterator with an error.
    */
   watchEndpointSlices(
-    options: { resourceVersion: string; labelSelector?: string | undefined; fieldSelector?: string | undefined; timeoutSeconds?: number; idleTimeoutMs?: number },
+    options: {
+      resourceVersion: string
+      labelSelector?: string | undefined
+      fieldSelector?: string | undefined
+      timeoutSeconds?: number
+      idleTimeoutMs?: number
+    },
     signal: AbortSignal,
   ): AsyncIterable<SliceEvent>
 }
@@ -69,7 +78,8 @@ export type KubeClientDeps = {
 }
 
 /** The EndpointSlice collection of one namespace. */
-export const endpointSlicesUrl = (apiUrl: string, namespace: string) => `${apiUrl}/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`
+export const endpointSlicesUrl = (apiUrl: string, namespace: string) =>
+  `${apiUrl}/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`
 
 export function createKubeClient(deps: KubeClientDeps): KubeClient {
   const { apiUrl, namespace, fetch, token, clock, userAgent } = deps
@@ -79,7 +89,11 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
   const requestDeps = { fetch, token, clock, userAgent, timeoutMs: requestTimeoutMs }
 
   /** One request; resolves with a 2xx response (and the timer to free once its body is read), else throws. */
-  async function send(verb: KubeVerb, url: string, signal: AbortSignal): Promise<{ response: Response; done: () => void; signal: AbortSignal }> {
+  async function send(
+    verb: KubeVerb,
+    url: string,
+    signal: AbortSignal,
+  ): Promise<{ response: Response; done: () => void; signal: AbortSignal }> {
     const what = `${verb.toUpperCase()} ${url}`
     const answer = await kubeRequest(requestDeps, { method: 'GET', url, signal, onAnswer: (code) => deps.onRequest?.(verb, code) })
     if (answer.response.ok) return answer
@@ -108,7 +122,11 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     try {
       body = JSON.parse(text)
     } catch (error) {
-      throw new UpstreamError(`LIST ${url}`, { status: answer.response.status, message: `body is not JSON (${(error as Error).message.slice(0, 200)})` }, { cause: error })
+      throw new UpstreamError(
+        `LIST ${url}`,
+        { status: answer.response.status, message: `body is not JSON (${(error as Error).message.slice(0, 200)})` },
+        { cause: error },
+      )
     }
     const envelope = v.safeParse(ListEnvelopeSchema, body)
     if (!envelope.success) throw invalid('list', `LIST ${url}`, `not an EndpointSliceList: ${describeIssues(envelope.issues)}`)
@@ -155,14 +173,16 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         const decoded = decodeSlice(item)
         if (!decoded.ok) deps.onInvalidObject?.('endpointslice')
         if (select === undefined) {
-          if (!decoded.ok) throw new KubeInvalidObjectError(`LIST ${url}`, `item ${decoded.invalid.name ?? '(no name)'}: ${decoded.invalid.problem}`)
+          if (!decoded.ok)
+            throw new KubeInvalidObjectError(`LIST ${url}`, `item ${decoded.invalid.name ?? '(no name)'}: ${decoded.invalid.problem}`)
           items.push(decoded.value as T)
           continue
         }
         const kept = select(decoded)
         if (kept === undefined) continue
         items.push(kept)
-        if (items.length > MAX_KEPT_SLICES) throw new KubeLimitError(`LIST ${base}`, 'MAX_KEPT_SLICES (slices naming this pod)', MAX_KEPT_SLICES, 'slices')
+        if (items.length > MAX_KEPT_SLICES)
+          throw new KubeLimitError(`LIST ${base}`, 'MAX_KEPT_SLICES (slices naming this pod)', MAX_KEPT_SLICES, 'slices')
       }
       resourceVersion = page.envelope.metadata?.resourceVersion ?? resourceVersion
       continueToken = page.envelope.metadata?.continue || undefined
@@ -210,7 +230,11 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         if (signal.aborted) throw signal.reason
         if (idle.signal.aborted) throw idle.signal.reason
         if (error instanceof DrainCoordinatorError) throw error
-        throw new UpstreamError(what, { status: response.status, message: `stream broke: ${describeError(error).slice(0, 300)}` }, { cause: error })
+        throw new UpstreamError(
+          what,
+          { status: response.status, message: `stream broke: ${describeError(error).slice(0, 300)}` },
+          { cause: error },
+        )
       } finally {
         idleTimer?.cancel()
         // Leaving early (the wait is over) must close the connection, not leave the stream half-read.
@@ -246,8 +270,15 @@ export function sliceEventOf(event: WatchEvent, what: string, onInvalid?: (kind:
   const decoded = decodeSlice(event.object)
   if (decoded.ok) return { type: event.type, slice: decoded.value, resourceVersion: decoded.value.metadata?.resourceVersion ?? undefined }
   onInvalid?.('endpointslice')
-  if (decoded.invalid.name === undefined) throw new KubeInvalidObjectError(what, `${event.type} event for a slice without a readable name: ${decoded.invalid.problem}`)
-  return { type: 'INVALID', name: decoded.invalid.name, service: decoded.invalid.service, problem: `${event.type} event: ${decoded.invalid.problem}`, resourceVersion: undefined }
+  if (decoded.invalid.name === undefined)
+    throw new KubeInvalidObjectError(what, `${event.type} event for a slice without a readable name: ${decoded.invalid.problem}`)
+  return {
+    type: 'INVALID',
+    name: decoded.invalid.name,
+    service: decoded.invalid.service,
+    problem: `${event.type} event: ${decoded.invalid.problem}`,
+    resourceVersion: undefined,
+  }
 }
 
 /** A watch ERROR event's Status as an error; code 410 (reason Expired or Gone) means: list again. */

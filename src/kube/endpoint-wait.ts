@@ -55,7 +55,13 @@ export async function waitForEndpointRemoval(deps: EndpointWaitDeps, signal: Abo
       clock: deps.clock,
       signal,
       policy,
-      onFailure: (error, attempt, retryInMs) => safeLog(deps.log, 'error', 'endpoint_wait_error', { attempt, error, retryInMs: Math.round(retryInMs), next: 'start the wait over' }),
+      onFailure: (error, attempt, retryInMs) =>
+        safeLog(deps.log, 'error', 'endpoint_wait_error', {
+          attempt,
+          error,
+          retryInMs: Math.round(retryInMs),
+          next: 'start the wait over',
+        }),
     },
     () => waitOnce(deps, signal, policy),
   )
@@ -67,7 +73,10 @@ async function waitOnce(deps: EndpointWaitDeps, signal: AbortSignal, policy: Bac
   const list = async (services?: readonly string[]) => {
     const narrowed = tracker.holdsUnlabelled ? undefined : services
     // Only slices that name the pod, or could not be read, are kept: thousands of slices cost one page of memory.
-    const result = await deps.kube.listEndpointSlices({ labelSelector: narrowed === undefined ? undefined : selectorFor(narrowed), select: tracker.select }, signal)
+    const result = await deps.kube.listEndpointSlices(
+      { labelSelector: narrowed === undefined ? undefined : selectorFor(narrowed), select: tracker.select },
+      signal,
+    )
     tracker.reset(result.items, narrowed)
     return result.resourceVersion
   }
@@ -81,7 +90,11 @@ async function waitOnce(deps: EndpointWaitDeps, signal: AbortSignal, policy: Bac
   if (deps.mode === 'watch') {
     const outcome = await followWatch(deps, signal, policy, tracker, resourceVersion, () => list(services))
     if (outcome === 'done') return { slicesAtStart, mode: 'watch' }
-    deps.log.warn('endpoint_watch_abandoned', { reason: `${WATCH_FAILURES_BEFORE_POLL} consecutive failures`, fallback: 'poll', pollIntervalMs: deps.pollIntervalMs })
+    deps.log.warn('endpoint_watch_abandoned', {
+      reason: `${WATCH_FAILURES_BEFORE_POLL} consecutive failures`,
+      fallback: 'poll',
+      pollIntervalMs: deps.pollIntervalMs,
+    })
   }
   for (;;) {
     await deps.clock.sleep(deps.pollIntervalMs, signal)
@@ -170,9 +183,15 @@ function listUntilAnswered<T>(deps: EndpointWaitDeps, signal: AbortSignal, polic
       clock: deps.clock,
       signal,
       policy,
-      ...(deps.mode === 'poll' ? { delayMs: (_failures: number, error: unknown) => Math.max(deps.pollIntervalMs, retryAfterOf(error) ?? 0) } : {}),
+      ...(deps.mode === 'poll'
+        ? { delayMs: (_failures: number, error: unknown) => Math.max(deps.pollIntervalMs, retryAfterOf(error) ?? 0) }
+        : {}),
       onFailure: (error, attempt) =>
-        deps.log.warn('endpoint_list_failed', { attempt, error, ...(error instanceof UpstreamError && error.status !== undefined ? { status: error.status } : {}) }),
+        deps.log.warn('endpoint_list_failed', {
+          attempt,
+          error,
+          ...(error instanceof UpstreamError && error.status !== undefined ? { status: error.status } : {}),
+        }),
     },
     attempt,
   )

@@ -31,12 +31,21 @@ export function createEventRecorder(deps: EventRecorderDeps) {
   const url = `${deps.apiUrl}/api/v1/namespaces/${encodeURIComponent(deps.namespace)}/events`
 
   async function post(type: EventType, reason: string, message: string): Promise<void> {
-    const now = deps.wallTime().toISOString().replace(/\.\d+Z$/, 'Z')
+    const now = deps
+      .wallTime()
+      .toISOString()
+      .replace(/\.\d+Z$/, 'Z')
     const event = {
       apiVersion: 'v1',
       kind: 'Event',
       metadata: { generateName: `${deps.pod.name}.`, namespace: deps.namespace },
-      involvedObject: { apiVersion: 'v1', kind: 'Pod', namespace: deps.namespace, name: deps.pod.name, ...(deps.pod.uid === undefined ? {} : { uid: deps.pod.uid }) },
+      involvedObject: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        namespace: deps.namespace,
+        name: deps.pod.name,
+        ...(deps.pod.uid === undefined ? {} : { uid: deps.pod.uid }),
+      },
       type,
       reason,
       // events.k8s.io caps a note at 1 KiB; core v1 accepts more, but a describe line should stay readable.
@@ -49,7 +58,10 @@ export function createEventRecorder(deps: EventRecorderDeps) {
       count: 1,
     }
     try {
-      const { response, done } = await kubeRequest({ ...deps, timeoutMs: EVENT_TIMEOUT_MS }, { method: 'POST', url, body: JSON.stringify(event) })
+      const { response, done } = await kubeRequest(
+        { ...deps, timeoutMs: EVENT_TIMEOUT_MS },
+        { method: 'POST', url, body: JSON.stringify(event) },
+      )
       try {
         if (!response.ok) throw await errorFromResponse(`POST ${url}`, response, deps.clock.wallTime().getTime())
         await response.body?.cancel().catch(() => {})

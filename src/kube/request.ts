@@ -40,7 +40,10 @@ export type KubeRequest = {
  * UpstreamError, or an UpstreamError naming the request) and on a redirect: the API server has no reason to send
  * one, and following it could take the bearer token, or the trusted answer, to another host or to plain http.
  */
-export async function kubeRequest(deps: KubeRequestDeps, request: KubeRequest): Promise<{ response: Response; done: () => void; signal: AbortSignal }> {
+export async function kubeRequest(
+  deps: KubeRequestDeps,
+  request: KubeRequest,
+): Promise<{ response: Response; done: () => void; signal: AbortSignal }> {
   const what = `${request.method} ${request.url}`
   const timeoutMs = deps.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   for (let attempt = 1; ; attempt++) {
@@ -54,7 +57,13 @@ export async function kubeRequest(deps: KubeRequestDeps, request: KubeRequest): 
     const signal = request.signal === undefined ? timeout.signal : AbortSignal.any([request.signal, timeout.signal])
     let response: Response
     try {
-      response = await deps.fetch(request.url, { method: request.method, headers, signal, redirect: 'manual', ...(request.body === undefined ? {} : { body: request.body }) })
+      response = await deps.fetch(request.url, {
+        method: request.method,
+        headers,
+        signal,
+        redirect: 'manual',
+        ...(request.body === undefined ? {} : { body: request.body }),
+      })
     } catch (error) {
       timeout.cancel()
       // Our own caller gave up (the drain ended): not something the API server did, so not counted as its error.
@@ -68,7 +77,10 @@ export async function kubeRequest(deps: KubeRequestDeps, request: KubeRequest): 
       timeout.cancel()
       await response.body?.cancel().catch(() => {})
       const location = (response.headers.get('location') ?? '').slice(0, 200)
-      throw new UpstreamError(what, { status: response.status, message: `redirect to ${JSON.stringify(location)} refused: the API server is never expected to redirect, and redirects are not followed` })
+      throw new UpstreamError(what, {
+        status: response.status,
+        message: `redirect to ${JSON.stringify(location)} refused: the API server is never expected to redirect, and redirects are not followed`,
+      })
     }
     if (response.status === 401 && attempt === 1) {
       timeout.cancel()
@@ -90,7 +102,8 @@ export async function errorFromResponse(what: string, response: Response, nowMs:
   } catch {
     // Not a Status: APF's 429 and proxies answer in plain text.
   }
-  const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), nowMs) ??
+  const retryAfterMs =
+    parseRetryAfter(response.headers.get('retry-after'), nowMs) ??
     (status?.details?.retryAfterSeconds ? Math.min(60, status.details.retryAfterSeconds) * 1_000 : undefined)
   return new UpstreamError(what, {
     status: response.status,

@@ -73,7 +73,12 @@ export function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string 
         .slice(0, 8)
         .map((item) => clip(String(item.key), 40))
         .join('.')
-      const message = clip(issue.kind === 'schema' && issue.type !== 'custom' ? `expected ${issue.expected ?? issue.type}, got ${issue.received}` : issue.message, 120)
+      const message = clip(
+        issue.kind === 'schema' && issue.type !== 'custom'
+          ? `expected ${issue.expected ?? issue.type}, got ${issue.received}`
+          : issue.message,
+        120,
+      )
       return path === '' ? message : `${path}: ${message}`
     })
     .join('; ')

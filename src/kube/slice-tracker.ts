@@ -121,7 +121,11 @@ export class SliceTracker {
     else this.#states.set(name, { state, service, problem })
     if (state === 'invalid' && (from !== 'invalid' || before?.problem !== problem)) {
       // Once per slice and problem: a LIST that keeps returning the same bad slice is not a new event.
-      this.#log.warn('endpoint_slice_invalid', { slice: name, problem, effect: 'counted as still routing to the pod until a valid version of it, its deletion, or a LIST without it' })
+      this.#log.warn('endpoint_slice_invalid', {
+        slice: name,
+        problem,
+        effect: 'counted as still routing to the pod until a valid version of it, its deletion, or a LIST without it',
+      })
     }
     if (from === state) return
     this.#log.info('endpoint_changed', { slice: name, from, to: state, why })

@@ -53,8 +53,7 @@ export type WatchEventType = (typeof WATCH_EVENT_TYPES)[number]
 
 /** A raw event as it came off the wire: its object is not validated yet (kube/schema.ts does that). */
 export type WatchEvent =
-  | { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: EndpointSlice }
-  | { type: 'ERROR'; object: Partial<Status> }
+  { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: EndpointSlice } | { type: 'ERROR'; object: Partial<Status> }
 
 /**
  * What the wait gets from a watch: a slice change that passed validation, a change to a named slice that did not

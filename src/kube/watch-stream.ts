@@ -66,7 +66,8 @@ export function decodeWatchEvent(line: string): WatchEvent {
   if (typeof type !== 'string' || !(WATCH_EVENT_TYPES as readonly string[]).includes(type)) {
     throw new WatchDecodeError(`watch event has unknown type ${typeof type === 'string' ? JSON.stringify(type.slice(0, 40)) : typeof type}`)
   }
-  if (typeof object !== 'object' || object === null || Array.isArray(object)) throw new WatchDecodeError(`${type} watch event has no object`)
+  if (typeof object !== 'object' || object === null || Array.isArray(object))
+    throw new WatchDecodeError(`${type} watch event has no object`)
   return { type, object } as WatchEvent
 }
 

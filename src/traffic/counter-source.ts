@@ -48,7 +48,9 @@ export function createCounterSource(options: CounterSourceOptions): () => () => 
   async function reading(): Promise<{ value: number; selected: number }> {
     const timeout = new DrainCoordinatorError('SIDE_CALL_TIMEOUT', `GET ${url} got no whole answer within ${timeoutMs}ms`)
     const bounded = deadline(clock, timeoutMs, timeout)
-    const aborted = new Promise<never>((_resolve, reject) => bounded.signal.addEventListener('abort', () => reject(bounded.signal.reason), { once: true }))
+    const aborted = new Promise<never>((_resolve, reject) =>
+      bounded.signal.addEventListener('abort', () => reject(bounded.signal.reason), { once: true }),
+    )
     aborted.catch(() => {})
     try {
       // Raced against the deadline as well: a fetch or a body that ignores its signal cannot stall the sample.
@@ -113,7 +115,7 @@ export function envoyStatsSource(adminUrl: string, deps: { fetch: Fetch; clock: 
       return { value: sum, selected: counters.length }
     },
     emptyWarning:
-      'no inbound listener.*.downstream_cx_total or http.*.downstream_rq_total counters (in Istio, include them with the proxyStatsMatcher of the pod\'s proxy config)',
+      "no inbound listener.*.downstream_cx_total or http.*.downstream_rq_total counters (in Istio, include them with the proxyStatsMatcher of the pod's proxy config)",
   })
 }
 

@@ -81,7 +81,13 @@ export function createSettle(options: SettleOptions) {
       log.warn('traffic_unobservable', { problems: fresh, effect: 'counted as traffic' })
     }
     if (observation.traffic) {
-      log.debug('traffic_seen', { open: observation.open, opened: observation.opened, unexplainedOpens: observation.unexplainedOpens, appPorts: observation.appPorts, countersRose: observation.countersRose ?? [] })
+      log.debug('traffic_seen', {
+        open: observation.open,
+        opened: observation.opened,
+        unexplainedOpens: observation.unexplainedOpens,
+        appPorts: observation.appPorts,
+        countersRose: observation.countersRose ?? [],
+      })
     }
     return observation.traffic
   }

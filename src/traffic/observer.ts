@@ -88,15 +88,18 @@ export function createTrafficObserver(options: TrafficObserverOptions): () => Pr
     const sources: string[] = []
     // The counter first, the tables after: a socket can then only be ahead of the counter, never behind it, and
     // the high-water mark below absorbs that.
-    const passiveOpens = options.useCounter === false ? undefined : await read.readFile(PROC_SNMP).then(
-      (text) => {
-        const value = parseSnmpTcp(text)?.PassiveOpens
-        if (value === undefined) problems.push(`${PROC_SNMP}: no Tcp PassiveOpens counter`)
-        else sources.push(PROC_SNMP)
-        return value
-      },
-      (error: unknown) => void problems.push(`${PROC_SNMP}: ${errorText(error)}`),
-    )
+    const passiveOpens =
+      options.useCounter === false
+        ? undefined
+        : await read.readFile(PROC_SNMP).then(
+            (text) => {
+              const value = parseSnmpTcp(text)?.PassiveOpens
+              if (value === undefined) problems.push(`${PROC_SNMP}: no Tcp PassiveOpens counter`)
+              else sources.push(PROC_SNMP)
+              return value
+            },
+            (error: unknown) => void problems.push(`${PROC_SNMP}: ${errorText(error)}`),
+          )
     const rows: TcpRow[] = []
     for (const path of [PROC_TCP, PROC_TCP6]) {
       const text = await read.readFile(path).catch((error: unknown) => {
@@ -115,16 +118,23 @@ export function createTrafficObserver(options: TrafficObserverOptions): () => Pr
     const listeners = rows.filter((r) => r.state === 'LISTEN').map((r) => decodeRow(r))
     const listeningPorts = new Set(listeners.map((s) => s.localPort))
     const appPorts = new Set(
-      options.appPorts ?? listeners.filter((s) => !own.has(s.inode) && s.localPort !== sidecarPort && !isLoopback(s.localAddress)).map((s) => s.localPort),
+      options.appPorts ??
+        listeners.filter((s) => !own.has(s.inode) && s.localPort !== sidecarPort && !isLoopback(s.localAddress)).map((s) => s.localPort),
     )
     // The server side of every connection: its local port is one somebody listens on.
     const passive = rows.filter((r) => r.state !== 'LISTEN' && listeningPorts.has(r.localPort) && !own.has(r.inode))
     // Only the app's connections and the sidecar's own sockets are decoded: a busy table has thousands of others.
-    const ownEnds = new Set(rows.filter((r) => own.has(r.inode)).map((r) => decodeRow(r)).map((s) => `${s.localAddress}|${s.localPort}`))
+    const ownEnds = new Set(
+      rows
+        .filter((r) => own.has(r.inode))
+        .map((r) => decodeRow(r))
+        .map((s) => `${s.localAddress}|${s.localPort}`),
+    )
     for (const end of options.ownLocalEnds?.() ?? []) ownEnds.add(end)
     const app = passive.filter((r) => appPorts.has(r.localPort)).map((r) => ({ row: r, socket: decodeRow(r) }))
     for (const { row, socket } of app) if (ownEnds.has(`${socket.remoteAddress}|${socket.remotePort}`)) ownCalls.add(key(row))
-    const isAppTraffic = ({ row, socket }: { row: TcpRow; socket: TcpSocket }) => !hostIps.includes(socket.remoteAddress) && !ownCalls.has(key(row))
+    const isAppTraffic = ({ row, socket }: { row: TcpRow; socket: TcpSocket }) =>
+      !hostIps.includes(socket.remoteAddress) && !ownCalls.has(key(row))
 
     const first = seen === undefined
     const before = seen ?? new Set<string>()

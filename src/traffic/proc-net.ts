@@ -94,7 +94,8 @@ function parseRow(line: string): TcpRow | undefined {
   const state = /^[0-9A-Fa-f]{2}$/.test(st) ? TCP_STATES[Number.parseInt(st, 16) as keyof typeof TCP_STATES] : undefined
   const localPort = parsePort(localPortHex)
   const remotePort = parsePort(remotePortHex)
-  if (!isAddressHex(localHex) || !isAddressHex(remoteHex) || state === undefined || localPort === undefined || remotePort === undefined) return undefined
+  if (!isAddressHex(localHex) || !isAddressHex(remoteHex) || state === undefined || localPort === undefined || remotePort === undefined)
+    return undefined
   return { localHex, localPort, remoteHex, remotePort, state, inode }
 }
 

@@ -23,7 +23,18 @@ export class SelectorError extends Error {
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*/
-const GO_ESCAPES: Record<string, string> = { a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '\\': '\\', "'": "'", '"': '"' }
+const GO_ESCAPES: Record<string, string> = {
+  a: '\x07',
+  b: '\b',
+  f: '\f',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+  v: '\v',
+  '\\': '\\',
+  "'": "'",
+  '"': '"',
+}
 
 /** Parses a selector; throws a SelectorError saying where it stopped making sense. */
 export function parseSelector(text: string): Selector {
@@ -144,9 +155,11 @@ export function sumSelected(text: string, selector: Selector): { sum: number; se
     if (line === '' || line.startsWith('#')) continue
     if (fixedName !== undefined && !(line.startsWith(fixedName) && /^[\s{]/.test(line.slice(fixedName.length)))) continue
     const sample = parseSample(line)
-    if (sample === undefined) throw new ExpositionError(`line ${lineNumber} is not a sample in the text format: ${JSON.stringify(line.slice(0, 120))}`)
+    if (sample === undefined)
+      throw new ExpositionError(`line ${lineNumber} is not a sample in the text format: ${JSON.stringify(line.slice(0, 120))}`)
     if (!matches(selector, sample.name, sample.labels)) continue
-    if (!Number.isFinite(sample.value)) throw new ExpositionError(`line ${lineNumber}: the value ${sample.valueText} is not a finite number`)
+    if (!Number.isFinite(sample.value))
+      throw new ExpositionError(`line ${lineNumber}: the value ${sample.valueText} is not a finite number`)
     sum += sample.value
     series++
   }
@@ -180,7 +193,10 @@ function parseSample(line: string): { name: string; labels: Map<string, string>;
   }
   if (!/^[ \t]/.test(rest)) return undefined
   // The value, then an optional timestamp, then (OpenMetrics) an optional exemplar after `#`.
-  const [valueText = '', timestamp, ...more] = rest.split('#')[0]!.trim().split(/[ \t]+/)
+  const [valueText = '', timestamp, ...more] = rest
+    .split('#')[0]!
+    .trim()
+    .split(/[ \t]+/)
   if (!VALUE.test(valueText) || more.length > 0 || (timestamp !== undefined && !/^-?\d+(?:\.\d+)?$/.test(timestamp))) return undefined
   const value = valueText.endsWith('Inf') ? (valueText.startsWith('-') ? -Infinity : Infinity) : Number(valueText)
   return { name, labels, value, valueText }

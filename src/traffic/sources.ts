@@ -17,7 +17,9 @@ export function combineSources(
   return async function observe(): Promise<Observation> {
     const samples = await Promise.all(counters.map((sample) => sample()))
     const observation = await proc()
-    for (const { warning } of samples) if (warning !== undefined) log.warn('traffic_source_empty', { problem: warning, effect: 'this source sees no traffic; the others still count' })
+    for (const { warning } of samples)
+      if (warning !== undefined)
+        log.warn('traffic_source_empty', { problem: warning, effect: 'this source sees no traffic; the others still count' })
     const rose = samples.filter((s) => s.traffic && s.problem === undefined).map((s) => s.source)
     return {
       ...observation,

@@ -21,7 +21,8 @@ let dp: DataPlane | undefined
 let failed = false
 
 test.before(async () => {
-  if (process.getuid?.() !== 0) throw new Error('the data-plane test needs root: kube-proxy and the pods run in network namespaces (run the cluster tier as root)')
+  if (process.getuid?.() !== 0)
+    throw new Error('the data-plane test needs root: kube-proxy and the pods run in network namespaces (run the cluster tier as root)')
   dp = await startDataPlane()
 })
 test.afterEach((t) => {
@@ -31,7 +32,10 @@ test.after.always('everything stopped, and no namespace of this run left', async
   await killAllChildren()
   await dp?.close({ keepLogs: failed })
   if (failed && dp) process.stderr.write(`data-plane test failed: control-plane and kube-proxy logs kept in ${dp.cluster.dir}\n`)
-  t.deepEqual(simNamespaces().filter((name) => name.startsWith(`dc-${process.pid}-`)), [])
+  t.deepEqual(
+    simNamespaces().filter((name) => name.startsWith(`dc-${process.pid}-`)),
+    [],
+  )
 })
 
 /** `count` requests to the ClusterIP from the node namespace, each on a new connection; the pod address of each answer. */
@@ -45,7 +49,10 @@ function requestFromNode(d: DataPlane, url: string, count: number): string[] {
       } catch (e) { out.push('error: ' + (e.cause?.code ?? e.message)) }
     }
     console.log(JSON.stringify(out))`
-  const run = spawnSync('ip', ['netns', 'exec', d.nodeNs, process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 })
+  const run = spawnSync('ip', ['netns', 'exec', d.nodeNs, process.execPath, '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
   if (run.status !== 0) throw new Error(`client in the node namespace failed: ${run.stderr}`)
   return JSON.parse(run.stdout) as string[]
 }
@@ -63,29 +70,70 @@ test('a Service ClusterIP through kube-proxy reaches both pod namespaces; after 
     const host = d.takeHost()
     const ip = `${network.prefix}.${host}`
     const netns = (await network.addPod(host))!
-    const pod = await createPod(cluster.admin, { name, namespace: ns, labels: { app: 'web' }, serviceAccountName: 'drain-coordinator', terminationGracePeriodSeconds: 60 })
-    const app = startChild(`app ${name}`, [join(SIM_DIR, 'app-server.ts')], { SIM_HOST: ip, SIM_PORT: '8080', SIM_WORK_MS: '1', NODE_NO_WARNINGS: '1' }, netns)
+    const pod = await createPod(cluster.admin, {
+      name,
+      namespace: ns,
+      labels: { app: 'web' },
+      serviceAccountName: 'drain-coordinator',
+      terminationGracePeriodSeconds: 60,
+    })
+    const app = startChild(
+      `app ${name}`,
+      [join(SIM_DIR, 'app-server.ts')],
+      { SIM_HOST: ip, SIM_PORT: '8080', SIM_WORK_MS: '1', NODE_NO_WARNINGS: '1' },
+      netns,
+    )
     await app.waitFor('listening', 15_000)
     let sidecar: Child | undefined
     if (name === 'web-a') {
       const tokenFile = join(cluster.dir, `${ns}-${name}.token`)
       await writeFile(tokenFile, await requestPodToken(cluster.admin, ns, 'drain-coordinator', pod))
-      sidecar = startChild(`sidecar ${name}`, [BUNDLE], {
-        DRAIN_KUBE_API_URL: d.relay.url, DRAIN_KUBE_CA_FILE: cluster.caFile, DRAIN_KUBE_TOKEN_FILE: tokenFile,
-        POD_NAMESPACE: ns, POD_NAME: name, POD_UID: pod.metadata.uid!, POD_IP: ip, HOST_IP: network.nodeIp!,
-        DRAIN_SETTLE: '1s', DRAIN_QUIET_PERIOD: '0', DRAIN_TIMEOUT: '30s', DRAIN_FINAL_SCRAPE_WAIT: '0', DRAIN_PORT: '9090', DRAIN_HOST: ip,
-      }, netns)
-      await waitFor(`sidecar of ${name} healthy`, async () => {
-        if (sidecar!.hasExited()) throw new Error(`sidecar exited: ${sidecar!.stderr()}`)
-        return (await fetch(`http://${ip}:9090/healthz`).then((r) => r.ok, () => false)) || undefined
-      }, { timeoutMs: 20_000 })
+      sidecar = startChild(
+        `sidecar ${name}`,
+        [BUNDLE],
+        {
+          DRAIN_KUBE_API_URL: d.relay.url,
+          DRAIN_KUBE_CA_FILE: cluster.caFile,
+          DRAIN_KUBE_TOKEN_FILE: tokenFile,
+          POD_NAMESPACE: ns,
+          POD_NAME: name,
+          POD_UID: pod.metadata.uid!,
+          POD_IP: ip,
+          HOST_IP: network.nodeIp!,
+          DRAIN_SETTLE: '1s',
+          DRAIN_QUIET_PERIOD: '0',
+          DRAIN_TIMEOUT: '30s',
+          DRAIN_FINAL_SCRAPE_WAIT: '0',
+          DRAIN_PORT: '9090',
+          DRAIN_HOST: ip,
+        },
+        netns,
+      )
+      await waitFor(
+        `sidecar of ${name} healthy`,
+        async () => {
+          if (sidecar!.hasExited()) throw new Error(`sidecar exited: ${sidecar!.stderr()}`)
+          return (
+            (await fetch(`http://${ip}:9090/healthz`).then(
+              (r) => r.ok,
+              () => false,
+            )) || undefined
+          )
+        },
+        { timeoutMs: 20_000 },
+      )
     }
     await setPodStatus(cluster.admin, ns, name, { ips: [ip], ready: true })
     pods.push({ name, ip, uid: pod.metadata.uid!, app, ...(sidecar ? { sidecar } : {}) })
   }
   const [a, b] = pods as [(typeof pods)[0], (typeof pods)[0]]
-  await waitFor('kube-proxy routes to both pods', async () => (d.routesTo(a.ip) && d.routesTo(b.ip)) || undefined, { timeoutMs: 30_000, intervalMs: 200 }).catch((error: unknown) => {
-    throw new Error(`${(error as Error).message}; kube-proxy's table:\n${d.rules()}\nkube-proxy log:\n${d.kubeProxy.tail(40)}`, { cause: error })
+  await waitFor('kube-proxy routes to both pods', async () => (d.routesTo(a.ip) && d.routesTo(b.ip)) || undefined, {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+  }).catch((error: unknown) => {
+    throw new Error(`${(error as Error).message}; kube-proxy's table:\n${d.rules()}\nkube-proxy log:\n${d.kubeProxy.tail(40)}`, {
+      cause: error,
+    })
   })
 
   // Random choice per connection: 40 connections miss one of two pods with probability 2^-39.
@@ -100,7 +148,10 @@ test('a Service ClusterIP through kube-proxy reaches both pod namespaces; after 
   // kube-proxy applies changes at most once a second (--min-sync-period): on a busy machine its rules may trail the
   // release by a moment, which the settle is there to cover. Bounded, and logged.
   const releasedAt = performance.now()
-  await waitFor('kube-proxy stops routing to the released pod', async () => !d.routesTo(a.ip) || undefined, { timeoutMs: 10_000, intervalMs: 50 })
+  await waitFor('kube-proxy stops routing to the released pod', async () => !d.routesTo(a.ip) || undefined, {
+    timeoutMs: 10_000,
+    intervalMs: 50,
+  })
   t.log(`kube-proxy's rules dropped the pod ${Math.round(performance.now() - releasedAt)} ms after the hook's release`)
 
   const after = requestFromNode(d, `http://${clusterIp}/`, 40)

@@ -5,7 +5,16 @@
  * Serial: the tests pause the one controller-manager of this file.
  */
 import test from 'ava'
-import { callHook, createService, type HookAnswer, namespaceWithRbac, type PodSidecar, readyPod, startPodSidecar, useCluster } from '../helpers/cluster-fixture.ts'
+import {
+  callHook,
+  createService,
+  type HookAnswer,
+  namespaceWithRbac,
+  type PodSidecar,
+  readyPod,
+  startPodSidecar,
+  useCluster,
+} from '../helpers/cluster-fixture.ts'
 import { waitFor } from '../helpers/cluster/kube-admin.ts'
 import { deletePodGracefully, endpointsOf, finishPod } from '../helpers/cluster/kubelet.ts'
 
@@ -47,22 +56,43 @@ test.serial('the hook is held while the controller has not written the terminati
   await sidecar.waitForLog('endpoints_listed')
   await new Promise((resolve) => setTimeout(resolve, 3_000))
   const stillReady = await endpointsOf(c.admin, ns, pod.uid)
-  t.deepEqual(stillReady.map((e) => e.conditions.ready), [true], 'the slice still lists the pod ready: the controller has not run')
-  t.false(sidecar.logs.some((l) => l.event === 'drain_finished'), 'no release while the slice still routes to the pod')
+  t.deepEqual(
+    stillReady.map((e) => e.conditions.ready),
+    [true],
+    'the slice still lists the pod ready: the controller has not run',
+  )
+  t.false(
+    sidecar.logs.some((l) => l.event === 'drain_finished'),
+    'no release while the slice still routes to the pod',
+  )
 
   c.controllerManager.resume()
-  const written = await waitFor('the controller\'s terminating write', async () => {
-    const [endpoint] = await endpointsOf(c.admin, ns, pod.uid)
-    return endpoint?.conditions.terminating === true ? { endpoint, at: performance.now() } : undefined
-  }, { intervalMs: 20 })
+  const written = await waitFor(
+    "the controller's terminating write",
+    async () => {
+      const [endpoint] = await endpointsOf(c.admin, ns, pod.uid)
+      return endpoint?.conditions.terminating === true ? { endpoint, at: performance.now() } : undefined
+    },
+    { intervalMs: 20 },
+  )
   const answer = await hook
   t.is(answer.status, 200)
   t.is(answer.body.outcome, 'completed')
-  t.deepEqual(written.endpoint.conditions, { ready: false, serving: true, terminating: true }, 'what the controller writes for a Ready pod being deleted')
-  t.true(answer.at - written.at >= SETTLE_MS - 100, `released ${Math.round(answer.at - written.at)} ms after the terminating write was seen; settle is ${SETTLE_MS} ms`)
+  t.deepEqual(
+    written.endpoint.conditions,
+    { ready: false, serving: true, terminating: true },
+    'what the controller writes for a Ready pod being deleted',
+  )
+  t.true(
+    answer.at - written.at >= SETTLE_MS - 100,
+    `released ${Math.round(answer.at - written.at)} ms after the terminating write was seen; settle is ${SETTLE_MS} ms`,
+  )
   t.true(answer.body.phases.settle.durationSeconds >= SETTLE_MS / 1000)
   t.is(answer.body.phases.endpoints.slicesAtStart, 1)
-  t.truthy(sidecar.logs.find((l) => l.event === 'endpoint_changed' && l.from === 'ready' && l.to === 'not-ready'), 'the sidecar logged the change it waited for')
+  t.truthy(
+    sidecar.logs.find((l) => l.event === 'endpoint_changed' && l.from === 'ready' && l.to === 'not-ready'),
+    'the sidecar logged the change it waited for',
+  )
 
   // The kubelet's final delete after the app exited: the pod and its endpoint go.
   await finishPod(c.admin, ns, pod.name, pod.uid)
@@ -84,7 +114,10 @@ test.serial('a pod in two Services is released only when both slices are written
   t.is(answer.body.phases.endpoints.slicesAtStart, 2)
   const endpoints = await endpointsOf(c.admin, ns, pod.uid)
   t.deepEqual(endpoints.map((e) => e.service).sort(), ['web', 'web-admin'])
-  t.true(endpoints.every((e) => e.conditions.ready === false && e.conditions.terminating === true), 'both slices show it terminating')
+  t.true(
+    endpoints.every((e) => e.conditions.ready === false && e.conditions.terminating === true),
+    'both slices show it terminating',
+  )
 })
 
 test.serial('a Service with publishNotReadyAddresses keeps ready:true while terminating: counted as removed, and logged', async (t) => {
@@ -100,7 +133,11 @@ test.serial('a Service with publishNotReadyAddresses keeps ready:true while term
   t.is(answer.body.outcome, 'completed')
   t.is(answer.body.phases.endpoints.slicesAtStart, 1)
   const [endpoint] = await endpointsOf(c.admin, ns, pod.uid)
-  t.deepEqual(endpoint?.conditions, { ready: true, serving: true, terminating: true }, 'what the real controller writes with publishNotReadyAddresses')
+  t.deepEqual(
+    endpoint?.conditions,
+    { ready: true, serving: true, terminating: true },
+    'what the real controller writes with publishNotReadyAddresses',
+  )
   t.truthy(sidecar.logs.find((l) => l.event === 'endpoint_terminating_but_ready'))
 })
 
@@ -126,7 +163,11 @@ test.serial('a dual-stack pod behind a dual-stack Service is released only when 
   await createService(c, ns, 'web', { app: 'web' }, { ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'] })
   const pod = await readyPod(c, ns, 'web-1', { labels: { app: 'web' }, services: 2, dualStack: true })
   const slices = (await c.admin.get(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`)).items
-  t.deepEqual(slices.map((s: { addressType: string }) => s.addressType).sort(), ['IPv4', 'IPv6'], 'the controller writes one slice per family')
+  t.deepEqual(
+    slices.map((s: { addressType: string }) => s.addressType).sort(),
+    ['IPv4', 'IPv6'],
+    'the controller writes one slice per family',
+  )
   const sidecar = await startPodSidecar(c, pod)
   t.teardown(() => sidecar.stop())
   await sidecar.waitForLog('kube_access_ok')
@@ -136,5 +177,8 @@ test.serial('a dual-stack pod behind a dual-stack Service is released only when 
   t.is(answer.body.phases.endpoints.slicesAtStart, 2)
   const endpoints = await endpointsOf(c.admin, ns, pod.uid)
   t.is(endpoints.length, 2)
-  t.true(endpoints.every((e) => e.conditions.ready === false && e.conditions.terminating === true), 'both families show it terminating')
+  t.true(
+    endpoints.every((e) => e.conditions.ready === false && e.conditions.terminating === true),
+    'both families show it terminating',
+  )
 })

@@ -46,11 +46,19 @@ test.after.always(async () => {
 const slicesPath = (target: Target) => `/apis/discovery.k8s.io/v1/namespaces/${target.namespace}/endpointslices`
 
 /** `token: null` sends no Authorization header. */
-async function get(target: Target, path: string, { token = target.token as string | null, method = 'GET', body }: { token?: string | null; method?: string; body?: unknown } = {}) {
+async function get(
+  target: Target,
+  path: string,
+  { token = target.token as string | null, method = 'GET', body }: { token?: string | null; method?: string; body?: unknown } = {},
+) {
   const response = await fetch(`${target.url}${path}`, {
     method,
     dispatcher: target.dispatcher,
-    headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      accept: 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body ? { body: JSON.stringify(body) } : {}),
     signal: AbortSignal.timeout(30_000),
   })
@@ -79,7 +87,8 @@ async function watch(target: Target, query: Record<string, string>, maxMs = 20_0
       text += Buffer.from(chunk).toString()
       const lines = text.split('\n')
       text = lines.pop()!
-      for (const line of lines) if (line.trim() !== '') events.push({ ...(JSON.parse(line) as { type: string; object: any }), at: performance.now() - started })
+      for (const line of lines)
+        if (line.trim() !== '') events.push({ ...(JSON.parse(line) as { type: string; object: any }), at: performance.now() - started })
     }
   } catch {
     // cut off at maxMs: what arrived so far counts
@@ -97,17 +106,31 @@ function same<T>(title: string, probe: (target: Target) => Promise<T>) {
 
 same('LIST by the field selector the watch sends (metadata.name): only that slice, items without kind', async (target) => {
   const { status, json } = await get(target, `${slicesPath(target)}?fieldSelector=${encodeURIComponent(`metadata.name=${webSlice}`)}`)
-  return { status, kind: json.kind, apiVersion: json.apiVersion, names: json.items.map((i: any) => i.metadata.name), itemKinds: json.items.map((i: any) => i.kind ?? null) }
+  return {
+    status,
+    kind: json.kind,
+    apiVersion: json.apiVersion,
+    names: json.items.map((i: any) => i.metadata.name),
+    itemKinds: json.items.map((i: any) => i.kind ?? null),
+  }
 })
 
 same('LIST by the label selector the sidecar sends (kubernetes.io/service-name in (...))', async (target) => {
-  const { status, json } = await get(target, `${slicesPath(target)}?labelSelector=${encodeURIComponent('kubernetes.io/service-name in (api,web)')}`)
+  const { status, json } = await get(
+    target,
+    `${slicesPath(target)}?labelSelector=${encodeURIComponent('kubernetes.io/service-name in (api,web)')}`,
+  )
   return { status, services: json.items.map((i: any) => i.metadata.labels['kubernetes.io/service-name']).sort() }
 })
 
 same('LIST paged by limit: a continue token and the remaining count', async (target) => {
   const { status, json } = await get(target, `${slicesPath(target)}?limit=1`)
-  return { status, items: json.items.length, hasContinue: typeof json.metadata.continue === 'string' && json.metadata.continue.length > 0, remainingItemCount: json.metadata.remainingItemCount }
+  return {
+    status,
+    items: json.items.length,
+    hasContinue: typeof json.metadata.continue === 'string' && json.metadata.continue.length > 0,
+    remainingItemCount: json.metadata.remainingItemCount,
+  }
 })
 
 same('an unsupported field selector: 400 BadRequest', async (target) => {
@@ -133,7 +156,11 @@ same('a wrong token: 401 Status Unauthorized', async (target) => {
 same('the start-up SelfSubjectAccessReview: 201, allowed for list', async (target) => {
   const { status, json } = await get(target, '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', {
     method: 'POST',
-    body: { kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', spec: { resourceAttributes: { namespace: target.namespace, verb: 'list', group: 'discovery.k8s.io', resource: 'endpointslices' } } },
+    body: {
+      kind: 'SelfSubjectAccessReview',
+      apiVersion: 'authorization.k8s.io/v1',
+      spec: { resourceAttributes: { namespace: target.namespace, verb: 'list', group: 'discovery.k8s.io', resource: 'endpointslices' } },
+    },
   })
   return { status, kind: json.kind, allowed: json.status.allowed }
 })
@@ -141,34 +168,67 @@ same('the start-up SelfSubjectAccessReview: 201, allowed for list', async (targe
 // The watch cache keeps every event since it started, etcd compaction or not: a resourceVersion is "long gone" only
 // when it is older than the cache, e.g. after an API server restart, which rebuilds the cache from a fresh LIST.
 // The fake forgets its history with compact(). Serial, so it runs (and restarts the API server) before the others.
-test.serial('a WATCH from a resourceVersion older than the watch cache: HTTP 200, one ERROR event with a 410 Expired Status, then the end', async (t) => {
-  const c = cluster()
-  const before = (await c.admin.get('/apis/discovery.k8s.io/v1/endpointslices?limit=1')).metadata.resourceVersion as string
-  // Writes after `before`, so the restarted API server's cache starts above it.
-  for (const name of ['after-1', 'after-2']) await c.admin.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name } }, targets[1]!.namespace)
-  await c.restartApiserver()
-  const real = targets[1]!
-  await real.dispatcher.destroy()
-  real.dispatcher = new Agent({ connect: { ca: readFileSync(c.caFile) } })
-  fake.compact()
-  const results = []
-  for (const target of targets) {
-    const from = target.name === 'fake' ? String(fake.resourceVersion - 1) : before
-    const { status, events } = await watch(target, { resourceVersion: from, allowWatchBookmarks: 'true', timeoutSeconds: '10' })
-    results.push({ status, events: events.map((e) => ({ type: e.type, kind: e.object.kind, code: e.object.code, reason: e.object.reason, message: String(e.object.message).replace(/\d+/g, 'N') })) })
-  }
-  t.deepEqual(results[0], results[1], 'fake and real server differ')
-  t.is(results[1]!.events[0]?.code, 410)
-})
+test.serial(
+  'a WATCH from a resourceVersion older than the watch cache: HTTP 200, one ERROR event with a 410 Expired Status, then the end',
+  async (t) => {
+    const c = cluster()
+    const before = (await c.admin.get('/apis/discovery.k8s.io/v1/endpointslices?limit=1')).metadata.resourceVersion as string
+    // Writes after `before`, so the restarted API server's cache starts above it.
+    for (const name of ['after-1', 'after-2'])
+      await c.admin.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name } }, targets[1]!.namespace)
+    await c.restartApiserver()
+    const real = targets[1]!
+    await real.dispatcher.destroy()
+    real.dispatcher = new Agent({ connect: { ca: readFileSync(c.caFile) } })
+    fake.compact()
+    const results = []
+    for (const target of targets) {
+      const from = target.name === 'fake' ? String(fake.resourceVersion - 1) : before
+      const { status, events } = await watch(target, { resourceVersion: from, allowWatchBookmarks: 'true', timeoutSeconds: '10' })
+      results.push({
+        status,
+        events: events.map((e) => ({
+          type: e.type,
+          kind: e.object.kind,
+          code: e.object.code,
+          reason: e.object.reason,
+          message: String(e.object.message).replace(/\d+/g, 'N'),
+        })),
+      })
+    }
+    t.deepEqual(results[0], results[1], 'fake and real server differ')
+    t.is(results[1]!.events[0]?.code, 410)
+  },
+)
 
 same('a WATCH ends by itself after timeoutSeconds, with a BOOKMARK 2 s before when the resourceVersion moved meanwhile', async (target) => {
   const list = await get(target, `${slicesPath(target)}?fieldSelector=${encodeURIComponent(`metadata.name=${webSlice}`)}`)
   // A write the watch does not select, a second in: it moves the resourceVersion on, and only that.
   setTimeout(() => {
-    if (target.name === 'fake') fake.upsert({ metadata: { name: 'unrelated', labels: { 'kubernetes.io/service-name': 'unrelated' } }, addressType: 'IPv4', endpoints: [] } as never)
-    else void cluster().admin.apply({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'unrelated', labels: { 'kubernetes.io/service-name': 'unrelated' } }, addressType: 'IPv4', endpoints: [] }, target.namespace)
+    if (target.name === 'fake')
+      fake.upsert({
+        metadata: { name: 'unrelated', labels: { 'kubernetes.io/service-name': 'unrelated' } },
+        addressType: 'IPv4',
+        endpoints: [],
+      } as never)
+    else
+      void cluster().admin.apply(
+        {
+          apiVersion: 'discovery.k8s.io/v1',
+          kind: 'EndpointSlice',
+          metadata: { name: 'unrelated', labels: { 'kubernetes.io/service-name': 'unrelated' } },
+          addressType: 'IPv4',
+          endpoints: [],
+        },
+        target.namespace,
+      )
   }, 1_000)
-  const { status, events, ms } = await watch(target, { resourceVersion: list.json.metadata.resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: '10', fieldSelector: `metadata.name=${webSlice}` })
+  const { status, events, ms } = await watch(target, {
+    resourceVersion: list.json.metadata.resourceVersion,
+    allowWatchBookmarks: 'true',
+    timeoutSeconds: '10',
+    fieldSelector: `metadata.name=${webSlice}`,
+  })
   const first = events.find((e) => e.type === 'BOOKMARK')
   const bookmark = first?.object
   return {
@@ -177,6 +237,11 @@ same('a WATCH ends by itself after timeoutSeconds, with a BOOKMARK 2 s before wh
     // The real server sometimes sends a second bookmark right after the first: the kinds count, not the number.
     types: [...new Set(events.map((e) => e.type))],
     bookmarkTwoSecondsBeforeTheEnd: first !== undefined && first.at >= 6_500 && first.at <= 10_000,
-    bookmark: bookmark && { kind: bookmark.kind, apiVersion: bookmark.apiVersion, metadataKeys: Object.keys(bookmark.metadata).sort(), movedOn: Number(bookmark.metadata.resourceVersion) > Number(list.json.metadata.resourceVersion) },
+    bookmark: bookmark && {
+      kind: bookmark.kind,
+      apiVersion: bookmark.apiVersion,
+      metadataKeys: Object.keys(bookmark.metadata).sort(),
+      movedOn: Number(bookmark.metadata.resourceVersion) > Number(list.json.metadata.resourceVersion),
+    },
   }
 })

@@ -25,36 +25,57 @@ async function drainingPod(t: import('ava').ExecutionContext, prefix: string, en
   await sidecar.waitForLog('kube_access_ok')
   c.controllerManager.pause()
   t.teardown(() => c.controllerManager.resume())
-  t.deepEqual((await endpointsOf(c.admin, ns, pod.uid)).map((e) => e.conditions.ready), [true], 'ready before the delete')
+  t.deepEqual(
+    (await endpointsOf(c.admin, ns, pod.uid)).map((e) => e.conditions.ready),
+    [true],
+    'ready before the delete',
+  )
   await deletePodGracefully(c.admin, ns, pod.name, 120)
   const hook = callHook(sidecar)
   await sidecar.waitForLog('endpoints_listed')
-  t.is(sidecar.logs.find((l) => l.event === 'endpoints_listed')?.holding && Object.values(sidecar.logs.find((l) => l.event === 'endpoints_listed')!.holding as object).join(), 'ready', `the sidecar listed its endpoint ready (the controller was held back):\n${story(sidecar)}\n${JSON.stringify(await endpointsOf(c.admin, ns, pod.uid))}`)
+  t.is(
+    sidecar.logs.find((l) => l.event === 'endpoints_listed')?.holding &&
+      Object.values(sidecar.logs.find((l) => l.event === 'endpoints_listed')!.holding as object).join(),
+    'ready',
+    `the sidecar listed its endpoint ready (the controller was held back):\n${story(sidecar)}\n${JSON.stringify(await endpointsOf(c.admin, ns, pod.uid))}`,
+  )
   const terminatingWritten = () =>
-    waitFor('the controller\'s terminating write', async () => ((await endpointsOf(c.admin, ns, pod.uid))[0]?.conditions.terminating ? performance.now() : undefined), { timeoutMs: 120_000, intervalMs: 50 })
+    waitFor(
+      "the controller's terminating write",
+      async () => ((await endpointsOf(c.admin, ns, pod.uid))[0]?.conditions.terminating ? performance.now() : undefined),
+      { timeoutMs: 120_000, intervalMs: 50 },
+    )
   return { c, ns, pod, sidecar, hook, terminatingWritten }
 }
 
 /** The sidecar's log, one event per line with its status or error, for the test's log when it fails. */
 function story(sidecar: { logs: Array<Record<string, unknown>> }): string {
-  return sidecar.logs.map((l) => `${l.event}${l.from ? ` ${l.from} -> ${l.to} (${l.why})` : ''}${l.status ? ` ${l.status}` : ''}${l.error ? ` ${JSON.stringify(l.error).slice(0, 160)}` : ''}`).join('\n')
+  return sidecar.logs
+    .map(
+      (l) =>
+        `${l.event}${l.from ? ` ${l.from} -> ${l.to} (${l.why})` : ''}${l.status ? ` ${l.status}` : ''}${l.error ? ` ${JSON.stringify(l.error).slice(0, 160)}` : ''}`,
+    )
+    .join('\n')
 }
 
 const released = (sidecar: { logs: Array<{ event: string }> }) => sidecar.logs.some((l) => l.event === 'drain_finished')
 
-test.serial('kube-apiserver killed and restarted mid-drain: the hook is held through the outage and released after the terminating write', async (t) => {
-  const { c, sidecar, hook, terminatingWritten } = await drainingPod(t, 'apikill')
-  await c.restartApiserver({ downMs: 3_000 })
-  t.false(released(sidecar), `not released while the API server was down:\n${story(sidecar)}`)
-  c.controllerManager.resume()
-  const writtenAt = await terminatingWritten()
-  const answer = await hook
-  t.log(story(sidecar))
-  t.is(answer.body.outcome, 'completed', JSON.stringify(answer.body))
-  t.true(answer.at - writtenAt >= 1_000 - 100, 'a settle after the write')
-  const trouble = sidecar.logs.filter((l) => /^endpoint_(watch_failed|list_failed|watch_expired|watch_idle)$/.test(l.event))
-  t.true(trouble.length > 0, 'the sidecar noticed the outage')
-})
+test.serial(
+  'kube-apiserver killed and restarted mid-drain: the hook is held through the outage and released after the terminating write',
+  async (t) => {
+    const { c, sidecar, hook, terminatingWritten } = await drainingPod(t, 'apikill')
+    await c.restartApiserver({ downMs: 3_000 })
+    t.false(released(sidecar), `not released while the API server was down:\n${story(sidecar)}`)
+    c.controllerManager.resume()
+    const writtenAt = await terminatingWritten()
+    const answer = await hook
+    t.log(story(sidecar))
+    t.is(answer.body.outcome, 'completed', JSON.stringify(answer.body))
+    t.true(answer.at - writtenAt >= 1_000 - 100, 'a settle after the write')
+    const trouble = sidecar.logs.filter((l) => /^endpoint_(watch_failed|list_failed|watch_expired|watch_idle)$/.test(l.event))
+    t.true(trouble.length > 0, 'the sidecar noticed the outage')
+  },
+)
 
 test.serial('etcd stopped for 5 s mid-drain: nothing is released early, and the drain completes once etcd is back', async (t) => {
   const { c, sidecar, hook, terminatingWritten } = await drainingPod(t, 'etcdstop')
@@ -71,66 +92,91 @@ test.serial('etcd stopped for 5 s mid-drain: nothing is released early, and the 
   t.true(answer.at - writtenAt >= 1_000 - 100, 'a settle after the write')
 })
 
-test.serial('the token file rotated mid-drain while the old token is revoked: the sidecar re-reads it after a 401 and completes', async (t) => {
-  const c = cluster()
-  const ns = await namespaceWithRbac(c, 'rotate')
-  await createService(c, ns, 'web', { app: 'web' })
-  const pod = await readyPod(c, ns, 'web-1', { labels: { app: 'web' }, services: 1 })
-  // The first token is bound to a Secret, so deleting the Secret revokes it (a pod-bound token cannot be revoked
-  // while its pod exists); the second is bound to the pod, as the kubelet's is.
-  const secret = await c.admin.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'first-token-anchor' } }, ns)
-  const first = await c.admin.create(`/api/v1/namespaces/${ns}/serviceaccounts/drain-coordinator/token`, {
-    apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest',
-    spec: { expirationSeconds: 600, boundObjectRef: { apiVersion: 'v1', kind: 'Secret', name: 'first-token-anchor', uid: secret.metadata.uid } },
-  })
-  const sidecar = await startPodSidecar(c, pod, { DRAIN_TIMEOUT: '90s' }, { token: first.status.token })
-  t.teardown(() => sidecar.stop())
-  await sidecar.waitForLog('kube_access_ok')
-  c.controllerManager.pause()
-  t.teardown(() => c.controllerManager.resume())
-  await deletePodGracefully(c.admin, ns, pod.name, 120)
-  const hook = callHook(sidecar)
-  await sidecar.waitForLog('endpoints_listed')
+test.serial(
+  'the token file rotated mid-drain while the old token is revoked: the sidecar re-reads it after a 401 and completes',
+  async (t) => {
+    const c = cluster()
+    const ns = await namespaceWithRbac(c, 'rotate')
+    await createService(c, ns, 'web', { app: 'web' })
+    const pod = await readyPod(c, ns, 'web-1', { labels: { app: 'web' }, services: 1 })
+    // The first token is bound to a Secret, so deleting the Secret revokes it (a pod-bound token cannot be revoked
+    // while its pod exists); the second is bound to the pod, as the kubelet's is.
+    const secret = await c.admin.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'first-token-anchor' } }, ns)
+    const first = await c.admin.create(`/api/v1/namespaces/${ns}/serviceaccounts/drain-coordinator/token`, {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: {
+        expirationSeconds: 600,
+        boundObjectRef: { apiVersion: 'v1', kind: 'Secret', name: 'first-token-anchor', uid: secret.metadata.uid },
+      },
+    })
+    const sidecar = await startPodSidecar(c, pod, { DRAIN_TIMEOUT: '90s' }, { token: first.status.token })
+    t.teardown(() => sidecar.stop())
+    await sidecar.waitForLog('kube_access_ok')
+    c.controllerManager.pause()
+    t.teardown(() => c.controllerManager.resume())
+    await deletePodGracefully(c.admin, ns, pod.name, 120)
+    const hook = callHook(sidecar)
+    await sidecar.waitForLog('endpoints_listed')
 
-  await sidecar.rotateToken(await requestPodToken(c.admin, ns, 'drain-coordinator', pod.pod))
-  await c.admin.delete(`/api/v1/namespaces/${ns}/secrets/first-token-anchor`)
-  const slices = `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`
-  await waitFor('the first token revoked', async () => ((await getWithToken(c.apiUrl, c.caFile, first.status.token, slices)).status === 401 ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 })
-  // The watch open before the rotation keeps streaming; its next renewal (at most 10 s of silence) uses the
-  // cached, now revoked, token and gets a 401.
-  await waitFor('a 401 seen by the sidecar', async () => {
-    const metrics = await (await fetch(`${sidecar.url}/metrics`)).text()
-    return /drain_coordinator_kube_api_requests_total\{[^}]*code="401"[^}]*\} [1-9]/.test(metrics) ? true : undefined
-  }, { timeoutMs: 40_000, intervalMs: 250 }).catch((error: Error) => Promise.reject(new Error(`${error.message}; the sidecar's log:\n${story(sidecar)}`)))
-  c.controllerManager.resume()
-  const answer = await hook
-  t.log(story(sidecar))
-  t.is(answer.body.outcome, 'completed', JSON.stringify(answer.body))
-})
+    await sidecar.rotateToken(await requestPodToken(c.admin, ns, 'drain-coordinator', pod.pod))
+    await c.admin.delete(`/api/v1/namespaces/${ns}/secrets/first-token-anchor`)
+    const slices = `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`
+    await waitFor(
+      'the first token revoked',
+      async () => ((await getWithToken(c.apiUrl, c.caFile, first.status.token, slices)).status === 401 ? true : undefined),
+      { timeoutMs: 30_000, intervalMs: 250 },
+    )
+    // The watch open before the rotation keeps streaming; its next renewal (at most 10 s of silence) uses the
+    // cached, now revoked, token and gets a 401.
+    await waitFor(
+      'a 401 seen by the sidecar',
+      async () => {
+        const metrics = await (await fetch(`${sidecar.url}/metrics`)).text()
+        return /drain_coordinator_kube_api_requests_total\{[^}]*code="401"[^}]*\} [1-9]/.test(metrics) ? true : undefined
+      },
+      { timeoutMs: 40_000, intervalMs: 250 },
+    ).catch((error: Error) => Promise.reject(new Error(`${error.message}; the sidecar's log:\n${story(sidecar)}`)))
+    c.controllerManager.resume()
+    const answer = await hook
+    t.log(story(sidecar))
+    t.is(answer.body.outcome, 'completed', JSON.stringify(answer.body))
+  },
+)
 
-test.serial('once the pod object is gone its token is refused (401): a drain that starts then holds to DRAIN_TIMEOUT, never completes blind', async (t) => {
-  const c = cluster()
-  const ns = await namespaceWithRbac(c, 'gone')
-  await createService(c, ns, 'web', { app: 'web' })
-  const pod = await readyPod(c, ns, 'web-1', { labels: { app: 'web' }, services: 1 })
-  const sidecar = await startPodSidecar(c, pod, { DRAIN_TIMEOUT: '6s' })
-  t.teardown(() => sidecar.stop())
-  await sidecar.waitForLog('kube_access_ok')
-  const token = readFileSync(sidecar.tokenFile, 'utf8')
-  const slices = `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`
+test.serial(
+  'once the pod object is gone its token is refused (401): a drain that starts then holds to DRAIN_TIMEOUT, never completes blind',
+  async (t) => {
+    const c = cluster()
+    const ns = await namespaceWithRbac(c, 'gone')
+    await createService(c, ns, 'web', { app: 'web' })
+    const pod = await readyPod(c, ns, 'web-1', { labels: { app: 'web' }, services: 1 })
+    const sidecar = await startPodSidecar(c, pod, { DRAIN_TIMEOUT: '6s' })
+    t.teardown(() => sidecar.stop())
+    await sidecar.waitForLog('kube_access_ok')
+    const token = readFileSync(sidecar.tokenFile, 'utf8')
+    const slices = `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`
 
-  await deletePodGracefully(c.admin, ns, pod.name, 60)
-  t.is((await getWithToken(c.apiUrl, c.caFile, token, slices)).status, 200, 'valid while the pod is Terminating')
-  await finishPod(c.admin, ns, pod.name, pod.uid)
-  await waitFor('the pod gone', async () => ((await endpointsOf(c.admin, ns, pod.uid)).length === 0 ? true : undefined))
-  const refused = await waitFor('the token refused', async () => {
-    const answer = await getWithToken(c.apiUrl, c.caFile, token, slices)
-    return answer.status === 200 ? undefined : answer
-  }, { timeoutMs: 30_000 })
-  t.like(refused, { status: 401, body: { kind: 'Status', reason: 'Unauthorized', code: 401 } })
-  const answer = await callHook(sidecar)
-  t.is(answer.body.outcome, 'timeout', JSON.stringify(answer.body))
-  const failures = sidecar.logs.filter((l) => l.event === 'endpoint_list_failed')
-  t.true(failures.length > 0)
-  t.true(failures.every((l) => l.status === 401), JSON.stringify(failures.map((l) => l.status)))
-})
+    await deletePodGracefully(c.admin, ns, pod.name, 60)
+    t.is((await getWithToken(c.apiUrl, c.caFile, token, slices)).status, 200, 'valid while the pod is Terminating')
+    await finishPod(c.admin, ns, pod.name, pod.uid)
+    await waitFor('the pod gone', async () => ((await endpointsOf(c.admin, ns, pod.uid)).length === 0 ? true : undefined))
+    const refused = await waitFor(
+      'the token refused',
+      async () => {
+        const answer = await getWithToken(c.apiUrl, c.caFile, token, slices)
+        return answer.status === 200 ? undefined : answer
+      },
+      { timeoutMs: 30_000 },
+    )
+    t.like(refused, { status: 401, body: { kind: 'Status', reason: 'Unauthorized', code: 401 } })
+    const answer = await callHook(sidecar)
+    t.is(answer.body.outcome, 'timeout', JSON.stringify(answer.body))
+    const failures = sidecar.logs.filter((l) => l.event === 'endpoint_list_failed')
+    t.true(failures.length > 0)
+    t.true(
+      failures.every((l) => l.status === 401),
+      JSON.stringify(failures.map((l) => l.status)),
+    )
+  },
+)

@@ -27,7 +27,9 @@ async function example(t: import('ava').ExecutionContext, name: string, role: (r
   const ip = podIp()
   await setPodStatus(c.admin, ns, 'example-app-1', { ips: [ip], ready: true })
   const pod = { pod: created, name: 'example-app-1', namespace: ns, uid: created.metadata.uid!, ip }
-  await waitFor('the example pod ready in its Service\'s slice', async () => ((await endpointsOf(c.admin, ns, pod.uid))[0]?.conditions.ready ? true : undefined))
+  await waitFor("the example pod ready in its Service's slice", async () =>
+    (await endpointsOf(c.admin, ns, pod.uid))[0]?.conditions.ready ? true : undefined,
+  )
   const sidecar = await startPodSidecar(c, pod, {}, { serviceAccount: template.spec.serviceAccountName })
   t.teardown(() => sidecar.stop())
   return { c, ns, pod, sidecar }
@@ -44,7 +46,10 @@ test('with the shipped Role, the start-up access check passes and a drain comple
   const answer = await callHook(sidecar)
   t.is(answer.body.outcome, 'completed', JSON.stringify(answer.body))
   t.is(answer.body.phases.endpoints.mode, 'watch', 'watched, not fallen back to polling: watch is granted')
-  t.false(sidecar.logs.some((l) => l.event === 'endpoint_watch_failed' || l.event === 'endpoint_list_failed'), 'no request was refused')
+  t.false(
+    sidecar.logs.some((l) => l.event === 'endpoint_watch_failed' || l.event === 'endpoint_list_failed'),
+    'no request was refused',
+  )
 })
 
 for (const verb of ['watch', 'list'] as const) {
@@ -55,7 +60,10 @@ for (const verb of ['watch', 'list'] as const) {
     })
     const denied = await sidecar.waitForLog('kube_access_denied')
     t.like(denied, { level: 'error', verb, resource: 'endpointslices.discovery.k8s.io', namespace: ns, via: 'review' })
-    t.regex(String(denied.message), new RegExp(`^this service account may not ${verb} endpointslices\\.discovery\\.k8s\\.io in namespace ${ns}: `))
+    t.regex(
+      String(denied.message),
+      new RegExp(`^this service account may not ${verb} endpointslices\\.discovery\\.k8s\\.io in namespace ${ns}: `),
+    )
     t.is(sidecar.logs.filter((l) => l.event.startsWith('kube_access_')).length, 1, 'one line')
   })
 }

@@ -22,7 +22,9 @@ export function useCluster(test: TestFn, options: ClusterOptions = {}): () => Cl
   test.serial.before(async (t) => {
     cluster = await startCluster(options)
     const { timings } = cluster
-    t.log(`control plane ready in ${(timings.total! / 1000).toFixed(1)} s (etcd ${(timings.etcd! / 1000).toFixed(1)} s, kube-apiserver ${(timings.apiserver! / 1000).toFixed(1)} s, kube-controller-manager ${(timings.controllerManager! / 1000).toFixed(1)} s)`)
+    t.log(
+      `control plane ready in ${(timings.total! / 1000).toFixed(1)} s (etcd ${(timings.etcd! / 1000).toFixed(1)} s, kube-apiserver ${(timings.apiserver! / 1000).toFixed(1)} s, kube-controller-manager ${(timings.controllerManager! / 1000).toFixed(1)} s)`,
+    )
     await ensureNode(cluster.admin)
   })
   test.afterEach.always((t) => {
@@ -43,15 +45,34 @@ export function useCluster(test: TestFn, options: ClusterOptions = {}): () => Cl
 }
 
 /** A fresh namespace (unique name) with the project's Role, RoleBinding and ServiceAccount from manifests/base. */
-export async function namespaceWithRbac(cluster: Cluster, prefix: string, { role }: { role?: (role: KubeObject) => KubeObject } = {}): Promise<string> {
+export async function namespaceWithRbac(
+  cluster: Cluster,
+  prefix: string,
+  { role }: { role?: (role: KubeObject) => KubeObject } = {},
+): Promise<string> {
   const namespace = `${prefix}-${randomBytes(3).toString('hex')}`
   await createNamespace(cluster.admin, namespace)
-  for (const object of render('base') as KubeObject[]) await cluster.admin.apply(object.kind === 'Role' && role ? role(structuredClone(object)) : object, namespace)
+  for (const object of render('base') as KubeObject[])
+    await cluster.admin.apply(object.kind === 'Role' && role ? role(structuredClone(object)) : object, namespace)
   return namespace
 }
 
-export async function createService(cluster: Cluster, namespace: string, name: string, selector: Record<string, string>, extra: Record<string, unknown> = {}): Promise<KubeObject> {
-  return cluster.admin.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name }, spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 8080 }], ...extra } }, namespace)
+export async function createService(
+  cluster: Cluster,
+  namespace: string,
+  name: string,
+  selector: Record<string, string>,
+  extra: Record<string, unknown> = {},
+): Promise<KubeObject> {
+  return cluster.admin.apply(
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name },
+      spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 8080 }], ...extra },
+    },
+    namespace,
+  )
 }
 
 let nextIp = 1
@@ -67,11 +88,41 @@ export function podIpv6(ipv4: string): string {
   return `2001:2::${c.toString(16)}:${d.toString(16)}`
 }
 
-export type ReadyPod = { pod: KubeObject; name: string; namespace: string; uid: string; /** POD_IP: one address, or two comma-separated */ ip: string }
+export type ReadyPod = {
+  pod: KubeObject
+  name: string
+  namespace: string
+  uid: string
+  /** POD_IP: one address, or two comma-separated */ ip: string
+}
 
 /** A pod bound to the node, Running and Ready with one IP (two if dual-stack); waits until `services` slices list it ready. */
-export async function readyPod(cluster: Cluster, namespace: string, name: string, { labels = { app: name }, services = 0, serviceAccountName = 'drain-coordinator', spec, dualStack = false }: { labels?: Record<string, string>; services?: number; serviceAccountName?: string; spec?: Record<string, unknown>; dualStack?: boolean } = {}): Promise<ReadyPod> {
-  const pod = await createPod(cluster.admin, { name, namespace, labels, serviceAccountName, terminationGracePeriodSeconds: 60, ...(spec ? { spec } : {}) })
+export async function readyPod(
+  cluster: Cluster,
+  namespace: string,
+  name: string,
+  {
+    labels = { app: name },
+    services = 0,
+    serviceAccountName = 'drain-coordinator',
+    spec,
+    dualStack = false,
+  }: {
+    labels?: Record<string, string>
+    services?: number
+    serviceAccountName?: string
+    spec?: Record<string, unknown>
+    dualStack?: boolean
+  } = {},
+): Promise<ReadyPod> {
+  const pod = await createPod(cluster.admin, {
+    name,
+    namespace,
+    labels,
+    serviceAccountName,
+    terminationGracePeriodSeconds: 60,
+    ...(spec ? { spec } : {}),
+  })
   const ipv4 = podIp()
   const ips = dualStack ? [ipv4, podIpv6(ipv4)] : [ipv4]
   // POD_IP as the Downward API writes status.podIPs: comma-separated.
@@ -90,7 +141,12 @@ export async function readyPod(cluster: Cluster, namespace: string, name: string
 export type PodSidecar = Sidecar & { tokenFile: string; rotateToken(token: string): Promise<void> }
 
 /** The sidecar bundle as this pod's sidecar: its Downward API env, a pod-bound token (or `token`) and the cluster CA. */
-export async function startPodSidecar(cluster: Cluster, pod: ReadyPod, env: Record<string, string> = {}, { serviceAccount = 'drain-coordinator', waitReady = true, token }: { serviceAccount?: string; waitReady?: boolean; token?: string } = {}): Promise<PodSidecar> {
+export async function startPodSidecar(
+  cluster: Cluster,
+  pod: ReadyPod,
+  env: Record<string, string> = {},
+  { serviceAccount = 'drain-coordinator', waitReady = true, token }: { serviceAccount?: string; waitReady?: boolean; token?: string } = {},
+): Promise<PodSidecar> {
   const secrets = join(cluster.dir, 'pods', pod.namespace, pod.name)
   await mkdir(secrets, { recursive: true })
   const tokenFile = join(secrets, 'token')
@@ -100,19 +156,22 @@ export async function startPodSidecar(cluster: Cluster, pod: ReadyPod, env: Reco
     await rename(`${tokenFile}.new`, tokenFile)
   }
   await rotateToken(token ?? (await requestPodToken(cluster.admin, pod.namespace, serviceAccount, pod.pod)))
-  const sidecar = await startSidecar({
-    DRAIN_KUBE_API_URL: cluster.apiUrl,
-    DRAIN_KUBE_CA_FILE: cluster.caFile,
-    DRAIN_KUBE_TOKEN_FILE: tokenFile,
-    POD_NAMESPACE: pod.namespace,
-    POD_NAME: pod.name,
-    POD_UID: pod.uid,
-    POD_IP: pod.ip,
-    DRAIN_SETTLE: '1s',
-    DRAIN_TIMEOUT: '30s',
-    DRAIN_FINAL_SCRAPE_WAIT: '0',
-    ...env,
-  }, { waitReady })
+  const sidecar = await startSidecar(
+    {
+      DRAIN_KUBE_API_URL: cluster.apiUrl,
+      DRAIN_KUBE_CA_FILE: cluster.caFile,
+      DRAIN_KUBE_TOKEN_FILE: tokenFile,
+      POD_NAMESPACE: pod.namespace,
+      POD_NAME: pod.name,
+      POD_UID: pod.uid,
+      POD_IP: pod.ip,
+      DRAIN_SETTLE: '1s',
+      DRAIN_TIMEOUT: '30s',
+      DRAIN_FINAL_SCRAPE_WAIT: '0',
+      ...env,
+    },
+    { waitReady },
+  )
   return Object.assign(sidecar, { tokenFile, rotateToken })
 }
 

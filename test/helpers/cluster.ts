@@ -58,20 +58,29 @@ export async function startCluster(options: ClusterOptions = {}) {
 
     mark = performance.now()
     const kubeconfig = await writeKubeconfig(join(dir, 'kcm.kubeconfig'), apiUrl, pki.caFile, pki.controllerManager)
-    const controllerManager = startComponent('kube-controller-manager', toolBinary('kube', 'kube-controller-manager'), [
-      `--kubeconfig=${kubeconfig}`,
-      '--controllers=endpointslice,serviceaccount,namespace',
-      '--leader-elect=false',
-      '--bind-address=127.0.0.1',
-      `--secure-port=${await freePort()}`,
-      '--v=1',
-    ], join(dir, 'kube-controller-manager.log'))
+    const controllerManager = startComponent(
+      'kube-controller-manager',
+      toolBinary('kube', 'kube-controller-manager'),
+      [
+        `--kubeconfig=${kubeconfig}`,
+        '--controllers=endpointslice,serviceaccount,namespace',
+        '--leader-elect=false',
+        '--bind-address=127.0.0.1',
+        `--secure-port=${await freePort()}`,
+        '--v=1',
+      ],
+      join(dir, 'kube-controller-manager.log'),
+    )
     components.push(controllerManager)
     // Ready when the serviceaccount controller has made `default` (pods need it): its informers have synced.
-    await waitFor('ServiceAccount default/default (kube-controller-manager running)', async () => {
-      if (!controllerManager.running) throw new Error(`kube-controller-manager exited:\n${controllerManager.tail()}`)
-      return admin.get('/api/v1/namespaces/default/serviceaccounts/default')
-    }, { timeoutMs: START_TIMEOUT_MS })
+    await waitFor(
+      'ServiceAccount default/default (kube-controller-manager running)',
+      async () => {
+        if (!controllerManager.running) throw new Error(`kube-controller-manager exited:\n${controllerManager.tail()}`)
+        return admin.get('/api/v1/namespaces/default/serviceaccounts/default')
+      },
+      { timeoutMs: START_TIMEOUT_MS },
+    )
     timings.controllerManager = performance.now() - mark
     timings.total = performance.now() - started
 
@@ -107,7 +116,9 @@ export async function startCluster(options: ClusterOptions = {}) {
       },
       /** etcd's current revision (the resourceVersion the API server hands out next is above it). */
       async etcdRevision(): Promise<number> {
-        const answer = (await etcdCall(etcdUrl, '/v3/kv/range', { key: Buffer.from('/').toString('base64') })) as { header: { revision: string } }
+        const answer = (await etcdCall(etcdUrl, '/v3/kv/range', { key: Buffer.from('/').toString('base64') })) as {
+          header: { revision: string }
+        }
         return Number(answer.header.revision)
       },
       /** Compacts etcd's history up to its current revision: watches from older resourceVersions then get 410. */
@@ -160,25 +171,34 @@ function kubeApiserverArgs(pki: Pki, etcdUrl: string, port: number, extra: strin
 async function startEtcd(dir: string, ports: { client: number; peer: number }): Promise<Component> {
   const client = `http://127.0.0.1:${ports.client}`
   const peer = `http://127.0.0.1:${ports.peer}`
-  const etcd = startComponent('etcd', toolBinary('etcd'), [
-    '--name=test',
-    `--data-dir=${join(dir, 'etcd')}`,
-    `--listen-client-urls=${client}`,
-    `--advertise-client-urls=${client}`,
-    `--listen-peer-urls=${peer}`,
-    `--initial-advertise-peer-urls=${peer}`,
-    `--initial-cluster=test=${peer}`,
-    // Skips fsync: only a power loss or kernel crash could lose writes, and the data dies with the test anyway.
-    '--unsafe-no-fsync',
-    '--log-level=warn',
-  ], join(dir, 'etcd.log'))
+  const etcd = startComponent(
+    'etcd',
+    toolBinary('etcd'),
+    [
+      '--name=test',
+      `--data-dir=${join(dir, 'etcd')}`,
+      `--listen-client-urls=${client}`,
+      `--advertise-client-urls=${client}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=test=${peer}`,
+      // Skips fsync: only a power loss or kernel crash could lose writes, and the data dies with the test anyway.
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+    ],
+    join(dir, 'etcd.log'),
+  )
   try {
-    await waitFor('etcd /health', async () => {
-      if (!etcd.running) throw new Error(`etcd exited:\n${etcd.tail()}`)
-      const response = await fetch(`${client}/health`, { signal: AbortSignal.timeout(2_000) })
-      const body = (await response.json()) as { health?: string }
-      return body.health === 'true' ? true : undefined
-    }, { timeoutMs: START_TIMEOUT_MS, intervalMs: 50 })
+    await waitFor(
+      'etcd /health',
+      async () => {
+        if (!etcd.running) throw new Error(`etcd exited:\n${etcd.tail()}`)
+        const response = await fetch(`${client}/health`, { signal: AbortSignal.timeout(2_000) })
+        const body = (await response.json()) as { health?: string }
+        return body.health === 'true' ? true : undefined
+      },
+      { timeoutMs: START_TIMEOUT_MS, intervalMs: 50 },
+    )
   } catch (error) {
     await etcd.stop()
     throw error
@@ -190,10 +210,14 @@ async function startApiserver(dir: string, args: string[], admin: KubeAdmin): Pr
   const apiserver = startComponent('kube-apiserver', toolBinary('kube', 'kube-apiserver'), args, join(dir, 'kube-apiserver.log'))
   try {
     // With the admin certificate: anonymous probes get 403 until RBAC's bootstrap policy is in, which says nothing.
-    await waitFor('kube-apiserver /readyz', async () => {
-      if (!apiserver.running) throw new Error(`kube-apiserver exited:\n${apiserver.tail()}`)
-      return (await admin.get('/readyz')) === 'ok' ? true : undefined
-    }, { timeoutMs: START_TIMEOUT_MS, intervalMs: 200 })
+    await waitFor(
+      'kube-apiserver /readyz',
+      async () => {
+        if (!apiserver.running) throw new Error(`kube-apiserver exited:\n${apiserver.tail()}`)
+        return (await admin.get('/readyz')) === 'ok' ? true : undefined
+      },
+      { timeoutMs: START_TIMEOUT_MS, intervalMs: 200 },
+    )
   } catch (error) {
     await apiserver.stop()
     throw error

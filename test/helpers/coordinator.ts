@@ -9,18 +9,20 @@ import { createMetrics, type Metrics } from '../../src/metrics.ts'
 import type { Fetch } from '../../src/transport.ts'
 import { captureLog } from './capture-log.ts'
 
-export function testCoordinator(options: {
-  clock?: Clock
-  appFetch?: Fetch
-  envoyFetch?: Fetch
-  waitForEndpoints?: DrainDeps['waitForEndpoints']
-  trafficObserver?: DrainDeps['trafficObserver']
-  readDeletion?: DrainDeps['readDeletion']
-  recordEvent?: DrainDeps['recordEvent']
-  config?: Partial<DrainDeps['config']>
-  /** Replaces some of the real metrics (to make them fail, say). */
-  metrics?: (real: Metrics) => Metrics
-} = {}) {
+export function testCoordinator(
+  options: {
+    clock?: Clock
+    appFetch?: Fetch
+    envoyFetch?: Fetch
+    waitForEndpoints?: DrainDeps['waitForEndpoints']
+    trafficObserver?: DrainDeps['trafficObserver']
+    readDeletion?: DrainDeps['readDeletion']
+    recordEvent?: DrainDeps['recordEvent']
+    config?: Partial<DrainDeps['config']>
+    /** Replaces some of the real metrics (to make them fail, say). */
+    metrics?: (real: Metrics) => Metrics
+  } = {},
+) {
   const log = captureLog()
   const registry = new Registry()
   const real = createMetrics(registry, { version: 'test', processMetrics: false })
@@ -36,7 +38,17 @@ export function testCoordinator(options: {
     readDeletion: options.readDeletion,
     recordEvent: options.recordEvent,
     // quietPeriodMs 0: the fixed settle, unless a test drives the traffic gate.
-    config: { appShutdownUrl: undefined, envoyAdminUrl: undefined, settleMs: 10, timeoutMs: 5_000, sideCallTimeoutMs: 1_000, quietPeriodMs: 0, settleMinMs: 0, appReserveMs: 10_000, ...options.config },
+    config: {
+      appShutdownUrl: undefined,
+      envoyAdminUrl: undefined,
+      settleMs: 10,
+      timeoutMs: 5_000,
+      sideCallTimeoutMs: 1_000,
+      quietPeriodMs: 0,
+      settleMinMs: 0,
+      appReserveMs: 10_000,
+      ...options.config,
+    },
   })
   return { coordinator, log, registry, metrics }
 }

@@ -28,7 +28,8 @@ function globRegex(glob: string): RegExp {
       }
     } else if (c === '*') source += '[^/]*'
     else if (c === '?') source += '[^/]'
-    else if (c === '[' || c === '\\') throw new Error(`.dockerignore: character classes and escapes are not supported by this matcher: ${glob}`)
+    else if (c === '[' || c === '\\')
+      throw new Error(`.dockerignore: character classes and escapes are not supported by this matcher: ${glob}`)
     else source += c.replace(/[.+^${}()|\]]/g, '\\$&')
   }
   return new RegExp(`^${source}$`)

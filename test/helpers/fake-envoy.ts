@@ -65,7 +65,8 @@ export async function startFakeEnvoy({ host = '127.0.0.1' }: { host?: string } =
       if (req.method !== 'POST') return text(405, `Method ${req.method} not allowed, POST required.`)
       const answer = () => {
         if (mode.kind === 'status') return text(mode.status, 'upstream fault\n')
-        if (url.pathname === '/drain_listeners') drainingInbound = drainingInbound || (url.searchParams.has('graceful') && url.searchParams.has('inboundonly'))
+        if (url.pathname === '/drain_listeners')
+          drainingInbound = drainingInbound || (url.searchParams.has('graceful') && url.searchParams.has('inboundonly'))
         text(200, 'OK\n')
       }
       if (mode.kind === 'hang') return
@@ -74,7 +75,10 @@ export async function startFakeEnvoy({ host = '127.0.0.1' }: { host?: string } =
     }
     if (url.pathname === '/ready') return text(200, 'LIVE\n')
     if (url.pathname === '/stats') return stats(url, text)
-    text(404, 'invalid path. admin commands are:\n  /drain_listeners (POST): drain listeners\n  /ready: print server state, return 200 if LIVE, otherwise return 503\n')
+    text(
+      404,
+      'invalid path. admin commands are:\n  /drain_listeners (POST): drain listeners\n  /ready: print server state, return 200 if LIVE, otherwise return 503\n',
+    )
   })
   server.on('connection', (socket: Socket) => {
     count('listener.admin.downstream_cx_total')

@@ -21,12 +21,24 @@ export const ROGUE_CA_FILE = `${TLS_DIR}rogue-ca.crt`
 /** The cluster's next CA, for CA rotation (test/fixtures/tls/generate.sh). */
 export const ROTATED_CA_FILE = `${TLS_DIR}rotated-ca.crt`
 export type CertificateName = 'cluster' | 'rogue' | 'rotated'
-const serverCertificate = (name: CertificateName) => ({ cert: readFileSync(`${TLS_DIR}${name}-server.crt`), key: readFileSync(`${TLS_DIR}${name}-server.key`) })
+const serverCertificate = (name: CertificateName) => ({
+  cert: readFileSync(`${TLS_DIR}${name}-server.crt`),
+  key: readFileSync(`${TLS_DIR}${name}-server.key`),
+})
 
 export type Verb = 'list' | 'watch'
 /** `create`: a SelfSubjectAccessReview (POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews). */
 export type RequestVerb = Verb | 'create'
-export type RecordedRequest = { verb: RequestVerb; method: string; path: string; query: URLSearchParams; authorization: string | undefined; userAgent: string | undefined; acceptEncoding: string | undefined; at: number }
+export type RecordedRequest = {
+  verb: RequestVerb
+  method: string
+  path: string
+  query: URLSearchParams
+  authorization: string | undefined
+  userAgent: string | undefined
+  acceptEncoding: string | undefined
+  at: number
+}
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR'
 
 export type Fault =
@@ -114,16 +126,41 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     const watchParam = query.get('watch')
     // apimachinery: any value but "0" or "false" (case-insensitive), even an empty one, means watch.
     const review = url.pathname === SSAR_PATH
-    const verb: RequestVerb = review ? 'create' : watchParam !== null && watchParam !== '0' && watchParam.toLowerCase() !== 'false' ? 'watch' : 'list'
-    requests.push({ verb, method: req.method ?? 'GET', path: url.pathname, query, authorization: req.headers.authorization, userAgent: req.headers['user-agent'], acceptEncoding: req.headers['accept-encoding'], at: performance.now() })
+    const verb: RequestVerb = review
+      ? 'create'
+      : watchParam !== null && watchParam !== '0' && watchParam.toLowerCase() !== 'false'
+        ? 'watch'
+        : 'list'
+    requests.push({
+      verb,
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query,
+      authorization: req.headers.authorization,
+      userAgent: req.headers['user-agent'],
+      acceptEncoding: req.headers['accept-encoding'],
+      at: performance.now(),
+    })
 
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
     if (bearer === undefined) {
       // No credentials at all: the API server (anonymous auth on, its default) takes the request as
       // system:anonymous, whom RBAC grants nothing here: 403, not 401.
       return review
-        ? sendStatus(res, 403, 'Forbidden', 'selfsubjectaccessreviews.authorization.k8s.io is forbidden: User "system:anonymous" cannot create resource "selfsubjectaccessreviews" in API group "authorization.k8s.io" at the cluster scope', { group: 'authorization.k8s.io', kind: 'selfsubjectaccessreviews' })
-        : sendStatus(res, 403, 'Forbidden', `endpointslices.discovery.k8s.io is forbidden: User "system:anonymous" cannot ${verb} resource "endpointslices" in API group "discovery.k8s.io" in the namespace "${namespace}"`, { group: 'discovery.k8s.io', kind: 'endpointslices' })
+        ? sendStatus(
+            res,
+            403,
+            'Forbidden',
+            'selfsubjectaccessreviews.authorization.k8s.io is forbidden: User "system:anonymous" cannot create resource "selfsubjectaccessreviews" in API group "authorization.k8s.io" at the cluster scope',
+            { group: 'authorization.k8s.io', kind: 'selfsubjectaccessreviews' },
+          )
+        : sendStatus(
+            res,
+            403,
+            'Forbidden',
+            `endpointslices.discovery.k8s.io is forbidden: User "system:anonymous" cannot ${verb} resource "endpointslices" in API group "discovery.k8s.io" in the namespace "${namespace}"`,
+            { group: 'discovery.k8s.io', kind: 'endpointslices' },
+          )
     }
     if (!tokens.has(bearer)) {
       return sendStatus(res, 401, 'Unauthorized', 'Unauthorized')
@@ -134,7 +171,8 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
       if (reviewFault !== -1) return applyFault(req, res, takeFault(reviewFault))
       return void answerReview(req, res)
     }
-    if (url.pathname.startsWith(`/api/v1/namespaces/${namespace}/`)) return void serveCore(req, res, url.pathname.slice(`/api/v1/namespaces/${namespace}/`.length))
+    if (url.pathname.startsWith(`/api/v1/namespaces/${namespace}/`))
+      return void serveCore(req, res, url.pathname.slice(`/api/v1/namespaces/${namespace}/`.length))
     if (url.pathname !== collection) {
       return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource`)
     }
@@ -142,9 +180,13 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
       return sendStatus(res, 405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`)
     }
     if (verb !== 'create' && forbidden.has(verb)) {
-      return sendStatus(res, 403, 'Forbidden',
+      return sendStatus(
+        res,
+        403,
+        'Forbidden',
         `endpointslices.discovery.k8s.io is forbidden: User "system:serviceaccount:${namespace}:drain-coordinator" cannot ${verb} resource "endpointslices" in API group "discovery.k8s.io" in the namespace "${namespace}"`,
-        { group: 'discovery.k8s.io', kind: 'endpointslices' })
+        { group: 'discovery.k8s.io', kind: 'endpointslices' },
+      )
     }
     const faultIndex = faults.findIndex((f) => (f.verb === undefined && verb !== 'create') || f.verb === verb)
     if (faultIndex !== -1) return applyFault(req, res, takeFault(faultIndex))
@@ -166,8 +208,12 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     const refused = refusedCore.get(resource as 'pods' | 'events')
     const verb = resource === 'events' ? 'create' : 'get'
     if (refused !== undefined) {
-      return sendStatus(res, refused, refused === 403 ? 'Forbidden' : 'InternalError',
-        `${resource} is forbidden: User "system:serviceaccount:${namespace}:drain-coordinator" cannot ${verb} resource "${resource}" in API group "" in the namespace "${namespace}"`)
+      return sendStatus(
+        res,
+        refused,
+        refused === 403 ? 'Forbidden' : 'InternalError',
+        `${resource} is forbidden: User "system:serviceaccount:${namespace}:drain-coordinator" cannot ${verb} resource "${resource}" in API group "" in the namespace "${namespace}"`,
+      )
     }
     if (resource === 'pods' && name !== undefined && req.method === 'GET') {
       const pod = pods.get(name)
@@ -188,7 +234,8 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
 
   /** Allowed: list and watch on endpointslices.discovery.k8s.io in this namespace, unless forbidden. */
   async function answerReview(req: IncomingMessage, res: ServerResponse) {
-    if (req.method !== 'POST') return sendStatus(res, 405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource')
+    if (req.method !== 'POST')
+      return sendStatus(res, 405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource')
     let text = ''
     for await (const chunk of req) text += chunk
     let spec: { resourceAttributes?: { namespace?: string; verb?: string; group?: string; resource?: string } }
@@ -198,9 +245,19 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
       return sendStatus(res, 400, 'BadRequest', 'the body of the request was in an unknown format')
     }
     const attrs = spec.resourceAttributes ?? {}
-    const allowed = attrs.group === 'discovery.k8s.io' && attrs.resource === 'endpointslices' && attrs.namespace === namespace &&
-      (attrs.verb === 'list' || attrs.verb === 'watch') && !forbidden.has(attrs.verb)
-    sendJson(res, 201, { kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec, status: { allowed, ...(allowed ? { reason: 'RBAC: allowed by RoleBinding "drain-coordinator/' + namespace + '"' } : {}) } })
+    const allowed =
+      attrs.group === 'discovery.k8s.io' &&
+      attrs.resource === 'endpointslices' &&
+      attrs.namespace === namespace &&
+      (attrs.verb === 'list' || attrs.verb === 'watch') &&
+      !forbidden.has(attrs.verb)
+    sendJson(res, 201, {
+      kind: 'SelfSubjectAccessReview',
+      apiVersion: 'authorization.k8s.io/v1',
+      metadata: { creationTimestamp: null },
+      spec,
+      status: { allowed, ...(allowed ? { reason: 'RBAC: allowed by RoleBinding "drain-coordinator/' + namespace + '"' } : {}) },
+    })
   }
 
   function serveList(res: ServerResponse, query: URLSearchParams, matches: Matcher) {
@@ -212,12 +269,19 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
       const decoded = JSON.parse(Buffer.from(token, 'base64url').toString()) as { rv: number; offset: number }
       if (decoded.rv < oldestWatchable || continueExpiries > 0) {
         continueExpiries = Math.max(0, continueExpiries - 1)
-        return sendStatus(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.')
+        return sendStatus(
+          res,
+          410,
+          'Expired',
+          'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.',
+        )
       }
       offset = decoded.offset
       listVersion = decoded.rv
     }
-    const all = [...slices.values()].filter((s) => matches(s.labels, s.slice)).sort((a, b) => (a.slice.metadata!.name! < b.slice.metadata!.name! ? -1 : 1))
+    const all = [...slices.values()]
+      .filter((s) => matches(s.labels, s.slice))
+      .sort((a, b) => (a.slice.metadata!.name! < b.slice.metadata!.name! ? -1 : 1))
     const page = limit > 0 ? all.slice(offset, offset + limit) : all.slice(offset)
     const more = limit > 0 && offset + limit < all.length
     // List items carry no kind/apiVersion: the API server leaves TypeMeta off them.
@@ -230,7 +294,12 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
       apiVersion: 'discovery.k8s.io/v1',
       metadata: {
         resourceVersion: String(listVersion),
-        ...(more ? { continue: Buffer.from(JSON.stringify({ rv: listVersion, offset: offset + limit })).toString('base64url'), remainingItemCount: all.length - offset - limit } : {}),
+        ...(more
+          ? {
+              continue: Buffer.from(JSON.stringify({ rv: listVersion, offset: offset + limit })).toString('base64url'),
+              remainingItemCount: all.length - offset - limit,
+            }
+          : {}),
       },
       items,
     })
@@ -260,7 +329,9 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     // watcher's since the watch began (an unchanged one is not worth sending).
     const startVersion = resourceVersion
     if (watcher.bookmarks && timeoutSeconds > 2) {
-      timers.push(setTimeout(() => resourceVersion > startVersion && write(watcher, 'BOOKMARK', bookmarkObject()), (timeoutSeconds - 2) * 1_000))
+      timers.push(
+        setTimeout(() => resourceVersion > startVersion && write(watcher, 'BOOKMARK', bookmarkObject()), (timeoutSeconds - 2) * 1_000),
+      )
     }
     if (watcher.bookmarks && (options.bookmarkIntervalMs ?? 0) > 0) {
       timers.push(setInterval(() => write(watcher, 'BOOKMARK', bookmarkObject()), options.bookmarkIntervalMs))
@@ -354,16 +425,18 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     const page = ++pageCounter
     let items = endlessItems.get(fault)
     if (items === undefined) {
-      items = JSON.stringify(Array.from({ length: fault.slices }, (_, i) => ({
-        metadata: { name: `endless-${i}`, namespace, labels: { 'kubernetes.io/service-name': `endless-${i}` } },
-        addressType: 'IPv4',
-        endpoints: Array.from({ length: fault.endpointsPerSlice }, (_, e) => ({
-          addresses: [e === 0 ? fault.podIp : `198.18.${(e >> 8) & 255}.${e & 255}`],
-          conditions: { ready: true, serving: true, terminating: false },
-          nodeName: `node-${e % 50}.example.internal`,
-          targetRef: { kind: 'Pod', namespace, name: `pod-${i}-${e}`, uid: `00000000-0000-4000-8000-${String(e).padStart(12, '0')}` },
+      items = JSON.stringify(
+        Array.from({ length: fault.slices }, (_, i) => ({
+          metadata: { name: `endless-${i}`, namespace, labels: { 'kubernetes.io/service-name': `endless-${i}` } },
+          addressType: 'IPv4',
+          endpoints: Array.from({ length: fault.endpointsPerSlice }, (_, e) => ({
+            addresses: [e === 0 ? fault.podIp : `198.18.${(e >> 8) & 255}.${e & 255}`],
+            conditions: { ready: true, serving: true, terminating: false },
+            nodeName: `node-${e % 50}.example.internal`,
+            targetRef: { kind: 'Pod', namespace, name: `pod-${i}-${e}`, uid: `00000000-0000-4000-8000-${String(e).padStart(12, '0')}` },
+          })),
         })),
-      })))
+      )
       endlessItems.set(fault, items)
     }
     const text = `{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"${resourceVersion}","continue":"page-${page}"},"items":${items}}`
@@ -529,7 +602,15 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
     },
     /** Plain-text 429 as API Priority and Fairness sends it. */
     tooManyRequests(retryAfterSeconds: number, verb?: Verb) {
-      faults.push({ verb, fault: { kind: 'status', status: 429, body: 'Too many requests, please try again later.\n', headers: { 'retry-after': String(retryAfterSeconds) } } })
+      faults.push({
+        verb,
+        fault: {
+          kind: 'status',
+          status: 429,
+          body: 'Too many requests, please try again later.\n',
+          headers: { 'retry-after': String(retryAfterSeconds) },
+        },
+      })
     },
     countRequests(verb?: RequestVerb) {
       return verb === undefined ? requests.length : requests.filter((r) => r.verb === verb).length
@@ -550,7 +631,14 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
 
   function bookmarkObject() {
     // An empty EndpointSlice with only the resourceVersion, as the watch cache builds it (c.newFunc()).
-    return { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', metadata: { resourceVersion: String(resourceVersion) }, addressType: '', endpoints: null, ports: null }
+    return {
+      kind: 'EndpointSlice',
+      apiVersion: 'discovery.k8s.io/v1',
+      metadata: { resourceVersion: String(resourceVersion) },
+      addressType: '',
+      endpoints: null,
+      ports: null,
+    }
   }
 }
 
@@ -562,7 +650,12 @@ function parseFieldSelector(selector: string): (object: EndpointSlice) => boolea
     const match = /^\s*([\w.]+)\s*(==|=|!=)\s*([^,]*?)\s*$/.exec(clause)
     if (!match) throw new Error(`invalid selector: '${selector}'; can't understand '${clause}'`)
     const [, field, op, value] = match as unknown as [string, string, string, string]
-    const read = field === 'metadata.name' ? (o: EndpointSlice) => o.metadata?.name : field === 'metadata.namespace' ? (o: EndpointSlice) => o.metadata?.namespace : undefined
+    const read =
+      field === 'metadata.name'
+        ? (o: EndpointSlice) => o.metadata?.name
+        : field === 'metadata.namespace'
+          ? (o: EndpointSlice) => o.metadata?.namespace
+          : undefined
     if (read === undefined) throw new Error(`"${field}" is not a known field selector: only "metadata.name", "metadata.namespace"`)
     requirements.push(op === '!=' ? (o) => read(o) !== value : (o) => read(o) === value)
   }
@@ -580,5 +673,14 @@ function sendJson(res: ServerResponse, status: number, body: unknown) {
 }
 
 function sendStatus(res: ServerResponse, code: number, reason: string, message: string, details?: Record<string, unknown>) {
-  sendJson(res, code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code })
+  sendJson(res, code, {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    ...(details ? { details } : {}),
+    code,
+  })
 }

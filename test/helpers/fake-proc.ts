@@ -75,18 +75,33 @@ export function fakeProc() {
     state,
     reader,
     listen(address: string, port: number, { own = false } = {}) {
-      const s = add({ localAddress: address, localPort: port, remoteAddress: address.includes(':') ? '::' : '0.0.0.0', remotePort: 0, state: 'LISTEN' })
+      const s = add({
+        localAddress: address,
+        localPort: port,
+        remoteAddress: address.includes(':') ? '::' : '0.0.0.0',
+        remotePort: 0,
+        state: 'LISTEN',
+      })
       if (own) state.own.add(s.inode)
       return s
     },
     /** A connection accepted by the listener on `to`: the server-side socket, and PassiveOpens counts it. */
     accept(to: { address: string; port: number }, from: { address: string; port: number }, table: TcpSocket[] = state.sockets) {
       state.passiveOpens++
-      return add({ localAddress: to.address, localPort: to.port, remoteAddress: from.address, remotePort: from.port, state: 'ESTABLISHED' }, table)
+      return add(
+        { localAddress: to.address, localPort: to.port, remoteAddress: from.address, remotePort: from.port, state: 'ESTABLISHED' },
+        table,
+      )
     },
     /** This process's client socket (the sidecar's own call). */
     ownClient(from: { address: string; port: number }, to: { address: string; port: number }) {
-      const s = add({ localAddress: from.address, localPort: from.port, remoteAddress: to.address, remotePort: to.port, state: 'ESTABLISHED' })
+      const s = add({
+        localAddress: from.address,
+        localPort: from.port,
+        remoteAddress: to.address,
+        remotePort: to.port,
+        state: 'ESTABLISHED',
+      })
       state.own.add(s.inode)
       return s
     },

@@ -45,7 +45,14 @@ export function endpointSlice({
             },
             ...(spec.podName === undefined && spec.uid === undefined
               ? {}
-              : { targetRef: { kind: 'Pod', namespace, ...(spec.podName ? { name: spec.podName } : {}), ...(spec.uid ? { uid: spec.uid } : {}) } }),
+              : {
+                  targetRef: {
+                    kind: 'Pod',
+                    namespace,
+                    ...(spec.podName ? { name: spec.podName } : {}),
+                    ...(spec.uid ? { uid: spec.uid } : {}),
+                  },
+                }),
           })),
   }
 }

@@ -20,21 +20,25 @@ export async function holdHooks(sidecar: Sidecar, count: number, timeoutMs = 60_
   const joinedBefore = sidecar.logs.filter((l) => l.event === 'drain_joined' || l.event === 'drain_started').length
   // Raw sockets rather than an HTTP client: the time an answer arrives is its first byte, not the end of this
   // process's own (slower) parsing of 2000 responses.
-  const answers = Array.from({ length: count }, () => new Promise<HookAnswer>((resolve, reject) => {
-    const socket = connect(sidecar.port, '127.0.0.1')
-    let text = ''
-    let at = 0
-    socket.setEncoding('latin1').on('data', (chunk: string) => {
-      at ||= Date.now()
-      text += chunk
-    })
-    socket.on('error', reject)
-    socket.on('close', () => {
-      const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(text)?.[1] ?? 0)
-      resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4), at })
-    })
-    socket.write('GET /prestop HTTP/1.1\r\nHost: drain-coordinator\r\nUser-Agent: held-hooks\r\nConnection: close\r\n\r\n')
-  }))
+  const answers = Array.from(
+    { length: count },
+    () =>
+      new Promise<HookAnswer>((resolve, reject) => {
+        const socket = connect(sidecar.port, '127.0.0.1')
+        let text = ''
+        let at = 0
+        socket.setEncoding('latin1').on('data', (chunk: string) => {
+          at ||= Date.now()
+          text += chunk
+        })
+        socket.on('error', reject)
+        socket.on('close', () => {
+          const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(text)?.[1] ?? 0)
+          resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4), at })
+        })
+        socket.write('GET /prestop HTTP/1.1\r\nHost: drain-coordinator\r\nUser-Agent: held-hooks\r\nConnection: close\r\n\r\n')
+      }),
+  )
   const until = performance.now() + timeoutMs
   const held = () => sidecar.logs.filter((l) => l.event === 'drain_joined' || l.event === 'drain_started').length - joinedBefore
   while (held() < count) {
@@ -60,7 +64,8 @@ export async function startHeldDrain(env: Record<string, string> = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'dc-held-'))
   await writeFile(join(dir, 'token'), 'test-token\n')
   const me = { ip: '10.0.0.1', podName: 'web-1', uid: 'uid-1' }
-  const slice = (state: typeof READY | typeof TERMINATING) => endpointSlice({ name: 'web-a', service: 'web', endpoints: [{ ...me, ...state }] })
+  const slice = (state: typeof READY | typeof TERMINATING) =>
+    endpointSlice({ name: 'web-a', service: 'web', endpoints: [{ ...me, ...state }] })
   kube.upsert(slice(READY))
   const sidecar = await startSidecar({
     DRAIN_KUBE_API_URL: kube.url,

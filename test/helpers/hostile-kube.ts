@@ -18,12 +18,25 @@ export const HOSTILE: Hostile[] = [
   {
     name: 'watch line of 20 MB',
     verb: 'watch',
-    fault: () => ({ kind: 'flood', prefix: '{"type":"MODIFIED","object":{"kind":"EndpointSlice","metadata":{"name":"web-abcde"},"endpoints":null,"x":"', bytes: 20 * MiB, suffix: '"}}\n', end: false }),
+    fault: () => ({
+      kind: 'flood',
+      prefix: '{"type":"MODIFIED","object":{"kind":"EndpointSlice","metadata":{"name":"web-abcde"},"endpoints":null,"x":"',
+      bytes: 20 * MiB,
+      suffix: '"}}\n',
+      end: false,
+    }),
   },
   {
     name: 'watch stream without newline',
     verb: 'watch',
-    fault: () => ({ kind: 'flood', prefix: '{"type":"MODIFIED","object":{"metadata":{"name":"web-abcde"},"x":"', bytes: 2 ** 40, suffix: '', end: false, chunkBytes: 16 * 1024 }),
+    fault: () => ({
+      kind: 'flood',
+      prefix: '{"type":"MODIFIED","object":{"metadata":{"name":"web-abcde"},"x":"',
+      bytes: 2 ** 40,
+      suffix: '',
+      end: false,
+      chunkBytes: 16 * 1024,
+    }),
   },
   {
     name: 'endless LIST pages',
@@ -33,25 +46,46 @@ export const HOSTILE: Hostile[] = [
   {
     name: 'LIST page of 100 MB',
     verb: 'list',
-    fault: () => ({ kind: 'flood', prefix: '{"kind":"EndpointSliceList","metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":"other"},"endpoints":null,"x":"', bytes: 100 * MiB, suffix: '"}]}', end: true }),
+    fault: () => ({
+      kind: 'flood',
+      prefix: '{"kind":"EndpointSliceList","metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":"other"},"endpoints":null,"x":"',
+      bytes: 100 * MiB,
+      suffix: '"}]}',
+      end: true,
+    }),
   },
   {
     name: 'gzip inflating to 1 GB',
     verb: 'list',
     fault: () => {
       const member = gzipSync(Buffer.alloc(16 * MiB, 0x20))
-      return { kind: 'gzip', body: Buffer.concat([gzipSync('{"kind":"EndpointSliceList","items":['), ...Array<Buffer>(64).fill(member), gzipSync(']}')]) }
+      return {
+        kind: 'gzip',
+        body: Buffer.concat([gzipSync('{"kind":"EndpointSliceList","items":['), ...Array<Buffer>(64).fill(member), gzipSync(']}')]),
+      }
     },
   },
   {
     name: 'redirect to plain http',
     verb: 'list',
-    fault: (kube) => ({ kind: 'status', status: 307, body: '', headers: { location: `http://127.0.0.1:9/apis/discovery.k8s.io/v1/namespaces/${kube.namespace}/endpointslices` } }),
+    fault: (kube) => ({
+      kind: 'status',
+      status: 307,
+      body: '',
+      headers: { location: `http://127.0.0.1:9/apis/discovery.k8s.io/v1/namespaces/${kube.namespace}/endpointslices` },
+    }),
   },
   {
     name: 'nesting 100,000 deep',
     verb: 'list',
-    fault: (kube) => ({ kind: 'raw', body: listWithPodSlice(kube.namespace, `{"kubernetes.io/service-name":"web","app":${'['.repeat(100_000)}${']'.repeat(100_000)}}`, '[]') }),
+    fault: (kube) => ({
+      kind: 'raw',
+      body: listWithPodSlice(
+        kube.namespace,
+        `{"kubernetes.io/service-name":"web","app":${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
+        '[]',
+      ),
+    }),
   },
   {
     name: 'wrong types (endpoints: "x")',

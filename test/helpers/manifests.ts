@@ -32,7 +32,11 @@ export const MANIFESTS = join(REPO_ROOT, 'manifests')
 export const KUBERNETES_SCHEMA_VERSION = '1.36'
 
 // Loosely typed on purpose: tests walk rendered YAML, and the validators below are what checks the shapes.
-export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } } & Record<string, any>
+export type K8sObject = {
+  apiVersion: string
+  kind: string
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }
+} & Record<string, any>
 
 type Model = new (data: never) => { validate(): void }
 const MODELS: Record<string, Model> = {
@@ -97,7 +101,9 @@ export function render(dir: string): K8sObject[] {
       const e = error as { stderr?: string }
       throw new Error(`kustomize build ${dir} failed: ${e.stderr ?? String(error)}`)
     }
-    objects = YAML.parseAllDocuments(text).map((doc) => doc.toJSON() as K8sObject).filter((o) => o !== null)
+    objects = YAML.parseAllDocuments(text)
+      .map((doc) => doc.toJSON() as K8sObject)
+      .filter((o) => o !== null)
     rendered.set(dir, objects)
   }
   return objects

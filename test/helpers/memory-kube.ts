@@ -18,7 +18,12 @@ export function createMemoryKube() {
   let oldest = rv
   const history: Array<{ rv: number; event: WatchEvent }> = []
   const streams = new Set<Stream>()
-  const calls: Array<{ verb: 'list' | 'watch'; resourceVersion?: string; labelSelector?: string | undefined; fieldSelector?: string | undefined }> = []
+  const calls: Array<{
+    verb: 'list' | 'watch'
+    resourceVersion?: string
+    labelSelector?: string | undefined
+    fieldSelector?: string | undefined
+  }> = []
   const listFailures: Error[] = []
   const watchFailures: Error[] = []
   let watchesToExpire = 0
@@ -27,10 +32,16 @@ export function createMemoryKube() {
     history.push({ rv, event })
     for (const stream of streams) stream.push(event)
   }
-  const stamp = (slice: EndpointSlice): EndpointSlice => ({ ...structuredClone(slice), metadata: { ...slice.metadata, resourceVersion: String(++rv) } })
+  const stamp = (slice: EndpointSlice): EndpointSlice => ({
+    ...structuredClone(slice),
+    metadata: { ...slice.metadata, resourceVersion: String(++rv) },
+  })
 
   const client: KubeClient = {
-    async listEndpointSlices<T>({ labelSelector, select }: { labelSelector?: string | undefined; select?: (item: ReturnType<typeof decodeSlice>) => T | undefined }, signal: AbortSignal) {
+    async listEndpointSlices<T>(
+      { labelSelector, select }: { labelSelector?: string | undefined; select?: (item: ReturnType<typeof decodeSlice>) => T | undefined },
+      signal: AbortSignal,
+    ) {
       signal.throwIfAborted()
       calls.push({ verb: 'list', labelSelector })
       const failure = listFailures.shift()
@@ -126,7 +137,10 @@ export function createMemoryKube() {
       // The last object as it was, with a new resourceVersion when it has metadata to carry one.
       const plain = (value: unknown) => typeof value === 'object' && value !== null && !Array.isArray(value)
       // Shallow: a stored value may be nested too deep for structuredClone.
-      const object = plain(last) && plain((last as EndpointSlice).metadata) ? { ...(last as EndpointSlice), metadata: { ...(last as EndpointSlice).metadata, resourceVersion: String(++rv) } } : last
+      const object =
+        plain(last) && plain((last as EndpointSlice).metadata)
+          ? { ...(last as EndpointSlice), metadata: { ...(last as EndpointSlice).metadata, resourceVersion: String(++rv) } }
+          : last
       emit({ type: 'DELETED', object } as WatchEvent)
     },
     bookmark() {

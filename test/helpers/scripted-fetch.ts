@@ -13,7 +13,8 @@ export function scriptedFetch(initial: Script = { kind: 'status', status: 200 })
     calls.push({ url, method: init?.method ?? 'GET' })
     const signal = init?.signal ?? undefined
     if (script.kind === 'status') return Promise.resolve(new Response(script.status < 300 ? 'OK\n' : 'no\n', { status: script.status }))
-    if (script.kind === 'refused') return Promise.reject(new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED 127.0.0.1:9901') }))
+    if (script.kind === 'refused')
+      return Promise.reject(new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED 127.0.0.1:9901') }))
     return new Promise((_resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason)
       signal?.addEventListener('abort', () => reject(signal.reason), { once: true })

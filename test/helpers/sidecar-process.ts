@@ -90,7 +90,8 @@ async function spawnSidecar(env: Record<string, string>, port: number, { waitRea
         const found = find()
         if (found) return found
         if (exitedYet) throw new Error(`sidecar exited before logging ${event}; stderr: ${stderr}`)
-        if (performance.now() > until) throw new Error(`no ${event} log line within ${timeoutMs}ms; events: ${logs.map((l) => l.event).join(', ')}`)
+        if (performance.now() > until)
+          throw new Error(`no ${event} log line within ${timeoutMs}ms; events: ${logs.map((l) => l.event).join(', ')}`)
         await new Promise<void>((resolve) => {
           const wake = () => {
             waiters.delete(wake)

@@ -30,7 +30,14 @@ export function sidecarRoutes() {
 /** What kubelet would put in the container's environment, Downward API values included. */
 function containerEnv(container: Container, pod: { name: string; namespace: string; uid: string; ips: string }): Record<string, string> {
   const env: Record<string, string> = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' }
-  const downward: Record<string, string> = { 'metadata.name': pod.name, 'metadata.namespace': pod.namespace, 'metadata.uid': pod.uid, 'status.podIPs': pod.ips, 'status.hostIPs': '10.0.5.12,fd00:5::12', 'status.hostIP': '10.0.5.12' }
+  const downward: Record<string, string> = {
+    'metadata.name': pod.name,
+    'metadata.namespace': pod.namespace,
+    'metadata.uid': pod.uid,
+    'status.podIPs': pod.ips,
+    'status.hostIPs': '10.0.5.12,fd00:5::12',
+    'status.hostIP': '10.0.5.12',
+  }
   for (const variable of container.env ?? []) {
     if (variable.value !== undefined) env[variable.name] = variable.value
     else if (variable.valueFrom?.fieldRef) {
@@ -44,7 +51,12 @@ function containerEnv(container: Container, pod: { name: string; namespace: stri
 
 /** parseConfig on the container's env, and the names of every variable parseConfig looked at. */
 export function configOf(container: Container): { config: Config; read: Set<string> } {
-  const env = containerEnv(container, { name: 'web-7d9f-abcde', namespace: 'shop', uid: '3f0c2a47-6d0e-4c55-9a43-2b1f0e6c9d11', ips: '10.244.1.7,fd00:10:244:1::7' })
+  const env = containerEnv(container, {
+    name: 'web-7d9f-abcde',
+    namespace: 'shop',
+    uid: '3f0c2a47-6d0e-4c55-9a43-2b1f0e6c9d11',
+    ips: '10.244.1.7,fd00:10:244:1::7',
+  })
   const read = new Set<string>()
   const recording = new Proxy(env, {
     get(target, key) {
@@ -77,10 +89,18 @@ export async function checkSidecarWiring(t: ExecutionContext, objects: K8sObject
     // Every variable the manifest sets is one the sidecar reads, and together they form a valid configuration.
     const { config, read } = configOf(sidecar.container)
     for (const variable of sidecar.container.env) t.true(read.has(variable.name), `${variable.name} is read by parseConfig`)
-    const fieldPaths = Object.fromEntries(sidecar.container.env.filter((v: Container) => v.valueFrom).map((v: Container) => [v.name, v.valueFrom.fieldRef.fieldPath]))
-    t.deepEqual(fieldPaths, { POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', POD_UID: 'metadata.uid', POD_IP: 'status.podIPs', HOST_IP: native ? 'status.hostIPs' : 'status.hostIP' })
+    const fieldPaths = Object.fromEntries(
+      sidecar.container.env.filter((v: Container) => v.valueFrom).map((v: Container) => [v.name, v.valueFrom.fieldRef.fieldPath]),
+    )
+    t.deepEqual(fieldPaths, {
+      POD_NAME: 'metadata.name',
+      POD_NAMESPACE: 'metadata.namespace',
+      POD_UID: 'metadata.uid',
+      POD_IP: 'status.podIPs',
+      HOST_IP: native ? 'status.hostIPs' : 'status.hostIP',
+    })
     // status.hostIPs needs Kubernetes 1.29, as native sidecars do; the classic variant runs on older clusters.
-    t.deepEqual(config.hostIps, native ? ['10.0.5.12', 'fd00:5::12'] : ['10.0.5.12'], 'HOST_IP from the Downward API: the node\'s addresses')
+    t.deepEqual(config.hostIps, native ? ['10.0.5.12', 'fd00:5::12'] : ['10.0.5.12'], "HOST_IP from the Downward API: the node's addresses")
     t.deepEqual(config.pod.ips, ['10.244.1.7', 'fd00:10:244:1::7'], 'POD_IP from status.podIPs: every address of a dual-stack pod')
     t.truthy(config.kube, 'the in-cluster API server is used')
 
@@ -112,7 +132,10 @@ export async function checkSidecarWiring(t: ExecutionContext, objects: K8sObject
       t.truthy(config.readinessUpstream, 'DRAIN_READINESS_UPSTREAM is set')
       const upstream = new URL(config.readinessUpstream!)
       t.is(upstream.hostname, '127.0.0.1')
-      t.true((app.ports ?? []).some((p: Container) => p.containerPort === Number(upstream.port)), 'the upstream is a port of the app container')
+      t.true(
+        (app.ports ?? []).some((p: Container) => p.containerPort === Number(upstream.port)),
+        'the upstream is a port of the app container',
+      )
     }
 
     // Grace period: the hook is held up to DRAIN_TIMEOUT, and the app still needs time after SIGTERM.
@@ -131,7 +154,15 @@ export async function checkSidecarWiring(t: ExecutionContext, objects: K8sObject
 
     // Hardened, and as the image's numeric user.
     const security = sidecar.container.securityContext
-    t.like(security, { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } })
+    t.like(security, {
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    })
     t.truthy(sidecar.container.resources.requests.memory)
     t.truthy(sidecar.container.resources.limits.memory)
     t.is(sidecar.container.image, `drain-coordinator:${PKG.version}`, 'the image tag is the package version')

@@ -8,7 +8,19 @@ import { Readable } from 'node:stream'
 import { Agent, fetch } from 'undici'
 import type { KeyPair } from './pki.ts'
 
-export type KubeObject = { apiVersion?: string; kind?: string; metadata: { name?: string; namespace?: string; uid?: string; resourceVersion?: string; labels?: Record<string, string>; [key: string]: unknown }; [key: string]: any }
+export type KubeObject = {
+  apiVersion?: string
+  kind?: string
+  metadata: {
+    name?: string
+    namespace?: string
+    uid?: string
+    resourceVersion?: string
+    labels?: Record<string, string>
+    [key: string]: unknown
+  }
+  [key: string]: any
+}
 export type WatchEvent = { type: string; object: KubeObject }
 
 export class KubeStatusError extends Error {
@@ -49,11 +61,12 @@ export function collectionPath(kind: string, namespace?: string): string {
 export type KubeAdmin = ReturnType<typeof createKubeAdmin>
 
 export function createKubeAdmin(baseUrl: string, caFile: string, user: KeyPair) {
-  const newAgent = () => new Agent({
-    connect: { ca: readFileSync(caFile), cert: readFileSync(user.cert), key: readFileSync(user.key) },
-    headersTimeout: 30_000,
-    bodyTimeout: 0,
-  })
+  const newAgent = () =>
+    new Agent({
+      connect: { ca: readFileSync(caFile), cert: readFileSync(user.cert), key: readFileSync(user.key) },
+      headersTimeout: 30_000,
+      bodyTimeout: 0,
+    })
   let dispatcher = newAgent()
 
   async function request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<any> {
@@ -83,22 +96,37 @@ export function createKubeAdmin(baseUrl: string, caFile: string, user: KeyPair) 
     create: (path: string, object: unknown) => request('POST', path, object),
     /** A strategic-merge patch (lists merged by their key, e.g. pod conditions by type), as kubectl sends. */
     patch: (path: string, patch: unknown, type: 'strategic' | 'merge' | 'json' = 'strategic') =>
-      request('PATCH', path, patch, { strategic: 'application/strategic-merge-patch+json', merge: 'application/merge-patch+json', json: 'application/json-patch+json' }[type]),
+      request(
+        'PATCH',
+        path,
+        patch,
+        { strategic: 'application/strategic-merge-patch+json', merge: 'application/merge-patch+json', json: 'application/json-patch+json' }[
+          type
+        ],
+      ),
     delete: (path: string, options?: unknown) => request('DELETE', path, options),
     /** Creates an object in its collection (namespace from `namespace` or the object's own). */
     apply(object: KubeObject, namespace?: string): Promise<KubeObject> {
       const ns = namespace ?? object.metadata.namespace
-      const body = ns === undefined || object.kind === 'Namespace' || object.kind === 'Node' ? object : { ...object, metadata: { ...object.metadata, namespace: ns } }
+      const body =
+        ns === undefined || object.kind === 'Namespace' || object.kind === 'Node'
+          ? object
+          : { ...object, metadata: { ...object.metadata, namespace: ns } }
       return request('POST', collectionPath(object.kind!, ns), body)
     },
     /**
      * A WATCH as a stream of events (one JSON object per line). Ends when the server closes it; `signal` stops it.
      * Resolves once the response headers are in, so a caller can act knowing the watch is established.
      */
-    async watch(path: string, query: Record<string, string>, signal: AbortSignal): Promise<{ status: number; events: AsyncIterable<WatchEvent>; body: any }> {
+    async watch(
+      path: string,
+      query: Record<string, string>,
+      signal: AbortSignal,
+    ): Promise<{ status: number; events: AsyncIterable<WatchEvent>; body: any }> {
       const url = `${baseUrl}${path}?${new URLSearchParams({ watch: '1', ...query })}`
       const response = await fetch(url, { dispatcher, signal, headers: { accept: 'application/json' } })
-      if (!response.ok) return { status: response.status, events: (async function* () {})(), body: await response.json().catch(() => undefined) }
+      if (!response.ok)
+        return { status: response.status, events: (async function* () {})(), body: await response.json().catch(() => undefined) }
       const lines = createInterface({ input: Readable.fromWeb(response.body as never), crlfDelay: Infinity })
       async function* events() {
         try {
@@ -120,7 +148,11 @@ export function createKubeAdmin(baseUrl: string, caFile: string, user: KeyPair) 
 }
 
 /** Polls `probe` until it returns something other than undefined; the error names `what` and the last failure. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, { timeoutMs = 60_000, intervalMs = 100 } = {}): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  { timeoutMs = 60_000, intervalMs = 100 } = {},
+): Promise<T> {
   const until = performance.now() + timeoutMs
   let last: unknown
   for (;;) {
@@ -130,7 +162,8 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     } catch (error) {
       last = error
     }
-    if (performance.now() > until) throw new Error(`gave up waiting for ${what} after ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`)
+    if (performance.now() > until)
+      throw new Error(`gave up waiting for ${what} after ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`)
     await new Promise((resolve) => setTimeout(resolve, intervalMs))
   }
 }
@@ -139,7 +172,11 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 export async function getWithToken(baseUrl: string, caFile: string, token: string, path: string): Promise<{ status: number; body: any }> {
   const dispatcher = new Agent({ connect: { ca: readFileSync(caFile) } })
   try {
-    const response = await fetch(`${baseUrl}${path}`, { dispatcher, headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, signal: AbortSignal.timeout(30_000) })
+    const response = await fetch(`${baseUrl}${path}`, {
+      dispatcher,
+      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+      signal: AbortSignal.timeout(30_000),
+    })
     const text = await response.text()
     let body: unknown = text
     try {

@@ -44,35 +44,60 @@ export async function createPod(admin: KubeAdmin, options: PodSpecOptions): Prom
       ...spec,
       nodeName: NODE_NAME,
       ...(options.serviceAccountName ? { serviceAccountName: options.serviceAccountName } : {}),
-      ...(options.terminationGracePeriodSeconds === undefined ? {} : { terminationGracePeriodSeconds: options.terminationGracePeriodSeconds }),
+      ...(options.terminationGracePeriodSeconds === undefined
+        ? {}
+        : { terminationGracePeriodSeconds: options.terminationGracePeriodSeconds }),
     },
   })
 }
 
 /** Running, with this IP (podIP = podIPs[0], as the kubelet writes them) and the Ready condition. */
-export async function setPodStatus(admin: KubeAdmin, namespace: string, name: string, { ips, ready }: { ips: string[]; ready: boolean }): Promise<KubeObject> {
+export async function setPodStatus(
+  admin: KubeAdmin,
+  namespace: string,
+  name: string,
+  { ips, ready }: { ips: string[]; ready: boolean },
+): Promise<KubeObject> {
   return admin.patch(`/api/v1/namespaces/${namespace}/pods/${name}/status`, {
     status: {
       phase: 'Running',
       podIP: ips[0],
       podIPs: ips.map((ip) => ({ ip })),
-      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }],
+      conditions: [
+        { type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
+      ],
     },
   })
 }
 
 /** The graceful delete a rollout sends: the pod stays, Terminating, with deletionTimestamp = now + grace. */
-export async function deletePodGracefully(admin: KubeAdmin, namespace: string, name: string, gracePeriodSeconds: number): Promise<KubeObject> {
+export async function deletePodGracefully(
+  admin: KubeAdmin,
+  namespace: string,
+  name: string,
+  gracePeriodSeconds: number,
+): Promise<KubeObject> {
   return admin.delete(`/api/v1/namespaces/${namespace}/pods/${name}`, { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds })
 }
 
 /** "The containers have exited": the kubelet's final delete, grace 0, guarded by the UID against a same-name pod. */
 export async function finishPod(admin: KubeAdmin, namespace: string, name: string, uid: string): Promise<void> {
-  await admin.delete(`/api/v1/namespaces/${namespace}/pods/${name}`, { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: { uid } })
+  await admin.delete(`/api/v1/namespaces/${namespace}/pods/${name}`, {
+    kind: 'DeleteOptions',
+    apiVersion: 'v1',
+    gracePeriodSeconds: 0,
+    preconditions: { uid },
+  })
 }
 
 /** A TokenRequest bound to the pod, as the kubelet mounts for it (the pod must run as that ServiceAccount). */
-export async function requestPodToken(admin: KubeAdmin, namespace: string, serviceAccount: string, pod: KubeObject, expirationSeconds = 600): Promise<string> {
+export async function requestPodToken(
+  admin: KubeAdmin,
+  namespace: string,
+  serviceAccount: string,
+  pod: KubeObject,
+  expirationSeconds = 600,
+): Promise<string> {
   const answer = await admin.create(`/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`, {
     apiVersion: 'authentication.k8s.io/v1',
     kind: 'TokenRequest',
@@ -82,12 +107,21 @@ export async function requestPodToken(admin: KubeAdmin, namespace: string, servi
 }
 
 /** The pod's endpoint as the EndpointSlice controller wrote it, in every slice of the namespace that holds it. */
-export async function endpointsOf(admin: KubeAdmin, namespace: string, podUid: string): Promise<Array<{ slice: string; service: string | undefined; conditions: Record<string, boolean | undefined> }>> {
+export async function endpointsOf(
+  admin: KubeAdmin,
+  namespace: string,
+  podUid: string,
+): Promise<Array<{ slice: string; service: string | undefined; conditions: Record<string, boolean | undefined> }>> {
   const list = await admin.get(`/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`)
   const found = []
   for (const slice of list.items as KubeObject[]) {
     for (const endpoint of slice.endpoints ?? []) {
-      if (endpoint.targetRef?.uid === podUid) found.push({ slice: slice.metadata.name!, service: slice.metadata.labels?.['kubernetes.io/service-name'], conditions: endpoint.conditions ?? {} })
+      if (endpoint.targetRef?.uid === podUid)
+        found.push({
+          slice: slice.metadata.name!,
+          service: slice.metadata.labels?.['kubernetes.io/service-name'],
+          conditions: endpoint.conditions ?? {},
+        })
     }
   }
   return found
