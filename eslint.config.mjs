@@ -78,8 +78,9 @@ export default tseslint.config(
     },
   },
   {
-    // Tests read arbitrary JSON (manifests, API bodies) and turn failures into assertion messages of their own.
-    files: ['test/**/*.ts'],
+    // Tests read arbitrary JSON (manifests, API bodies) and turn failures into assertion messages of their own;
+    // so do the fakes and the cluster fixture they share with sim/ and scripts/.
+    files: ['test/**/*.ts', 'sim/fakes/**/*.ts', 'sim/cluster/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off', 'preserve-caught-error': 'off' },
   },
   { files: ['src/**/*.ts'], ignores: [...TIME_AND_NETWORK_EDGES, ...ENV_EDGES], rules: boundaries({ time: true, env: true }) },

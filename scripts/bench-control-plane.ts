@@ -1,5 +1,5 @@
 // The rollout's control-plane delays measured on a real one (npm run bench -- --control-plane=real): etcd,
-// kube-apiserver and kube-controller-manager from the test tools (test/helpers/cluster.ts). N pods behind a
+// kube-apiserver and kube-controller-manager from the test tools (sim/cluster/cluster.ts). N pods behind a
 // Service are deleted one at a time, as a rollout with maxUnavailable 1 deletes them; for each, the time from the
 // DELETE to the EndpointSlice controller's terminating write (seen on an admin WATCH), and the time from the DELETE
 // to the hook's release by the sidecar bundle running as that pod's sidecar (DRAIN_SETTLE=0, so the release delay
@@ -9,9 +9,9 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { median, percentile } from '../sim/common.ts'
-import { startCluster } from '../test/helpers/cluster.ts'
-import { callHook, createService, namespaceWithRbac, readyPod, startPodSidecar } from '../test/helpers/cluster-fixture.ts'
-import { ensureNode, deletePodGracefully, finishPod } from '../test/helpers/cluster/kubelet.ts'
+import { startCluster } from '../sim/cluster/cluster.ts'
+import { callHook, createService, namespaceWithRbac, readyPod, startPodSidecar } from '../sim/cluster/cluster-fixture.ts'
+import { ensureNode, deletePodGracefully, finishPod } from '../sim/cluster/kubelet.ts'
 
 const { values } = parseArgs({
   options: {

@@ -27,9 +27,9 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { median } from '../sim/common.ts'
-import { startFakeKube } from '../test/helpers/fake-kube.ts'
-import { endpointSlice, READY } from '../test/helpers/fixtures.ts'
-import { BUNDLE, freePort } from '../test/helpers/sidecar-process.ts'
+import { startFakeKube } from '../sim/fakes/fake-kube.ts'
+import { endpointSlice, READY } from '../sim/fakes/fixtures.ts'
+import { BUNDLE, freePort } from '../sim/fakes/sidecar-process.ts'
 import { IMAGE_NODE_FLAGS } from './node-flags.mjs'
 
 const { values: args } = parseArgs({

@@ -15,8 +15,8 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { median } from '../sim/common.ts'
-import { holdHooks, processMemory, startHeldDrain } from '../test/helpers/held-hooks.ts'
-import { BUNDLE } from '../test/helpers/sidecar-process.ts'
+import { holdHooks, processMemory, startHeldDrain } from '../sim/fakes/held-hooks.ts'
+import { BUNDLE } from '../sim/fakes/sidecar-process.ts'
 
 const { values: args } = parseArgs({
   options: {

@@ -3,7 +3,7 @@
  *
  * Runs the bundle (dist/drain-coordinator.mjs) as a child process against the fake HTTPS Kubernetes API and reads
  * /proc/PID/status. Idle: a fresh sidecar, started and checked its RBAC, no drain. Large namespace: a drain whose
- * first LIST reads 400 slices of 100 endpoints. Hostile: one drain per hostile answer (test/helpers/hostile-kube.ts),
+ * first LIST reads 400 slices of 100 endpoints. Hostile: one drain per hostile answer (sim/fakes/hostile-kube.ts),
  * each held to DRAIN_TIMEOUT. Every figure is a fresh process, shown beside the idle one of the same run.
  *
  * Goals (issue 8): large namespace at most idle + 30 MB; any hostile answer at most 150 MiB.
@@ -14,10 +14,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { CLUSTER_CA_FILE, type FakeKube, startFakeKube } from '../test/helpers/fake-kube.ts'
-import { endpointSlice, READY, TERMINATING } from '../test/helpers/fixtures.ts'
-import { HOSTILE } from '../test/helpers/hostile-kube.ts'
-import { startSidecar } from '../test/helpers/sidecar-process.ts'
+import { CLUSTER_CA_FILE, type FakeKube, startFakeKube } from '../sim/fakes/fake-kube.ts'
+import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
+import { HOSTILE } from '../sim/fakes/hostile-kube.ts'
+import { startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 const { values: args } = parseArgs({
   options: {

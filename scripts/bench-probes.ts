@@ -16,9 +16,9 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { median, percentile } from '../sim/common.ts'
-import { startFakeKube } from '../test/helpers/fake-kube.ts'
-import { endpointSlice, READY, TERMINATING } from '../test/helpers/fixtures.ts'
-import { BUNDLE, startSidecar } from '../test/helpers/sidecar-process.ts'
+import { startFakeKube } from '../sim/fakes/fake-kube.ts'
+import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
+import { BUNDLE, startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 const { values: args } = parseArgs({
   options: {

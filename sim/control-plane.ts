@@ -7,7 +7,7 @@
  * controller writes one slice update for all the pod changes it has pending (its batching), at most 100
  * endpoints per slice.
  */
-import { startFakeKube, type FakeKube } from '../test/helpers/fake-kube.ts'
+import { startFakeKube, type FakeKube } from './fakes/fake-kube.ts'
 import type { EndpointSlice } from '../src/kube/types.ts'
 import { now } from './common.ts'
 

@@ -1,6 +1,6 @@
 /**
  * kube-proxy as the data plane: the rollout of sim/scenario.ts on a real control plane (etcd, kube-apiserver,
- * kube-controller-manager: test/helpers/cluster.ts) with a real kube-proxy (nftables mode) in a node network
+ * kube-controller-manager: sim/cluster/cluster.ts) with a real kube-proxy (nftables mode) in a node network
  * namespace. Clients in the node namespace connect to the Service's ClusterIP (198.19.0.0/16); the kernel's NAT
  * and conntrack pick the pod, and keep an established connection on its pod until one side closes it. Pods are
  * namespaces on the run's bridge (sim/netns.ts), created through the API (the EndpointSlice controller writes their
@@ -14,20 +14,12 @@
 import { spawnSync } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { type Cluster, startCluster } from '../test/helpers/cluster.ts'
-import { createService, namespaceWithRbac } from '../test/helpers/cluster-fixture.ts'
-import { type Component, startComponent } from '../test/helpers/cluster/component.ts'
-import {
-  createPod,
-  deletePodGracefully,
-  ensureNode,
-  finishPod,
-  NODE_NAME,
-  requestPodToken,
-  setPodStatus,
-} from '../test/helpers/cluster/kubelet.ts'
-import { writeKubeconfig } from '../test/helpers/cluster/pki.ts'
-import { BUNDLE } from '../test/helpers/sidecar-process.ts'
+import { type Cluster, startCluster } from './cluster/cluster.ts'
+import { createService, namespaceWithRbac } from './cluster/cluster-fixture.ts'
+import { type Component, startComponent } from './cluster/component.ts'
+import { createPod, deletePodGracefully, ensureNode, finishPod, NODE_NAME, requestPodToken, setPodStatus } from './cluster/kubelet.ts'
+import { writeKubeconfig } from './cluster/pki.ts'
+import { BUNDLE } from './fakes/sidecar-process.ts'
 import { toolBinary } from '../scripts/tools.mjs'
 import { type Child, killAllChildren, median, now, SIM_DIR, sleep, startChild, within } from './common.ts'
 import { terminatePod, type SimPod, type Termination } from './kubelet.ts'

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { isMainThread, threadId } from 'node:worker_threads'
-import { CLUSTER_CA_FILE } from '../test/helpers/fake-kube.ts'
+import { CLUSTER_CA_FILE } from './fakes/fake-kube.ts'
 
 const run = promisify(execFile)
 const LOCK_DIR = '/run/drain-coordinator-sim'

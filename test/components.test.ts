@@ -15,7 +15,7 @@ import { parseConfig } from '../src/config.ts'
 import { HOOK_TOKEN_HEADER } from '../src/hook-auth.ts'
 import { inject } from '../src/inject/inject.ts'
 import { DEFAULT_ENV, DEFAULT_IMAGE } from '../src/inject/sidecar-spec.ts'
-import { type Container, find, type K8sObject, MANIFESTS, only, render, sidecarOf, validateObject } from './helpers/manifests.ts'
+import { type Container, find, type K8sObject, MANIFESTS, only, render, sidecarOf, validateObject } from '../sim/cluster/manifests.ts'
 import { checkSidecarWiring, configOf, resolvePort } from './helpers/sidecar-wiring.ts'
 
 const USER_DEPLOYMENT = {

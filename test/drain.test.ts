@@ -4,7 +4,7 @@ import type { DrainSummary } from '../src/drain.ts'
 import { waitForEndpointRemoval } from '../src/kube/endpoint-wait.ts'
 import { metricValue, testCoordinator } from './helpers/coordinator.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
-import { endpointSlice, READY, TERMINATING } from './helpers/fixtures.ts'
+import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
 import { createMemoryKube } from './helpers/memory-kube.ts'
 import { type Script, scriptedFetch } from './helpers/scripted-fetch.ts'
 

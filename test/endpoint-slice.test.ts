@@ -3,7 +3,7 @@ import test from 'ava'
 import type { PodIdentity } from '../src/config.ts'
 import { endpointStateIn } from '../src/kube/endpoint-slice.ts'
 import type { EndpointSliceList } from '../src/kube/types.ts'
-import { endpointSlice, READY, TERMINATING, TERMINATING_PUBLISHED } from './helpers/fixtures.ts'
+import { endpointSlice, READY, TERMINATING, TERMINATING_PUBLISHED } from '../sim/fakes/fixtures.ts'
 
 const pod = (over: Partial<PodIdentity> = {}): PodIdentity => ({
   name: 'web-1',

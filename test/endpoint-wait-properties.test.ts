@@ -12,7 +12,7 @@ import { waitForEndpointRemoval } from '../src/kube/endpoint-wait.ts'
 import type { EndpointMode, EndpointSlice, PodIdentity } from '../src/kube/types.ts'
 import { captureLog } from './helpers/capture-log.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
-import { endpointSlice, READY, TERMINATING, TERMINATING_PUBLISHED } from './helpers/fixtures.ts'
+import { endpointSlice, READY, TERMINATING, TERMINATING_PUBLISHED } from '../sim/fakes/fixtures.ts'
 import { createMemoryKube } from './helpers/memory-kube.ts'
 
 const POD: PodIdentity = { name: 'me', namespace: 'default', uid: 'uid-me', ips: ['10.0.0.1'] }

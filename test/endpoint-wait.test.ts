@@ -4,7 +4,7 @@ import { UpstreamError } from '../src/errors.ts'
 import { waitForEndpointRemoval, WATCH_FAILURES_BEFORE_POLL } from '../src/kube/endpoint-wait.ts'
 import { captureLog } from './helpers/capture-log.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
-import { endpointSlice, READY, TERMINATING, TERMINATING_PUBLISHED } from './helpers/fixtures.ts'
+import { endpointSlice, READY, TERMINATING, TERMINATING_PUBLISHED } from '../sim/fakes/fixtures.ts'
 import { createMemoryKube } from './helpers/memory-kube.ts'
 
 const pod: PodIdentity = { name: 'web-1', namespace: 'default', uid: 'uid-1', ips: ['10.0.0.1', 'fd00::1'] }

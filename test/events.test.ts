@@ -9,7 +9,7 @@ import { createFetch } from '../src/transport.ts'
 import { captureLog } from './helpers/capture-log.ts'
 import { testCoordinator } from './helpers/coordinator.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
-import { startFakeKube } from './helpers/fake-kube.ts'
+import { startFakeKube } from '../sim/fakes/fake-kube.ts'
 
 async function until(what: string, check: () => boolean, timeoutMs = 10_000) {
   const end = performance.now() + timeoutMs

@@ -8,8 +8,8 @@ import { connect } from 'node:net'
 import test from 'ava'
 import { readFileSync } from 'node:fs'
 import type { DrainSummary } from '../src/drain.ts'
-import { holdHooks, processMemory, startHeldDrain } from './helpers/held-hooks.ts'
-import { type Sidecar, startSidecar } from './helpers/sidecar-process.ts'
+import { holdHooks, processMemory, startHeldDrain } from '../sim/fakes/held-hooks.ts'
+import { type Sidecar, startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 /** The sidecar's memory limit in the shipped manifests. */
 const MEMORY_LIMIT_BYTES = (() => {

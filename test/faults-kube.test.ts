@@ -18,9 +18,9 @@ import { createFileTokenSource, staticToken, type TokenSource } from '../src/kub
 import type { Logger } from '../src/log.ts'
 import { createFetch } from '../src/transport.ts'
 import { captureLog } from './helpers/capture-log.ts'
-import { CLUSTER_CA_FILE, type Fault, startFakeKube } from './helpers/fake-kube.ts'
-import { endpointSlice, READY, TERMINATING } from './helpers/fixtures.ts'
-import { freePort, startSidecar } from './helpers/sidecar-process.ts'
+import { CLUSTER_CA_FILE, type Fault, startFakeKube } from '../sim/fakes/fake-kube.ts'
+import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
+import { freePort, startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 const NS = 'shop'
 const POD: PodIdentity = { name: 'web-1', namespace: NS, uid: 'uid-web-1', ips: ['10.0.0.7'] }

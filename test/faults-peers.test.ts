@@ -9,8 +9,8 @@ import type { DrainSummary } from '../src/drain.ts'
 import { createFetch } from '../src/transport.ts'
 import { metricValue, testCoordinator } from './helpers/coordinator.ts'
 import { startFakeApp } from './helpers/fake-app.ts'
-import { startFakeEnvoy, type Mode } from './helpers/fake-envoy.ts'
-import { freePort, startSidecar } from './helpers/sidecar-process.ts'
+import { startFakeEnvoy, type Mode } from '../sim/fakes/fake-envoy.ts'
+import { freePort, startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 type Peers = {
   envoy?: Mode | 'down'

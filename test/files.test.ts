@@ -14,9 +14,9 @@ import { FILE_LIMITS, FileTooLargeError, readBoundedFile } from '../src/files.ts
 import { createFileTokenSource, TOKEN_MAX_AGE_MS } from '../src/kube/token.ts'
 import { captureLog } from './helpers/capture-log.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
-import { CLUSTER_CA_FILE, ROTATED_CA_FILE, startFakeKube } from './helpers/fake-kube.ts'
-import { endpointSlice, READY, TERMINATING } from './helpers/fixtures.ts'
-import { BUNDLE, startSidecar } from './helpers/sidecar-process.ts'
+import { CLUSTER_CA_FILE, ROTATED_CA_FILE, startFakeKube } from '../sim/fakes/fake-kube.ts'
+import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
+import { BUNDLE, startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 const run = promisify(execFile)
 const CLUSTER_CA = await readFile(CLUSTER_CA_FILE, 'utf8')

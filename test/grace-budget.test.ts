@@ -9,7 +9,7 @@ import { staticToken } from '../src/kube/token.ts'
 import { createFetch } from '../src/transport.ts'
 import { testCoordinator } from './helpers/coordinator.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
-import { startFakeKube } from './helpers/fake-kube.ts'
+import { startFakeKube } from '../sim/fakes/fake-kube.ts'
 
 const never = new AbortController().signal
 

@@ -13,7 +13,7 @@ import { ConfigError } from '../src/errors.ts'
 import { tokensMatch } from '../src/hook-auth.ts'
 import { createServerApp } from '../src/server.ts'
 import { testCoordinator } from './helpers/coordinator.ts'
-import { startSidecar } from './helpers/sidecar-process.ts'
+import { startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 const TOKEN = 's3cret-hook-token-0123'
 

@@ -12,8 +12,8 @@ import test, { type ExecutionContext } from 'ava'
 import { IMAGE_NODE_FLAGS } from '../scripts/node-flags.mjs'
 import { DEFAULTS } from '../src/config.ts'
 import { contextFiles, dockerfileInstructions, linkNodeModules, replayStage, stage, stageContext } from './helpers/docker-build.ts'
-import { REPO_ROOT } from './helpers/manifests.ts'
-import { BUNDLE, freePort } from './helpers/sidecar-process.ts'
+import { REPO_ROOT } from '../sim/cluster/manifests.ts'
+import { BUNDLE, freePort } from '../sim/fakes/sidecar-process.ts'
 
 const run = promisify(execFile)
 const PKG = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {

@@ -12,8 +12,8 @@ import test from 'ava'
 import { parseAllDocuments } from 'yaml'
 import { toolBinary } from '../scripts/tools.mjs'
 import { DEFAULT_ENV, DEFAULT_IMAGE, drainBudgetSeconds, sidecarContainer } from '../src/inject/sidecar-spec.ts'
-import { type K8sObject, validateObject } from './helpers/manifests.ts'
-import { BUNDLE } from './helpers/sidecar-process.ts'
+import { type K8sObject, validateObject } from '../sim/cluster/manifests.ts'
+import { BUNDLE } from '../sim/fakes/sidecar-process.ts'
 
 const CHART = fileURLToPath(new URL('fixtures/helm-chart', import.meta.url))
 // The bundle's `#!/usr/bin/env node` must find Node 24, as on a user's machine where it is installed.

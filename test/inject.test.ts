@@ -9,7 +9,7 @@ import { EXIT, type InjectIo, runInject } from '../src/inject/cli.ts'
 import { inject, type InjectOptions } from '../src/inject/inject.ts'
 import { DEFAULT_ENV, DEFAULT_IMAGE, drainBudgetSeconds, sidecarContainer } from '../src/inject/sidecar-spec.ts'
 import { WORKLOADS } from '../src/inject/workload.ts'
-import { type Container, type K8sObject, validateObject } from './helpers/manifests.ts'
+import { type Container, type K8sObject, validateObject } from '../sim/cluster/manifests.ts'
 
 const OPTIONS: InjectOptions = {
   image: DEFAULT_IMAGE,

@@ -9,8 +9,8 @@ import type { SliceEvent } from '../src/kube/types.ts'
 import { createFetch } from '../src/transport.ts'
 import { USER_AGENT } from '../src/version.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
-import { type FakeKubeOptions, ROGUE_CA_FILE, startFakeKube } from './helpers/fake-kube.ts'
-import { endpointSlice, READY, TERMINATING } from './helpers/fixtures.ts'
+import { type FakeKubeOptions, ROGUE_CA_FILE, startFakeKube } from '../sim/fakes/fake-kube.ts'
+import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
 
 const never = new AbortController().signal
 

@@ -21,7 +21,7 @@ import {
   render,
   sidecarOf,
   validateObject,
-} from './helpers/manifests.ts'
+} from '../sim/cluster/manifests.ts'
 import { checkSidecarWiring, configOf, resolvePort, sidecarRoutes } from './helpers/sidecar-wiring.ts'
 
 const { kustomizations, components } = kustomizationDirs()

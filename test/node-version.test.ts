@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import test from 'ava'
-import { BUNDLE } from './helpers/sidecar-process.ts'
+import { BUNDLE } from '../sim/fakes/sidecar-process.ts'
 
 const OLD_NODE = '/usr/bin/node'
 

@@ -12,10 +12,10 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import test from 'ava'
 import { YAML } from 'zx'
-import { startFakeKube } from './helpers/fake-kube.ts'
-import { endpointSlice, READY, TERMINATING } from './helpers/fixtures.ts'
-import { MANIFESTS, only, render, sidecarOf } from './helpers/manifests.ts'
-import { freePort, startSidecar } from './helpers/sidecar-process.ts'
+import { startFakeKube } from '../sim/fakes/fake-kube.ts'
+import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
+import { MANIFESTS, only, render, sidecarOf } from '../sim/cluster/manifests.ts'
+import { freePort, startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 const run = promisify(execFile)
 const MONITORING = join(MANIFESTS, 'monitoring')

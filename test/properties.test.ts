@@ -18,8 +18,8 @@ import { decodeWatchEvent, decodeWatchStream, splitLines, WatchDecodeError } fro
 import type { Decoded } from '../src/kube/schema.ts'
 import type { EndpointSlice, SliceEvent } from '../src/kube/types.ts'
 import { silentLogger } from '../src/log.ts'
-import { endpointSlice, READY } from './helpers/fixtures.ts'
-import { parseLabelSelector } from './helpers/label-selector.ts'
+import { endpointSlice, READY } from '../sim/fakes/fixtures.ts'
+import { parseLabelSelector } from '../sim/fakes/label-selector.ts'
 
 const RUNS = { numRuns: 300 }
 

@@ -9,10 +9,10 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import test from 'ava'
 import { startFakeApp } from './helpers/fake-app.ts'
-import { startFakeEnvoy } from './helpers/fake-envoy.ts'
-import { type FakeKube, startFakeKube } from './helpers/fake-kube.ts'
-import { endpointSlice, READY, TERMINATING } from './helpers/fixtures.ts'
-import { BUNDLE, startSidecar } from './helpers/sidecar-process.ts'
+import { startFakeEnvoy } from '../sim/fakes/fake-envoy.ts'
+import { type FakeKube, startFakeKube } from '../sim/fakes/fake-kube.ts'
+import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
+import { BUNDLE, startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 const run = promisify(execFile)
 const me = { podName: 'web-1', uid: 'uid-1' }

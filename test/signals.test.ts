@@ -11,8 +11,8 @@ import test, { type ExecutionContext } from 'ava'
 import { installSignalHandlers } from '../src/signals.ts'
 import { testCoordinator } from './helpers/coordinator.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
-import { startHeldDrain } from './helpers/held-hooks.ts'
-import { type Sidecar, startSidecar } from './helpers/sidecar-process.ts'
+import { startHeldDrain } from '../sim/fakes/held-hooks.ts'
+import { type Sidecar, startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 function harness({ finalScrape = async () => {} }: { finalScrape?: (cut: AbortSignal) => Promise<void> } = {}) {
   const clock = new FakeClock()

@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import test from 'ava'
-import { startSidecar } from './helpers/sidecar-process.ts'
+import { startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 /**
  * This machine's network namespace is shared with every other test process, whose short connections raise the

@@ -6,8 +6,8 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import test from 'ava'
-import { startFakeEnvoy } from './helpers/fake-envoy.ts'
-import { freePort, startSidecar } from './helpers/sidecar-process.ts'
+import { startFakeEnvoy } from '../sim/fakes/fake-envoy.ts'
+import { freePort, startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 // DRAIN_TRAFFIC_COUNTER=off: this machine's network namespace is shared with every other test process, whose
 // short connections raise Tcp PassiveOpens at any moment; the sources under test here are the HTTP ones.

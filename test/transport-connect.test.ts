@@ -4,7 +4,7 @@ import { createServer as createHttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import test from 'ava'
 import { createFetch } from '../src/transport.ts'
-import { freePort } from './helpers/sidecar-process.ts'
+import { freePort } from '../sim/fakes/sidecar-process.ts'
 
 test('onConnect is told the local end of each new connection, which the server sees as its peer', async (t) => {
   const peers: string[] = []

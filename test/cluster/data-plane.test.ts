@@ -12,10 +12,10 @@ import test from 'ava'
 import { killAllChildren, SIM_DIR, startChild, type Child } from '../../sim/common.ts'
 import { type DataPlane, startDataPlane } from '../../sim/data-plane.ts'
 import { simNamespaces } from '../../sim/netns.ts'
-import { createService, namespaceWithRbac } from '../helpers/cluster-fixture.ts'
-import { waitFor } from '../helpers/cluster/kube-admin.ts'
-import { createPod, deletePodGracefully, requestPodToken, setPodStatus } from '../helpers/cluster/kubelet.ts'
-import { BUNDLE } from '../helpers/sidecar-process.ts'
+import { createService, namespaceWithRbac } from '../../sim/cluster/cluster-fixture.ts'
+import { waitFor } from '../../sim/cluster/kube-admin.ts'
+import { createPod, deletePodGracefully, requestPodToken, setPodStatus } from '../../sim/cluster/kubelet.ts'
+import { BUNDLE } from '../../sim/fakes/sidecar-process.ts'
 
 let dp: DataPlane | undefined
 let failed = false

@@ -14,9 +14,9 @@ import {
   readyPod,
   startPodSidecar,
   useCluster,
-} from '../helpers/cluster-fixture.ts'
-import { waitFor } from '../helpers/cluster/kube-admin.ts'
-import { deletePodGracefully, endpointsOf, finishPod } from '../helpers/cluster/kubelet.ts'
+} from '../../sim/cluster/cluster-fixture.ts'
+import { waitFor } from '../../sim/cluster/kube-admin.ts'
+import { deletePodGracefully, endpointsOf, finishPod } from '../../sim/cluster/kubelet.ts'
 
 const cluster = useCluster(test)
 const SETTLE_MS = 1_000

@@ -1,5 +1,5 @@
 /**
- * The fake API server (test/helpers/fake-kube.ts) against the real one: the same requests, with the same bearer
+ * The fake API server (sim/fakes/fake-kube.ts) against the real one: the same requests, with the same bearer
  * token (a pod-bound TokenRequest token), against the same EndpointSlices (the real controller's, copied into the
  * fake), must get the same answers, in the parts the sidecar reads: status codes, Status reasons, list and watch
  * shapes, what the selectors it sends select, 410s, bookmarks and watch timeouts. Every difference found here was
@@ -8,10 +8,10 @@
 import test from 'ava'
 import { Agent, fetch } from 'undici'
 import { readFileSync } from 'node:fs'
-import { createService, namespaceWithRbac, readyPod, useCluster } from '../helpers/cluster-fixture.ts'
-import { type KubeObject } from '../helpers/cluster/kube-admin.ts'
-import { requestPodToken } from '../helpers/cluster/kubelet.ts'
-import { type FakeKube, startFakeKube } from '../helpers/fake-kube.ts'
+import { createService, namespaceWithRbac, readyPod, useCluster } from '../../sim/cluster/cluster-fixture.ts'
+import { type KubeObject } from '../../sim/cluster/kube-admin.ts'
+import { requestPodToken } from '../../sim/cluster/kubelet.ts'
+import { type FakeKube, startFakeKube } from '../../sim/fakes/fake-kube.ts'
 
 const cluster = useCluster(test)
 

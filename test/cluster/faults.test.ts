@@ -7,9 +7,9 @@
  */
 import { readFileSync } from 'node:fs'
 import test from 'ava'
-import { callHook, createService, namespaceWithRbac, readyPod, startPodSidecar, useCluster } from '../helpers/cluster-fixture.ts'
-import { getWithToken, waitFor } from '../helpers/cluster/kube-admin.ts'
-import { deletePodGracefully, endpointsOf, finishPod, requestPodToken } from '../helpers/cluster/kubelet.ts'
+import { callHook, createService, namespaceWithRbac, readyPod, startPodSidecar, useCluster } from '../../sim/cluster/cluster-fixture.ts'
+import { getWithToken, waitFor } from '../../sim/cluster/kube-admin.ts'
+import { deletePodGracefully, endpointsOf, finishPod, requestPodToken } from '../../sim/cluster/kubelet.ts'
 
 const cluster = useCluster(test)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))

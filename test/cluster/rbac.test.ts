@@ -5,10 +5,10 @@
  * server checks exactly what the Role grants; the system:masters admin is only the harness.
  */
 import test from 'ava'
-import { callHook, podIp, startPodSidecar, useCluster } from '../helpers/cluster-fixture.ts'
-import { type KubeObject, waitFor } from '../helpers/cluster/kube-admin.ts'
-import { createNamespace, createPod, deletePodGracefully, endpointsOf, setPodStatus } from '../helpers/cluster/kubelet.ts'
-import { only, render } from '../helpers/manifests.ts'
+import { callHook, podIp, startPodSidecar, useCluster } from '../../sim/cluster/cluster-fixture.ts'
+import { type KubeObject, waitFor } from '../../sim/cluster/kube-admin.ts'
+import { createNamespace, createPod, deletePodGracefully, endpointsOf, setPodStatus } from '../../sim/cluster/kubelet.ts'
+import { only, render } from '../../sim/cluster/manifests.ts'
 
 const cluster = useCluster(test)
 

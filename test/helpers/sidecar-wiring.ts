@@ -11,7 +11,7 @@ import { parseConfig, type Config } from '../../src/config.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createMetrics } from '../../src/metrics.ts'
 import { createServerApp, type ServerDeps } from '../../src/server.ts'
-import { type Container, find, type K8sObject, only, REPO_ROOT, sidecarOf } from './manifests.ts'
+import { type Container, find, type K8sObject, only, REPO_ROOT, sidecarOf } from '../../sim/cluster/manifests.ts'
 
 export const PKG = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }
 

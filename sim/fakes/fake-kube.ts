@@ -15,7 +15,7 @@ import type { EndpointSlice } from '../../src/kube/types.ts'
 import { parseLabelSelector } from './label-selector.ts'
 
 const SSAR_PATH = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews'
-const TLS_DIR = fileURLToPath(new URL('../fixtures/tls/', import.meta.url))
+const TLS_DIR = fileURLToPath(new URL('../../test/fixtures/tls/', import.meta.url))
 export const CLUSTER_CA_FILE = `${TLS_DIR}cluster-ca.crt`
 export const ROGUE_CA_FILE = `${TLS_DIR}rogue-ca.crt`
 /** The cluster's next CA, for CA rotation (test/fixtures/tls/generate.sh). */

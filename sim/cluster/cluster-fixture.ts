@@ -10,11 +10,11 @@ import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { TestFn } from 'ava'
 import { type Cluster, type ClusterOptions, startCluster } from './cluster.ts'
-import type { KubeObject } from './cluster/kube-admin.ts'
-import { waitFor } from './cluster/kube-admin.ts'
-import { createNamespace, createPod, endpointsOf, ensureNode, requestPodToken, setPodStatus } from './cluster/kubelet.ts'
+import type { KubeObject } from './kube-admin.ts'
+import { waitFor } from './kube-admin.ts'
+import { createNamespace, createPod, endpointsOf, ensureNode, requestPodToken, setPodStatus } from './kubelet.ts'
 import { render } from './manifests.ts'
-import { type Sidecar, startSidecar } from './sidecar-process.ts'
+import { type Sidecar, startSidecar } from '../fakes/sidecar-process.ts'
 
 export function useCluster(test: TestFn, options: ClusterOptions = {}): () => Cluster {
   let cluster: Cluster | undefined

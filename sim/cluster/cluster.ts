@@ -10,10 +10,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { toolBinary } from '../../scripts/tools.mjs'
-import { type Component, startComponent } from './cluster/component.ts'
-import { createKubeAdmin, type KubeAdmin, waitFor } from './cluster/kube-admin.ts'
-import { makePki, type Pki, writeKubeconfig } from './cluster/pki.ts'
-import { freePort } from './sidecar-process.ts'
+import { type Component, startComponent } from './component.ts'
+import { createKubeAdmin, type KubeAdmin, waitFor } from './kube-admin.ts'
+import { makePki, type Pki, writeKubeconfig } from './pki.ts'
+import { freePort } from '../fakes/sidecar-process.ts'
 
 /**
  * ClusterIPs: from the benchmarking ranges (IPv4 RFC 2544, IPv6 RFC 5180), never a network a host might really use.
