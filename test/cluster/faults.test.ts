@@ -14,38 +14,54 @@ import { deletePodGracefully, endpointsOf, finishPod, requestPodToken } from '..
 const cluster = useCluster(test)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** A pod behind a Service, its sidecar started and checked, the controller paused, the pod deleted, the hook called. */
+/**
+ * A pod behind a Service, its sidecar started and checked, the controller paused, the pod deleted, the hook called.
+ * Every fault test needs the sidecar's first LIST to see its endpoint still ready (the controller held back). On a
+ * busy machine that precondition has failed about once in twenty runs (the terminating write already there, cause
+ * not found): the set-up is then made again with a new pod, at most three times, and the test fails only if it
+ * never holds. The assertions of each test are never retried.
+ */
 async function drainingPod(t: import('ava').ExecutionContext, prefix: string, env: Record<string, string> = {}) {
-  const c = cluster()
-  const ns = await namespaceWithRbac(c, prefix)
-  await createService(c, ns, 'web', { app: 'web' })
-  const pod = await readyPod(c, ns, 'web-1', { labels: { app: 'web' }, services: 1 })
-  const sidecar = await startPodSidecar(c, pod, { DRAIN_TIMEOUT: '120s', ...env })
-  t.teardown(() => sidecar.stop())
-  await sidecar.waitForLog('kube_access_ok')
-  c.controllerManager.pause()
-  t.teardown(() => c.controllerManager.resume())
-  t.deepEqual(
-    (await endpointsOf(c.admin, ns, pod.uid)).map((e) => e.conditions.ready),
-    [true],
-    'ready before the delete',
-  )
-  await deletePodGracefully(c.admin, ns, pod.name, 120)
-  const hook = callHook(sidecar)
-  await sidecar.waitForLog('endpoints_listed')
-  t.is(
-    sidecar.logs.find((l) => l.event === 'endpoints_listed')?.holding &&
-      Object.values(sidecar.logs.find((l) => l.event === 'endpoints_listed')!.holding as object).join(),
-    'ready',
-    `the sidecar listed its endpoint ready (the controller was held back):\n${story(sidecar)}\n${JSON.stringify(await endpointsOf(c.admin, ns, pod.uid))}`,
-  )
-  const terminatingWritten = () =>
-    waitFor(
-      "the controller's terminating write",
-      async () => ((await endpointsOf(c.admin, ns, pod.uid))[0]?.conditions.terminating ? performance.now() : undefined),
-      { timeoutMs: 120_000, intervalMs: 50 },
+  for (let attempt = 1; ; attempt++) {
+    const c = cluster()
+    const ns = await namespaceWithRbac(c, `${prefix}${attempt}`)
+    await createService(c, ns, 'web', { app: 'web' })
+    const pod = await readyPod(c, ns, 'web-1', { labels: { app: 'web' }, services: 1 })
+    const sidecar = await startPodSidecar(c, pod, { DRAIN_TIMEOUT: '120s', ...env })
+    t.teardown(() => sidecar.stop())
+    await sidecar.waitForLog('kube_access_ok')
+    c.controllerManager.pause()
+    t.teardown(() => c.controllerManager.resume())
+    t.deepEqual(
+      (await endpointsOf(c.admin, ns, pod.uid)).map((e) => e.conditions.ready),
+      [true],
+      'ready before the delete',
     )
-  return { c, ns, pod, sidecar, hook, terminatingWritten }
+    await deletePodGracefully(c.admin, ns, pod.name, 120)
+    const hook = callHook(sidecar)
+    await sidecar.waitForLog('endpoints_listed')
+    const listed = sidecar.logs.find((l) => l.event === 'endpoints_listed')?.holding
+    const listedReady = listed !== undefined && Object.values(listed as object).join() === 'ready'
+    if (!listedReady) {
+      const why = `the sidecar listed ${JSON.stringify(listed)}, not its endpoint ready (the controller was to be held back):\n${story(sidecar)}\n${JSON.stringify(await endpointsOf(c.admin, ns, pod.uid))}`
+      if (attempt === 3) {
+        t.fail(why)
+      } else {
+        t.log(`set-up attempt ${attempt} did not hold: ${why}`)
+        c.controllerManager.resume()
+        await sidecar.stop()
+        void hook.catch(() => {})
+        continue
+      }
+    }
+    const terminatingWritten = () =>
+      waitFor(
+        "the controller's terminating write",
+        async () => ((await endpointsOf(c.admin, ns, pod.uid))[0]?.conditions.terminating ? performance.now() : undefined),
+        { timeoutMs: 120_000, intervalMs: 50 },
+      )
+    return { c, ns, pod, sidecar, hook, terminatingWritten }
+  }
 }
 
 /** The sidecar's log, one event per line with its status or error, for the test's log when it fails. */
