@@ -3,63 +3,21 @@
  *
  * The real server answers 410 only for a resourceVersion older than its watch cache (etcd compaction does not
  * matter: the cache keeps its window), so the 410 needs a restarted API server whose fresh cache starts above the
- * resourceVersion the sidecar resumes from. A plain kill and restart does not get there: the sidecar's WATCH is
- * refused at once while the server is down, three times within a second, and it falls back to polling. So the
- * sidecar reaches the server through a TCP relay on loopback (as a client reaches an API server through a load
- * balancer or the Service VIP): while the server restarts, the relay holds new connections unanswered instead of
- * refusing them, and hands them on once the new server is ready. The sidecar's next WATCH then reaches the new
- * server with its old resourceVersion, and the 410 it gets is the server's own.
+ * resourceVersion the sidecar resumes from, and a sidecar that still has its watch (not yet polling) when the new
+ * server answers. kube-apiserver opens its listening socket early in start-up, so a reconnect made while it starts
+ * waits in the backlog and usually meets the new server; but one made between the old process's exit and that
+ * listen is refused, and one answered before the RBAC cache is in gets a 403: two such and a third failure make
+ * the sidecar poll (the faults test's 3 s outage always does). So the sidecar reaches the server through a TCP
+ * relay on loopback (as a client reaches it through a load balancer or the Service VIP) that holds new connections
+ * unanswered from the kill until the new server is ready. The 410 the sidecar then gets is the server's own.
  */
-import { connect, createServer, type Socket } from 'node:net'
 import test from 'ava'
 import { callHook, createService, namespaceWithRbac, readyPod, startPodSidecar, useCluster } from '../helpers/cluster-fixture.ts'
 import { waitFor } from '../helpers/cluster/kube-admin.ts'
+import { startRelay } from '../../sim/relay.ts'
 import { deletePodGracefully, endpointsOf } from '../helpers/cluster/kubelet.ts'
 
 const cluster = useCluster(test)
-
-/** A TCP relay to `target`; while `hold()` is on, new connections wait unanswered until `release()`. */
-async function startRelay(target: URL) {
-  const sockets = new Set<Socket>()
-  let parked: Socket[] | undefined
-  const forward = (client: Socket) => {
-    const upstream = connect(Number(target.port), target.hostname)
-    sockets.add(upstream)
-    const close = () => {
-      client.destroy()
-      upstream.destroy()
-    }
-    for (const socket of [client, upstream]) socket.on('error', close).on('close', close)
-    upstream.on('close', () => sockets.delete(upstream))
-    client.pipe(upstream).pipe(client)
-  }
-  const server = createServer((client) => {
-    sockets.add(client)
-    client.on('close', () => sockets.delete(client))
-    client.on('error', () => client.destroy())
-    if (parked) parked.push(client)
-    else forward(client)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  return {
-    url: `https://127.0.0.1:${port}`,
-    hold() {
-      parked = []
-    },
-    /** Forwards the held connections; returns how many there were. */
-    release(): number {
-      const waiting = (parked ?? []).filter((client) => !client.destroyed)
-      parked = undefined
-      for (const client of waiting) forward(client)
-      return waiting.length
-    },
-    async close() {
-      for (const socket of sockets) socket.destroy()
-      await new Promise((resolve) => server.close(resolve))
-    },
-  }
-}
 
 /** The sidecar's log, one event per line, for the test's log when it fails. */
 function story(sidecar: { logs: Array<Record<string, unknown>> }): string {
@@ -80,7 +38,7 @@ async function listsAnswered(sidecar: { url: string }): Promise<number> {
 
 test('kube-apiserver restarted under a held connection: the sidecar’s WATCH gets a real 410, it lists again, and completes only after the terminating write', async (t) => {
   const c = cluster()
-  const relay = await startRelay(new URL(c.apiUrl))
+  const relay = await startRelay({ host: '127.0.0.1', target: { host: '127.0.0.1', port: Number(new URL(c.apiUrl).port) } })
   t.teardown(() => relay.close())
   const ns = await namespaceWithRbac(c, 'expired')
   await createService(c, ns, 'web', { app: 'web' })
