@@ -12,10 +12,10 @@
  * unanswered from the kill until the new server is ready. The 410 the sidecar then gets is the server's own.
  */
 import test from 'ava'
-import { callHook, createService, namespaceWithRbac, readyPod, startPodSidecar, useCluster } from '../helpers/cluster-fixture.ts'
-import { waitFor } from '../helpers/cluster/kube-admin.ts'
+import { callHook, createService, namespaceWithRbac, readyPod, startPodSidecar, useCluster } from '../../sim/cluster/cluster-fixture.ts'
+import { waitFor } from '../../sim/cluster/kube-admin.ts'
 import { startRelay } from '../../sim/relay.ts'
-import { deletePodGracefully, endpointsOf } from '../helpers/cluster/kubelet.ts'
+import { deletePodGracefully, endpointsOf } from '../../sim/cluster/kubelet.ts'
 
 const cluster = useCluster(test)
 
