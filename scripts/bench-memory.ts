@@ -9,14 +9,14 @@
  * Goals (issue 8): large namespace at most idle + 30 MB; any hostile answer at most 150 MiB.
  * Options: --slices=400 --endpoints=100 --skip-hostile --out=bench-results
  */
-import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { CLUSTER_CA_FILE, type FakeKube, startFakeKube } from '../sim/fakes/fake-kube.ts'
 import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
-import { HOSTILE } from '../sim/fakes/hostile-kube.ts'
+import { processMemory } from '../sim/fakes/held-hooks.ts'
+import { HOSTILE, podSlice } from '../sim/fakes/hostile-kube.ts'
 import { startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 const { values: args } = parseArgs({
@@ -37,21 +37,6 @@ const NS = 'bench'
 const POD_IP = '10.0.0.7'
 const MiB = 1024 * 1024
 const mib = (bytes: number) => (bytes / MiB).toFixed(1)
-
-const podSlice = (conditions: object) =>
-  endpointSlice({
-    name: 'web-abcde',
-    service: 'web',
-    namespace: NS,
-    endpoints: [
-      { ip: POD_IP, podName: 'web-1', uid: 'uid-web-1', ...conditions },
-      { ip: '10.0.0.8', podName: 'web-2', ...READY },
-    ],
-  })
-
-function peakRss(pid: number): number {
-  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024
-}
 
 const dir = await mkdtemp(join(tmpdir(), 'dc-bench-memory-'))
 await writeFile(join(dir, 'token'), 'test-token')
@@ -77,7 +62,7 @@ async function measure(
   try {
     await sidecar.waitForLog('kube_access_ok')
     const outcome = drain ? await drain(sidecar.url) : 'idle'
-    return { rss: peakRss(sidecar.child.pid!), outcome }
+    return { rss: (await processMemory(sidecar.child.pid!)).peak, outcome }
   } finally {
     await sidecar.stop()
   }
@@ -87,7 +72,7 @@ const prestop = async (url: string) => ((await (await fetch(`${url}/prestop`)).j
 
 const rows: Array<{ case: string; peakMiB: string; vsIdle: string; outcome: string; goal: string; met: boolean }> = []
 const kube = await startFakeKube({ namespace: NS })
-kube.upsert(podSlice(READY))
+kube.upsert(podSlice(NS, POD_IP, READY))
 const idle = (await measure(kube, 3_000)).rss
 rows.push({ case: 'idle (started, RBAC checked)', peakMiB: mib(idle), vsIdle: '1.00', outcome: '-', goal: '-', met: true })
 
@@ -111,7 +96,7 @@ const large = await measure(kube, 10_000, async (url) => {
   // Released once the LIST is through and the watch sees the endpoint go: the figure covers the whole LIST.
   const until = performance.now() + 8_000
   while (kube.countRequests('watch') < 1 && performance.now() < until) await new Promise((r) => setTimeout(r, 20))
-  kube.upsert(podSlice(TERMINATING))
+  kube.upsert(podSlice(NS, POD_IP, TERMINATING))
   return answer
 })
 const largeGoal = idle + 30 * 1_000_000
@@ -127,7 +112,7 @@ await kube.close()
 
 for (const hostile of args['skip-hostile'] ? [] : HOSTILE) {
   const hostileKube = await startFakeKube({ namespace: NS })
-  hostileKube.upsert(podSlice(READY))
+  hostileKube.upsert(podSlice(NS, POD_IP, READY))
   hostileKube.alwaysFault(hostile.fault(hostileKube, POD_IP), hostile.verb)
   const timeoutMs = hostile.name.startsWith('endless') ? 10_000 : 3_000
   const result = await measure(hostileKube, timeoutMs, prestop)

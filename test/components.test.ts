@@ -15,7 +15,7 @@ import { parseConfig } from '../src/config.ts'
 import { HOOK_TOKEN_HEADER } from '../src/hook-auth.ts'
 import { inject } from '../src/inject/inject.ts'
 import { DEFAULT_ENV, DEFAULT_IMAGE } from '../src/inject/sidecar-spec.ts'
-import { type Container, find, type K8sObject, MANIFESTS, only, render, sidecarOf, validateObject } from '../sim/cluster/manifests.ts'
+import { type Container, find, type K8sObject, MANIFESTS, theOne, render, sidecarOf, validateObject } from '../sim/cluster/manifests.ts'
 import { checkSidecarWiring, configOf, resolvePort } from './helpers/sidecar-wiring.ts'
 
 const USER_DEPLOYMENT = {
@@ -100,7 +100,7 @@ for (const [variant, { native, objects }] of Object.entries(VARIANTS)) {
     const rendered = built(['drain-coordinator', variant], objects)
     for (const object of rendered) t.notThrows(() => validateObject(object), `${object.kind} ${object.metadata.name}`)
     await checkSidecarWiring(t, rendered, native)
-    const pod = only(rendered, 'Deployment').spec.template.spec
+    const pod = theOne(rendered, 'Deployment').spec.template.spec
     const before = USER_DEPLOYMENT.spec.template.spec
     t.deepEqual(
       pod.initContainers.find((c: Container) => c.name === 'migrate'),
@@ -114,8 +114,8 @@ for (const [variant, { native, objects }] of Object.entries(VARIANTS)) {
 }
 
 test('classic-sidecar: the same container as the native sidecar, minus restartPolicy and with HOST_IP from status.hostIP (before 1.29), moved out of initContainers', (t) => {
-  const native = sidecarOf(only(built(['drain-coordinator']), 'Deployment'))!.container
-  const classic = only(built(['drain-coordinator', 'classic-sidecar']), 'Deployment')
+  const native = sidecarOf(theOne(built(['drain-coordinator']), 'Deployment'))!.container
+  const classic = theOne(built(['drain-coordinator', 'classic-sidecar']), 'Deployment')
   const { restartPolicy, ...expected } = native
   t.is(restartPolicy, 'Always')
   const hostIp = { name: 'HOST_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } }
@@ -130,15 +130,15 @@ test('classic-sidecar: the same container as the native sidecar, minus restartPo
 
 test('poll-mode: the sidecar polls, and the Role no longer grants watch', (t) => {
   const rendered = built(['drain-coordinator', 'poll-mode'])
-  t.is(configOf(sidecarOf(only(rendered, 'Deployment'))!.container).config.endpointMode, 'poll')
-  t.deepEqual(only(rendered, 'Role').rules, [
+  t.is(configOf(sidecarOf(theOne(rendered, 'Deployment'))!.container).config.endpointMode, 'poll')
+  t.deepEqual(theOne(rendered, 'Role').rules, [
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list'] },
-    ...only(render('base'), 'Role').rules.slice(1),
+    ...theOne(render('base'), 'Role').rules.slice(1),
   ])
 })
 
 test('istio: Envoy admin URL set, and the sidecar port excluded from inbound capture', (t) => {
-  const deployment = only(built(['drain-coordinator', 'istio']), 'Deployment')
+  const deployment = theOne(built(['drain-coordinator', 'istio']), 'Deployment')
   const { config } = configOf(sidecarOf(deployment)!.container)
   t.is(config.envoyAdminUrl, 'http://127.0.0.1:15000/')
   const excluded = deployment.spec.template.metadata.annotations['traffic.sidecar.istio.io/excludeInboundPorts'].split(',')
@@ -147,7 +147,7 @@ test('istio: Envoy admin URL set, and the sidecar port excluded from inbound cap
 
 test("hook-token: the header kubelet sends is the token of the user's own Secret, which the sidecar reads", (t) => {
   const objects = built(['drain-coordinator', 'hook-token'], [...USER_OBJECTS, USER_SECRET])
-  const deployment = only(objects, 'Deployment')
+  const deployment = theOne(objects, 'Deployment')
   const sidecar = sidecarOf(deployment)!.container
   const { config } = configOf(sidecar)
   t.truthy(config.hookToken && 'file' in config.hookToken)
@@ -156,7 +156,7 @@ test("hook-token: the header kubelet sends is the token of the user's own Secret
   t.truthy(mount, 'DRAIN_HOOK_TOKEN_FILE is inside a volume mount')
   const volume = deployment.spec.template.spec.volumes.find((v: Container) => v.name === mount.name)
   t.is(volume.secret.defaultMode, 0o444, "readable by the sidecar's user")
-  const secret = only(objects, 'Secret', volume.secret.secretName)
+  const secret = theOne(objects, 'Secret', volume.secret.secretName)
   t.is(secret.stringData[file.slice(mount.mountPath.length + 1)], TOKEN)
   const app = deployment.spec.template.spec.containers.find((c: Container) => c.name === 'api')
   const headers = app.lifecycle.preStop.httpGet.httpHeaders
@@ -185,9 +185,9 @@ test("hook-token: without the user's Secret the build fails, and no Secret ships
 })
 
 test('scrape-annotations: the annotations point at the port and path the PodMonitor scrapes', (t) => {
-  const deployment = only(built(['drain-coordinator', 'scrape-annotations']), 'Deployment')
+  const deployment = theOne(built(['drain-coordinator', 'scrape-annotations']), 'Deployment')
   const sidecar = sidecarOf(deployment)!.container
-  const endpoint = only(render('monitoring'), 'PodMonitor').spec.podMetricsEndpoints[0]
+  const endpoint = theOne(render('monitoring'), 'PodMonitor').spec.podMetricsEndpoints[0]
   const annotations = deployment.spec.template.metadata.annotations
   t.is(annotations['prometheus.io/scrape'], 'true')
   t.is(Number(annotations['prometheus.io/port']), resolvePort(endpoint.port, sidecar))
@@ -201,7 +201,7 @@ test("all variants together, classic-sidecar last: one classic sidecar carrying 
   )
   for (const object of rendered) t.notThrows(() => validateObject(object), `${object.kind} ${object.metadata.name}`)
   await checkSidecarWiring(t, rendered, false)
-  const { config } = configOf(sidecarOf(only(rendered, 'Deployment'))!.container)
+  const { config } = configOf(sidecarOf(theOne(rendered, 'Deployment'))!.container)
   t.like(config, {
     endpointMode: 'poll',
     envoyAdminUrl: 'http://127.0.0.1:15000/',
@@ -237,14 +237,14 @@ test('inject adds exactly what the drain-coordinator component renders, and the 
   })
   t.deepEqual(result.refusals, [])
   const injected = parse(result.output)
-  t.deepEqual(sorted(only(injected, 'Deployment')), sorted(only(fromComponent, 'Deployment')))
-  t.deepEqual(only(injected, 'Role'), only(render('base'), 'Role'))
-  t.deepEqual(only(injected, 'RoleBinding'), only(fromComponent, 'RoleBinding'))
+  t.deepEqual(sorted(theOne(injected, 'Deployment')), sorted(theOne(fromComponent, 'Deployment')))
+  t.deepEqual(theOne(injected, 'Role'), theOne(render('base'), 'Role'))
+  t.deepEqual(theOne(injected, 'RoleBinding'), theOne(fromComponent, 'RoleBinding'))
   t.is(find(injected, 'ServiceAccount').length, 1, "the user's own, no other")
 })
 
 test('inject --classic adds exactly what drain-coordinator plus classic-sidecar render', (t) => {
   const fromComponents = built(['drain-coordinator', 'classic-sidecar'])
   const result = inject([{ name: 'user.yaml', text: stringify(USER_DEPLOYMENT) }], { ...INJECT_OPTIONS, native: false })
-  t.deepEqual(sorted(only(parse(result.output), 'Deployment')), sorted(only(fromComponents, 'Deployment')))
+  t.deepEqual(sorted(theOne(parse(result.output), 'Deployment')), sorted(theOne(fromComponents, 'Deployment')))
 })

@@ -6,14 +6,14 @@
  * true answer is `timeout`: the hook is held to DRAIN_TIMEOUT (answered on time), the process stays far below
  * the manifests' 192Mi memory limit, and a log line says which bound or check was hit.
  */
-import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test, { type ExecutionContext } from 'ava'
 import { CLUSTER_CA_FILE, type Fault, type FakeKube, startFakeKube } from '../sim/fakes/fake-kube.ts'
-import { HOSTILE } from '../sim/fakes/hostile-kube.ts'
-import { endpointSlice, READY } from '../sim/fakes/fixtures.ts'
+import { processMemory } from '../sim/fakes/held-hooks.ts'
+import { HOSTILE, podSlice } from '../sim/fakes/hostile-kube.ts'
+import { READY } from '../sim/fakes/fixtures.ts'
 import { type LogLine, startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 const NS = 'shop'
@@ -23,26 +23,10 @@ const MiB = 1024 * 1024
 const MAX_PEAK_RSS = 150 * MiB
 const SLACK_MS = 4_000
 
-const holding = () =>
-  endpointSlice({
-    name: 'web-abcde',
-    service: 'web',
-    namespace: NS,
-    endpoints: [
-      { ip: POD_IP, podName: 'web-1', uid: 'uid-web-1', ...READY },
-      { ip: '10.0.0.8', podName: 'web-2', ...READY },
-    ],
-  })
-
-function peakRss(pid: number): number {
-  const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
-  return Number(kb) * 1024
-}
-
 async function drainAgainst(t: ExecutionContext, hostile: (kube: FakeKube) => void | Promise<void>, { timeoutMs = 3_000 } = {}) {
   const kube = await startFakeKube({ namespace: NS })
   t.teardown(() => kube.close())
-  kube.upsert(holding())
+  kube.upsert(podSlice(NS, POD_IP, READY))
   await hostile(kube)
   const dir = await mkdtemp(join(tmpdir(), 'dc-hostile-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
@@ -62,7 +46,7 @@ async function drainAgainst(t: ExecutionContext, hostile: (kube: FakeKube) => vo
   const startedAt = performance.now()
   const summary = (await (await fetch(`${sidecar.url}/prestop`)).json()) as { outcome: string }
   const ms = performance.now() - startedAt
-  const rss = peakRss(sidecar.child.pid!)
+  const rss = (await processMemory(sidecar.child.pid!)).peak
   t.is(summary.outcome, 'timeout', 'held to the deadline: nothing proved the pod gone')
   t.true(ms < timeoutMs + SLACK_MS, `answered after ${Math.round(ms)}ms (DRAIN_TIMEOUT ${timeoutMs}ms)`)
   t.true(rss < MAX_PEAK_RSS, `peak RSS ${(rss / MiB).toFixed(1)} MiB`)

@@ -17,7 +17,7 @@ import {
   KUBERNETES_SCHEMA_VERSION,
   kustomizationDirs,
   MANIFESTS,
-  only,
+  theOne,
   render,
   sidecarOf,
   validateObject,
@@ -61,10 +61,10 @@ for (const dir of kustomizations) {
 }
 
 test('the schema validator rejects what the API server would reject', (t) => {
-  const deployment = structuredClone(only(render('example'), 'Deployment'))
+  const deployment = structuredClone(theOne(render('example'), 'Deployment'))
   deployment.spec.template.spec.containers[0].ports[0].containerPort = '8080'
   t.throws(() => validateObject(deployment), { message: /containerPort must be integer/ })
-  const noSelector = structuredClone(only(render('example'), 'Deployment'))
+  const noSelector = structuredClone(theOne(render('example'), 'Deployment'))
   delete noSelector.spec.selector
   t.throws(() => validateObject(noSelector), { message: /selector/ })
   t.throws(() => validateObject({ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } }), { message: /no schema/ })
@@ -72,14 +72,14 @@ test('the schema validator rejects what the API server would reject', (t) => {
 
 test('the Role grants exactly get, list and watch on discovery.k8s.io EndpointSlices, get on pods and create on events, bound to the ServiceAccount', (t) => {
   const objects = render('base')
-  const role = only(objects, 'Role')
+  const role = theOne(objects, 'Role')
   t.deepEqual(role.rules, [
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
     { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ])
-  const binding = only(objects, 'RoleBinding')
-  const account = only(objects, 'ServiceAccount')
+  const binding = theOne(objects, 'RoleBinding')
+  const account = theOne(objects, 'ServiceAccount')
   t.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name })
   t.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: account.metadata.name }])
 })
@@ -90,26 +90,26 @@ for (const [dir, { native }] of Object.entries(WITH_SIDECAR)) {
 }
 
 test('the component adds the same sidecar as the example, minus the app-specific readiness upstream, and keeps what the app had', (t) => {
-  const example = sidecarOf(only(render('example'), 'Deployment'))!.container
+  const example = sidecarOf(theOne(render('example'), 'Deployment'))!.container
   const expected = { ...example, env: example.env.filter((v: Container) => v.name !== 'DRAIN_READINESS_UPSTREAM') }
   // The user's own Deployment, ServiceAccount and Service with namePrefix shop- and namespace shop.
   const objects = render('examples/adopt-component')
   const user = YAML.parseAllDocuments(readFileSync(join(MANIFESTS, 'examples/adopt-component/deployment.yaml'), 'utf8')).map(
     (d) => d.toJSON() as K8sObject,
   )
-  const before = only(user, 'Deployment').spec.template.spec
-  const adopted = only(objects, 'Deployment', 'shop-web')
+  const before = theOne(user, 'Deployment').spec.template.spec
+  const adopted = theOne(objects, 'Deployment', 'shop-web')
   const pod = adopted.spec.template.spec
   t.is(adopted.metadata.namespace, 'shop')
   t.deepEqual(sidecarOf(adopted)!.container, expected, 'the sidecar is added')
   // The app's identity stays: its own ServiceAccount (renamed by namePrefix, with its IAM annotation), not ours.
   t.is(before.serviceAccountName, 'web')
   t.is(pod.serviceAccountName, 'shop-web')
-  const account = only(objects, 'ServiceAccount')
+  const account = theOne(objects, 'ServiceAccount')
   t.is(account.metadata.name, 'shop-web')
   t.is(account.metadata.annotations?.['eks.amazonaws.com/role-arn'], 'arn:aws:iam::123456789012:role/web')
   // The Role is bound to that ServiceAccount, in the same namespace.
-  const binding = only(objects, 'RoleBinding')
+  const binding = theOne(objects, 'RoleBinding')
   t.is(binding.metadata.namespace, 'shop')
   t.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'shop-drain-coordinator' })
   t.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'shop-web', namespace: 'shop' }])
@@ -136,18 +136,18 @@ test('the component adds the same sidecar as the example, minus the app-specific
 })
 
 test('the serviceaccount component assigns its own ServiceAccount to pods that had none, and skips opted-out Deployments', (t) => {
-  const example = sidecarOf(only(render('example'), 'Deployment'))!.container
+  const example = sidecarOf(theOne(render('example'), 'Deployment'))!.container
   const objects = render('examples/adopt-component-serviceaccount')
-  const adopted = only(objects, 'Deployment', 'web')
+  const adopted = theOne(objects, 'Deployment', 'web')
   t.deepEqual(sidecarOf(adopted)!.container, {
     ...example,
     env: example.env.filter((v: Container) => v.name !== 'DRAIN_READINESS_UPSTREAM'),
   })
   t.is(adopted.spec.template.spec.serviceAccountName, 'drain-coordinator')
   t.deepEqual(adopted.spec.template.spec.containers[0].lifecycle, { preStop: { httpGet: { path: '/prestop', port: 8099 } } })
-  t.deepEqual(only(objects, 'RoleBinding').subjects, [{ kind: 'ServiceAccount', name: 'drain-coordinator' }])
+  t.deepEqual(theOne(objects, 'RoleBinding').subjects, [{ kind: 'ServiceAccount', name: 'drain-coordinator' }])
 
-  const optedOut = only(objects, 'Deployment', 'batch-worker')
+  const optedOut = theOne(objects, 'Deployment', 'batch-worker')
   t.is(sidecarOf(optedOut), undefined)
   t.is(optedOut.spec.template.spec.serviceAccountName, undefined)
   t.is(optedOut.spec.template.spec.containers[0].lifecycle, undefined)
@@ -192,18 +192,18 @@ test('the component never guesses the ServiceAccount: no serviceAccountName, or 
   const explicit = buildWithComponent([deployment('a', { serviceAccountName: 'default' })])
   t.true(explicit.ok)
   const objects = (explicit as { objects: K8sObject[] }).objects
-  t.deepEqual(only(objects, 'RoleBinding').subjects, [{ kind: 'ServiceAccount', name: 'default' }])
+  t.deepEqual(theOne(objects, 'RoleBinding').subjects, [{ kind: 'ServiceAccount', name: 'default' }])
   t.is(find(objects, 'ServiceAccount').length, 0, 'no unused drain-coordinator ServiceAccount')
-  t.deepEqual(only(objects, 'Deployment').spec.template.spec.containers[0].lifecycle, {
+  t.deepEqual(theOne(objects, 'Deployment').spec.template.spec.containers[0].lifecycle, {
     preStop: { httpGet: { path: '/prestop', port: 8099 } },
   })
 })
 
 test('network-policy: port 8099 only from Prometheus, the app port open, on the example pods', (t) => {
   const objects = render('examples/network-policy')
-  const deployment = only(objects, 'Deployment')
+  const deployment = theOne(objects, 'Deployment')
   const { config } = configOf(sidecarOf(deployment)!.container)
-  const policy = only(objects, 'NetworkPolicy')
+  const policy = theOne(objects, 'NetworkPolicy')
   t.like(deployment.spec.template.metadata.labels, policy.spec.podSelector.matchLabels)
   t.deepEqual(policy.spec.policyTypes, ['Ingress'])
   const sidecarRules = policy.spec.ingress.filter((r: Container) => r.ports.some((p: Container) => p.port === config.port))
@@ -215,9 +215,9 @@ test('network-policy: port 8099 only from Prometheus, the app port open, on the 
 
 test('metrics discovery: the PodMonitor points at the port and path the sidecar serves', async (t) => {
   const routes = sidecarRoutes()
-  const monitor = only(render('monitoring'), 'PodMonitor')
+  const monitor = theOne(render('monitoring'), 'PodMonitor')
   const endpoint = monitor.spec.podMetricsEndpoints[0]
-  const example = sidecarOf(only(render('example'), 'Deployment'))!.container
+  const example = sidecarOf(theOne(render('example'), 'Deployment'))!.container
   const { config } = configOf(example)
   t.is(resolvePort(endpoint.port, example), config.port)
   const metrics = await routes.request(endpoint.path)
@@ -226,7 +226,7 @@ test('metrics discovery: the PodMonitor points at the port and path the sidecar 
 })
 
 test('the Grafana dashboard ConfigMap carries the dashboard JSON file unchanged', (t) => {
-  const configMap = only(render('monitoring'), 'ConfigMap')
+  const configMap = theOne(render('monitoring'), 'ConfigMap')
   t.is(configMap.metadata.labels?.grafana_dashboard, '1')
   t.deepEqual(
     JSON.parse(configMap.data['drain-coordinator-dashboard.json']),

@@ -14,7 +14,7 @@ import test from 'ava'
 import { YAML } from 'zx'
 import { startFakeKube } from '../sim/fakes/fake-kube.ts'
 import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
-import { MANIFESTS, only, render, sidecarOf } from '../sim/cluster/manifests.ts'
+import { MANIFESTS, theOne, render, sidecarOf } from '../sim/cluster/manifests.ts'
 import { freePort, startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 const run = promisify(execFile)
@@ -80,7 +80,7 @@ test('every alert has a severity, a summary and a runbook line', (t) => {
 })
 
 test('the PrometheusRule is generated from the rule file and in step with it', async (t) => {
-  const rule = only(render('monitoring'), 'PrometheusRule')
+  const rule = theOne(render('monitoring'), 'PrometheusRule')
   t.deepEqual(rule.spec.groups, RULES.groups)
   const { stdout } = await run(process.execPath, [join(MONITORING, 'sync-prometheusrule.mjs'), '--check'])
   t.regex(stdout, /in step/)
@@ -271,7 +271,7 @@ test('a real Prometheus scrapes two sidecars through their drains; every dashboa
 
   // Memory, measured through the drains: the peak RSS stays well under the limit in the manifests.
   const [peak] = await query('max(max_over_time(process_resident_memory_bytes{job="drain-coordinator"}[15m]))')
-  const limit = sidecarOf(only(render('example'), 'Deployment'))!.container.resources.limits.memory as string
+  const limit = sidecarOf(theOne(render('example'), 'Deployment'))!.container.resources.limits.memory as string
   const limitBytes = Number(/^(\d+)Mi$/.exec(limit)![1]) * 1024 * 1024
   const peakBytes = Number(peak!.value[1])
   t.log(`peak RSS of a sidecar through a drain: ${(peakBytes / 1024 / 1024).toFixed(1)} MiB (memory limit ${limit})`)

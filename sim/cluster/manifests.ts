@@ -113,7 +113,8 @@ export function find(objects: K8sObject[], kind: string, name?: string): K8sObje
   return objects.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name))
 }
 
-export function only(objects: K8sObject[], kind: string, name?: string): K8sObject {
+/** The one object of that kind (and name) in `objects`; throws when there is none or more than one. */
+export function theOne(objects: K8sObject[], kind: string, name?: string): K8sObject {
   const found = find(objects, kind, name)
   if (found.length !== 1) throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`)
   return found[0]!

@@ -5,8 +5,21 @@
  */
 import { gzipSync } from 'node:zlib'
 import type { FakeKube, Fault } from './fake-kube.ts'
+import { endpointSlice, READY } from './fixtures.ts'
 
 const MiB = 1024 * 1024
+
+/** The pod (web-1, uid-web-1, at `podIp`) in its Service's slice beside one other ready pod, in `conditions`. */
+export const podSlice = (namespace: string, podIp: string, conditions: object) =>
+  endpointSlice({
+    name: 'web-abcde',
+    service: 'web',
+    namespace,
+    endpoints: [
+      { ip: podIp, podName: 'web-1', uid: 'uid-web-1', ...conditions },
+      { ip: '10.0.0.8', podName: 'web-2', ...READY },
+    ],
+  })
 
 /** A LIST body whose one item is the pod's slice named web-abcde, with labels and endpoints as raw JSON text. */
 export const listWithPodSlice = (namespace: string, labelsJson: string, endpointsJson: string) =>

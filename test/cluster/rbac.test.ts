@@ -8,7 +8,7 @@ import test from 'ava'
 import { callHook, podIp, startPodSidecar, useCluster } from '../../sim/cluster/cluster-fixture.ts'
 import { type KubeObject, waitFor } from '../../sim/cluster/kube-admin.ts'
 import { createNamespace, createPod, deletePodGracefully, endpointsOf, setPodStatus } from '../../sim/cluster/kubelet.ts'
-import { only, render } from '../../sim/cluster/manifests.ts'
+import { theOne, render } from '../../sim/cluster/manifests.ts'
 
 const cluster = useCluster(test)
 
@@ -22,7 +22,7 @@ async function example(t: import('ava').ExecutionContext, name: string, role: (r
     if (object.kind === 'Deployment') continue // no deployment controller runs: its pod template is used below
     await c.admin.apply(object.kind === 'Role' ? role(structuredClone(object)) : (object as KubeObject), ns)
   }
-  const template = only(objects, 'Deployment').spec.template
+  const template = theOne(objects, 'Deployment').spec.template
   const created = await createPod(c.admin, { name: 'example-app-1', namespace: ns, labels: template.metadata.labels, spec: template.spec })
   const ip = podIp()
   await setPodStatus(c.admin, ns, 'example-app-1', { ips: [ip], ready: true })

@@ -11,7 +11,7 @@ import { parseConfig, type Config } from '../../src/config.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createMetrics } from '../../src/metrics.ts'
 import { createServerApp, type ServerDeps } from '../../src/server.ts'
-import { type Container, find, type K8sObject, only, REPO_ROOT, sidecarOf } from '../../sim/cluster/manifests.ts'
+import { type Container, find, type K8sObject, theOne, REPO_ROOT, sidecarOf } from '../../sim/cluster/manifests.ts'
 
 export const PKG = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }
 
@@ -143,14 +143,14 @@ export async function checkSidecarWiring(t: ExecutionContext, objects: K8sObject
     t.true(grace > config.timeoutMs / 1_000, `terminationGracePeriodSeconds ${grace} > DRAIN_TIMEOUT ${config.timeoutMs / 1_000}s`)
 
     // RBAC: the Role is bound to the ServiceAccount the pod runs as, and that ServiceAccount is in the build.
-    const binding = only(objects, 'RoleBinding')
-    t.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: only(objects, 'Role').metadata.name })
+    const binding = theOne(objects, 'RoleBinding')
+    t.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: theOne(objects, 'Role').metadata.name })
     t.truthy(pod.serviceAccountName, 'the pod names its ServiceAccount')
     t.deepEqual(
       binding.subjects.map((s: Container) => ({ kind: s.kind, name: s.name, namespace: s.namespace ?? binding.metadata.namespace })),
       [{ kind: 'ServiceAccount', name: pod.serviceAccountName, namespace: deployment.metadata.namespace }],
     )
-    t.is(only(objects, 'ServiceAccount', pod.serviceAccountName).metadata.namespace, deployment.metadata.namespace)
+    t.is(theOne(objects, 'ServiceAccount', pod.serviceAccountName).metadata.namespace, deployment.metadata.namespace)
 
     // Hardened, and as the image's numeric user.
     const security = sidecar.container.securityContext
