@@ -156,6 +156,10 @@ async function main(): Promise<void> {
   const config = loadConfig()
   const ca = await readCa(config)
   const clock = systemClock
+  // A log line that cannot be written (the reader of stdout is gone: EPIPE) is lost, and nothing more: an 'error'
+  // event with no listener would end the process, and with it every held hook, long before its evidence.
+  process.stdout.on('error', () => {})
+  process.stderr.on('error', () => {})
   const log = createLogger((line) => process.stdout.write(line), clock)
   const metrics = createMetrics(new Registry(), { version: VERSION })
   // Every connection the side calls open is remembered, so the traffic gate never counts the sidecar's own calls.

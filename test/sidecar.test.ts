@@ -154,6 +154,26 @@ test('SIGTERM before the hook starts the drain; the hook joins it; the process e
   t.deepEqual(await s.exited, { code: 0, signal: null })
 })
 
+test('stdout gone (EPIPE on every log line) does not end the process: the hook is still held until the endpoint leaves', async (t) => {
+  const { kube, env } = await cluster(t)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...me, ...READY }] }))
+  const s = await sidecar(t, env())
+  // The log reader goes away (a crashed log shipper, a closed pipe): from now on every write to stdout fails.
+  s.child.stdout!.destroy()
+  let answered = false
+  const answer = hook(s.url).finally(() => (answered = true))
+  answer.catch(() => {}) // awaited below; a crash must fail the assertions, not leave a rejection unhandled
+  await kube.untilWatching()
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.false(answered, 'held while the endpoint is in the slice')
+  t.is((await fetch(`${s.url}/healthz`)).status, 200, 'alive after its log lines failed to write')
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...me, ...TERMINATING }] }))
+  const { body } = await answer
+  t.is(body.outcome, 'completed')
+  t.is(body.phases.endpoints.status, 'ok')
+  t.is(s.child.exitCode, null, `still running; stderr: ${s.stderr}`)
+})
+
 test('poll mode lists every DRAIN_POLL_INTERVAL and never watches', async (t) => {
   const { kube, env } = await cluster(t)
   kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...me, ...READY }] }))
