@@ -16,6 +16,17 @@ COPY src/ src/
 # build context, and `npm run build` (which checks them too) is for development.
 RUN npm run build:bundle
 
+# The compile cache (README, "Footprint"): V8's code for what start-up runs, made by the runtime image's own Node
+# binary (no shell needed: RUN in exec form) as the runtime user with the CMD's Node flags, since Node keys the cache
+# by its version, the V8 flags and the user id and silently ignores a cache that does not match. Under QEMU for a
+# foreign platform this runs emulated, once, for a few seconds.
+FROM gcr.io/distroless/nodejs24-debian12:nonroot AS compile-cache
+COPY --from=build /src/dist/ /app/
+COPY image/warm-compile-cache.mjs /warm/
+USER 65532:65532
+ENV NODE_COMPILE_CACHE=/home/nonroot/compile-cache
+RUN ["/nodejs/bin/node", "--disable-sigusr1", "--max-semi-space-size=1", "--max-old-space-size=96", "/warm/warm-compile-cache.mjs", "/app/drain-coordinator.mjs"]
+
 # Runtime: gcr.io/distroless/nodejs24-debian12, tag :nonroot. Distroless has Node.js and its libraries and nothing
 # else: no shell, no package manager, no npm. Pinned by tag rather than digest on purpose: the tag follows Debian
 # 12 security updates and Node.js 24 patch releases, so a rebuild picks them up; pin the digest as well
@@ -30,13 +41,19 @@ LABEL org.opencontainers.image.title="drain-coordinator" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0"
-# Only the bundle: no node_modules, no package.json (the version is inlined at build time).
-COPY --from=build --chown=0:0 --chmod=0444 /src/dist/drain-coordinator.mjs /app/drain-coordinator.mjs
+# Only the bundle (dist/: the entry, main.mjs and the chunks it loads later): no node_modules, no package.json (the
+# version is inlined at build time). Then the compile cache, read-only like the rest (0555: its directories must
+# stay searchable); Node, finding it cannot write there, just reads.
+COPY --from=build --chown=0:0 --chmod=0444 /src/dist/ /app/
+COPY --from=compile-cache --chown=0:0 --chmod=0555 /home/nonroot/compile-cache/ /app/compile-cache/
+ENV NODE_COMPILE_CACHE=/app/compile-cache
 # 65532 is distroless's "nonroot" user; numeric so that runAsNonRoot can verify it without /etc/passwd.
 USER 65532:65532
 WORKDIR /app
 EXPOSE 8099
 # No HEALTHCHECK: Kubernetes probes (/healthz, /ready) do that job. The base image's ENTRYPOINT is the node binary.
-# The Node flags: scripts/node-flags.mjs says why each is there, README "Footprint" and "Memory" what they gain.
+# The Node flags: scripts/node-flags.mjs says why each is there, README "Footprint" and "Memory" what they gain;
+# the compile-cache stage above runs with the same ones. The flags that turn V8's optimizing compilers off are set
+# by the sidecar itself once it listens (src/v8-flags.ts), since on this line they would slow every start-up.
 # --disable-sigusr1 blocks SIGUSR1 from the process's first instant, so it can never open Node's inspector.
-CMD ["--disable-sigusr1", "--max-semi-space-size=1", "--no-maglev", "--no-opt", "--liftoff-only", "--max-old-space-size=96", "/app/drain-coordinator.mjs"]
+CMD ["--disable-sigusr1", "--max-semi-space-size=1", "--max-old-space-size=96", "/app/drain-coordinator.mjs"]

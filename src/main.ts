@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The composition root and the only module that reads process.env, reads files at start-up, installs signal
  * handlers and listens on a port: it builds the real clock, transports, clients and registry, and wires them
@@ -6,8 +5,8 @@
  */
 import { readFile, readdir, readlink } from 'node:fs/promises'
 import { text } from 'node:stream/consumers'
-// The default export, not a named one: an older Node must reach the bundle's version check instead of failing to link.
-import nodeModule from 'node:module'
+import { flushCompileCache } from 'node:module'
+import { setFlagsFromString } from 'node:v8'
 import type { Server as HttpServer } from 'node:http'
 import { serve, type ServerType } from '@hono/node-server'
 import { Registry } from 'prom-client'
@@ -34,6 +33,7 @@ import { appMetricSource, envoyStatsSource } from './traffic/counter-source.ts'
 import { createTrafficObserver, type ProcReader } from './traffic/observer.ts'
 import { createOwnConnections } from './traffic/own-connections.ts'
 import { combineSources } from './traffic/sources.ts'
+import { applyV8FlagsAfterStart } from './v8-flags.ts'
 import { USER_AGENT, VERSION } from './version.ts'
 
 /** The traffic gate's view of the pod's network namespace: /proc files, and the sockets this process holds. */
@@ -345,7 +345,10 @@ async function main(): Promise<void> {
   void checkAccess?.().catch((error: unknown) => log.warn('kube_access_unchecked', { error }))
   // With NODE_COMPILE_CACHE set (README, "Footprint"), write what start-up compiled now rather than at exit, which a
   // SIGKILL never reaches; without it this does nothing. A cache directory that cannot be written is ignored.
-  nodeModule.flushCompileCache()
+  flushCompileCache()
+  // Only now: on the command line they would have cost the start-up above (v8-flags.ts says why), and after the
+  // flush, because V8 stamps a code cache with the flags in force when it is written and rejects it under others.
+  applyV8FlagsAfterStart(setFlagsFromString)
 }
 
 if (process.argv[2] === 'inject') {

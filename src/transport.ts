@@ -1,5 +1,5 @@
 /**
- * Outgoing HTTP. The only module that imports undici. Each createFetch() has its own Agent: main.ts makes one for
+ * Outgoing HTTP. The only module that uses undici (through undici-lazy.ts). Each createFetch() has its own Agent: main.ts makes one for
  * the Kubernetes API (with its CA bundle) and one shared by the side calls (the app's shutdown URL, Envoy admin,
  * the readiness upstream), so the cluster CA and the API's long watches never mix with the local peers'
  * connections. Nothing touches the global dispatcher.
@@ -8,7 +8,7 @@
  * without an API server loads it only when a drain makes its first call (README, "Footprint"). A failure to load
  * it rejects that request like any transport error.
  */
-import type * as Undici from 'undici'
+import type * as Undici from './undici-lazy.ts'
 
 /** The fetch shape every client in src/ takes; tests pass in-process or loopback fakes. */
 export type Fetch = (url: string, init?: RequestInit) => Promise<Response>
@@ -59,7 +59,7 @@ export type TransportFetch = Fetch & {
 }
 
 let undici: Promise<typeof Undici> | undefined
-const loadUndici = () => (undici ??= import('undici'))
+const loadUndici = () => (undici ??= import('./undici-lazy.ts'))
 
 export function createFetch({
   ca,

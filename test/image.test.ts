@@ -155,15 +155,21 @@ test('npm scripts image:build and image:push run these scripts', (t) => {
   t.is(PKG.scripts['image:push'], 'node image/push.mjs')
 })
 
-test('the Dockerfile builds on Node 24, runs the bundle alone on distroless Node 24 as 65532, exposes the port, has no HEALTHCHECK', (t) => {
+test('the Dockerfile builds on Node 24, runs the bundle and its compile cache on distroless Node 24 as 65532, exposes the port, has no HEALTHCHECK', (t) => {
   const instructions = DOCKERFILE.split('\n').filter((line) => /^[A-Z]+\s/.test(line))
   const froms = instructions.filter((line) => line.startsWith('FROM '))
-  t.is(froms.length, 2, 'two stages')
+  t.is(froms.length, 3, 'three stages')
   t.regex(froms[0]!, /^FROM --platform=\$BUILDPLATFORM node:24-[\w.-]+ AS build$/)
-  t.is(froms[1], 'FROM gcr.io/distroless/nodejs24-debian12:nonroot')
-  const runtime = instructions.slice(instructions.indexOf(froms[1]!))
+  // The compile cache is made by the runtime image itself (test/image-compile-cache.test.ts checks the rest).
+  t.is(froms[1], 'FROM gcr.io/distroless/nodejs24-debian12:nonroot AS compile-cache')
+  t.is(froms[2], 'FROM gcr.io/distroless/nodejs24-debian12:nonroot')
+  const runtime = instructions.slice(instructions.indexOf(froms[2]!))
   const copies = runtime.filter((line) => line.startsWith('COPY '))
-  t.deepEqual(copies, ['COPY --from=build --chown=0:0 --chmod=0444 /src/dist/drain-coordinator.mjs /app/drain-coordinator.mjs'])
+  t.deepEqual(copies, [
+    'COPY --from=build --chown=0:0 --chmod=0444 /src/dist/ /app/',
+    'COPY --from=compile-cache --chown=0:0 --chmod=0555 /home/nonroot/compile-cache/ /app/compile-cache/',
+  ])
+  t.true(runtime.includes('ENV NODE_COMPILE_CACHE=/app/compile-cache'))
   t.false(
     runtime.some((line) => line.startsWith('RUN ')),
     'no RUN in the runtime stage: it has no shell',
@@ -187,7 +193,15 @@ test('.dockerignore sends only what the build stage copies', async (t) => {
   const lines = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
     .split('\n')
     .filter((l) => l && !l.startsWith('#'))
-  t.deepEqual(lines, ['*', '!package.json', '!package-lock.json', '!tsconfig*.json', '!src/', '!scripts/bundle.mjs'])
+  t.deepEqual(lines, [
+    '*',
+    '!package.json',
+    '!package-lock.json',
+    '!tsconfig*.json',
+    '!src/',
+    '!scripts/bundle.mjs',
+    '!image/warm-compile-cache.mjs',
+  ])
   const files = await contextFiles(ROOT, lines.join('\n'))
   const copied = [...DOCKERFILE.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(' '))
   for (const source of copied)
@@ -203,7 +217,7 @@ test('.dockerignore sends only what the build stage copies', async (t) => {
     )
   t.deepEqual(
     files.filter((f) => !f.startsWith('src/')),
-    ['package-lock.json', 'package.json', 'scripts/bundle.mjs', 'tsconfig.build.json', 'tsconfig.json'],
+    ['image/warm-compile-cache.mjs', 'package-lock.json', 'package.json', 'scripts/bundle.mjs', 'tsconfig.build.json', 'tsconfig.json'],
   )
 })
 
@@ -242,12 +256,17 @@ async function serveHealthz(t: ExecutionContext, bundle: string, cwd: string): P
   return answer
 }
 
-test('the bundle starts and answers /healthz from a directory holding only the bundle, with only Node 24', async (t) => {
+test('the bundle starts and answers /healthz from a directory holding only dist/, with only Node 24', async (t) => {
   t.regex(process.version, /^v24\./)
   const dir = await mkdtemp(join(tmpdir(), 'drain-coordinator-image-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await copyFile(BUNDLE, join(dir, 'drain-coordinator.mjs'))
-  t.deepEqual(await readdir(dir), ['drain-coordinator.mjs'])
+  const shipped = await readdir(dirname(BUNDLE))
+  for (const file of shipped) await copyFile(join(dirname(BUNDLE), file), join(dir, file))
+  t.true(shipped.includes('drain-coordinator.mjs') && shipped.includes('main.mjs'), `dist/: ${shipped.join(' ')}`)
+  t.true(
+    shipped.every((file) => file.endsWith('.mjs')),
+    `only modules: ${shipped.join(' ')}`,
+  )
   // As in the image: no PATH, no NODE_PATH, no node_modules anywhere above the file.
   const answer = await serveHealthz(t, join(dir, 'drain-coordinator.mjs'), dir)
   t.is(answer.status, 200)
@@ -288,9 +307,9 @@ test('the build stage succeeds on the build context .dockerignore admits, and it
   const fromBuild = instructions
     .filter(([keyword, rest]) => keyword === 'COPY' && rest.includes('--from=build'))
     .map(([, rest]) => rest.split(/\s+/).at(-2)!)
-  t.deepEqual(fromBuild, ['/src/dist/drain-coordinator.mjs'])
-  const bundle = join(dir, 'rootfs', fromBuild[0]!)
-  t.true(existsSync(bundle), `${fromBuild[0]} was built`)
+  t.deepEqual(fromBuild, ['/src/dist/', '/src/dist/'], 'the compile-cache stage and the runtime stage')
+  const bundle = join(dir, 'rootfs', fromBuild[0]!, 'drain-coordinator.mjs')
+  t.true(existsSync(bundle), `${fromBuild[0]}drain-coordinator.mjs was built`)
   const answer = await serveHealthz(t, bundle, dirname(bundle))
   t.is(answer.status, 200)
   t.like(await answer.json(), { healthy: true, state: 'serving' })
