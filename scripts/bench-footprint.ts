@@ -13,7 +13,8 @@
  * start-up access check). The figures are medians over the runs; the ratios are sidecar / bare. The sidecar runs the
  * way the image runs it:
  * the bundle with the image's Node flags (IMAGE_NODE_FLAGS below, kept equal to the Dockerfile's CMD by
- * test/image.test.ts) and, with --compile-cache, NODE_COMPILE_CACHE pointing at a directory filled by a first start.
+ * test/image.test.ts) and, with --compile-cache (the default, as the image ships one), NODE_COMPILE_CACHE pointing
+ * at a directory that image/warm-compile-cache.mjs filled, as the Dockerfile's compile-cache stage does.
  *
  * Options: --runs=7 --scrapes=1000 --idle-ms=1000 --flags="..." (override the sidecar's Node flags)
  *          --compile-cache=true|false --out=bench-results
@@ -23,8 +24,9 @@ import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { request, Agent } from 'node:http'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { median } from '../sim/common.ts'
 import { startFakeKube } from '../sim/fakes/fake-kube.ts'
@@ -73,9 +75,20 @@ const server = createServer((req, res) => res.end('ok\\n'))
 server.listen(Number(process.env.PORT), '127.0.0.1', () => process.stdout.write('listening\\n'))
 process.on('SIGTERM', () => process.exit(0))
 `
+/**
+ * The same server as CommonJS. An ES module's `import ... from 'node:http'` reads every export of node:http, and
+ * its WebSocket, CloseEvent and MessageEvent getters load Node's internal undici (about 20 ms here); require() does
+ * not. The sidecar loads that undici anyway (@hono/node-server reads the global Request and Response when it
+ * loads), so the ES module server is the baseline of the goal, and this one is shown beside it.
+ */
+const BARE_SERVER_CJS = `const { createServer } = require('node:http')
+const server = createServer((req, res) => res.end('ok\\n'))
+server.listen(Number(process.env.PORT), '127.0.0.1', () => process.stdout.write('listening\\n'))
+process.on('SIGTERM', () => process.exit(0))
+`
 
 type Sample = { startupMs: number; startupCpuMs: number; idleRssMb: number; peakAfterScrapesMb: number; scrapesMs: number }
-type Name = 'bare' | 'alone' | 'inCluster'
+type Name = 'bare' | 'bareCjs' | 'alone' | 'inCluster'
 type Subject = {
   name: Name
   args: string[]
@@ -167,6 +180,17 @@ async function measure(subject: Subject): Promise<Sample> {
   }
 }
 
+/** image/warm-compile-cache.mjs, run as the Dockerfile's compile-cache stage runs it (with the sidecar's flags). */
+async function warmCompileCache(env: Record<string, string>): Promise<void> {
+  const warm = spawn(process.execPath, [...FLAGS, WARM_SCRIPT, resolve(SIDECAR)], {
+    env: { PATH: process.env.PATH ?? '', ...env, DRAIN_PORT: String(await freePort()) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  const code = await new Promise((done) => warm.once('exit', done))
+  if (code !== 0) throw new Error(`${WARM_SCRIPT} exited with ${code}`)
+}
+const WARM_SCRIPT = fileURLToPath(new URL('../image/warm-compile-cache.mjs', import.meta.url))
+
 const tmp = await mkdtemp(join(tmpdir(), 'bench-footprint-'))
 // The sidecar as in a cluster: an API server (the tests' fake, over HTTPS) holding the pod's EndpointSlice.
 const NS = 'bench'
@@ -184,6 +208,8 @@ try {
   await writeFile(tokenFile, 'test-token')
   const bareFile = join(tmp, 'bare-server.mjs')
   await writeFile(bareFile, BARE_SERVER)
+  const bareCjsFile = join(tmp, 'bare-server.cjs')
+  await writeFile(bareCjsFile, BARE_SERVER_CJS)
   const cacheEnv: Record<string, string> = COMPILE_CACHE ? { NODE_COMPILE_CACHE: join(tmp, 'compile-cache') } : {}
   const sidecarEnv: Record<string, string> = {
     DRAIN_HOST: '127.0.0.1',
@@ -198,6 +224,7 @@ try {
   }
   const subjects: Subject[] = [
     { name: 'bare', args: [bareFile], env: {}, ready: (line) => line === 'listening', path: '/metrics' },
+    { name: 'bareCjs', args: [bareCjsFile], env: {}, ready: (line) => line === 'listening', path: '/metrics' },
     {
       name: 'alone',
       args: [...FLAGS, SIDECAR],
@@ -214,10 +241,11 @@ try {
       path: '/metrics',
     },
   ]
-  // Warm-up, not counted: fills the OS page cache for all and, with --compile-cache, the sidecar's cache (as the
-  // image's build does).
+  // With --compile-cache, the cache is made as the image's compile-cache stage makes it: the warm script, once.
+  if (COMPILE_CACHE) await warmCompileCache(cacheEnv)
+  // Warm-up, not counted: fills the OS page cache for all.
   for (const subject of subjects) await measure(subject)
-  const samples: Record<Name, Sample[]> = { bare: [], alone: [], inCluster: [] }
+  const samples: Record<Name, Sample[]> = { bare: [], bareCjs: [], alone: [], inCluster: [] }
   for (let run = 0; run < RUNS; run++) {
     // Rotate who goes first, so that none always starts on a machine another has just warmed or loaded.
     for (let i = 0; i < subjects.length; i++) {
@@ -235,11 +263,11 @@ try {
     peakAboveIdleMb: median(samples[name].map((sample) => sample.peakAfterScrapesMb - sample.idleRssMb))!,
     scrapesMs: med(name, 'scrapesMs'),
   })
-  const figures = { bare: summary('bare'), alone: summary('alone'), inCluster: summary('inCluster') }
-  const ratios = (name: 'alone' | 'inCluster') => ({
-    startup: figures[name].startupMs / figures.bare.startupMs,
-    startupCpu: figures[name].startupCpuMs / figures.bare.startupCpuMs,
-    idleRss: figures[name].idleRssMb / figures.bare.idleRssMb,
+  const figures = { bare: summary('bare'), bareCjs: summary('bareCjs'), alone: summary('alone'), inCluster: summary('inCluster') }
+  const ratios = (name: 'alone' | 'inCluster', base: 'bare' | 'bareCjs' = 'bare') => ({
+    startup: figures[name].startupMs / figures[base].startupMs,
+    startupCpu: figures[name].startupCpuMs / figures[base].startupCpuMs,
+    idleRss: figures[name].idleRssMb / figures[base].idleRssMb,
   })
   const result = {
     node: process.version,
@@ -251,13 +279,14 @@ try {
     idleMs: IDLE_MS,
     figures,
     ratios: { alone: ratios('alone'), inCluster: ratios('inCluster') },
+    ratiosToCommonJsBare: { alone: ratios('alone', 'bareCjs'), inCluster: ratios('inCluster', 'bareCjs') },
     samples,
   }
   const f1 = (n: number) => n.toFixed(1)
   const x = (n: number) => `${n.toFixed(2)}x`
   const row = (label: string, name: Name) => {
     const f = figures[name]
-    const r = name === 'bare' ? undefined : ratios(name)
+    const r = name === 'bare' || name === 'bareCjs' ? undefined : ratios(name)
     return `| ${label} | ${f1(f.startupMs)} ms | ${r ? x(r.startup) : ''} | ${f1(f.startupCpuMs)} ms | ${r ? x(r.startupCpu) : ''} | ${f1(f.idleRssMb)} MB | ${r ? x(r.idleRss) : ''} | ${f1(f.peakAfterScrapesMb)} MB | ${f1(f.peakAboveIdleMb)} MB | ${f1(f.scrapesMs)} ms |`
   }
   console.log(
@@ -267,9 +296,12 @@ try {
       '',
       `| process | start-up to listening | ratio | CPU used by then | ratio | idle RSS | ratio | peak RSS after ${SCRAPES} scrapes | peak − idle | ${SCRAPES} scrapes took |`,
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-      row('bare Node `http` server', 'bare'),
+      row('bare Node `http` server (the baseline)', 'bare'),
       row('drain-coordinator, no API server', 'alone'),
       row('drain-coordinator, in-cluster (access check done)', 'inCluster'),
+      row('bare server as CommonJS (no internal undici; not the baseline)', 'bareCjs'),
+      '',
+      `Against the CommonJS bare server: start-up ${x(ratios('alone', 'bareCjs').startup)} (no API server), ${x(ratios('inCluster', 'bareCjs').startup)} (in-cluster); idle RSS ${x(ratios('alone', 'bareCjs').idleRss)}.`,
     ].join('\n'),
   )
   await mkdir(args.out!, { recursive: true })
