@@ -29,6 +29,24 @@ import { type LoadResult, startLoad } from './load.ts'
 export const STRATEGIES = ['no-prestop', 'sleep', 'dc-watch', 'dc-poll', 'dc-quiet'] as const
 export type Strategy = (typeof STRATEGIES)[number]
 
+/**
+ * The rollout both simulators run unless told otherwise: this one, and sim/data-plane.ts's on kube-proxy, so their
+ * figures compare.
+ */
+export const ROLLOUT_DEFAULTS = {
+  replicas: 3,
+  ratePerSecond: 200,
+  workMs: 5,
+  graceMs: 30_000,
+  sleepMs: 5_000,
+  settleMs: 2_000,
+  warmupMs: 1_500,
+  quietPeriodMs: 1_000,
+  appKeepAlive: 'off' as 'off' | 'on',
+}
+/** dc-quiet's DRAIN_SETTLE: the gate's upper bound, not a wait, as long as the slowest data plane it must cover. */
+export const QUIET_GATE_SETTLE_MS = 20_000
+
 export type Condition = { name: string; description: string; controllerDelayMs: number; lbLagMs: number }
 
 export const CONDITIONS = {
@@ -118,25 +136,16 @@ export type ScenarioResult = {
 
 export async function runScenario(options: ScenarioOptions): Promise<ScenarioResult> {
   const o = {
-    replicas: 3,
-    ratePerSecond: 200,
-    workMs: 5,
-    graceMs: 30_000,
-    sleepMs: 5_000,
-    settleMs: 2_000,
+    ...ROLLOUT_DEFAULTS,
     drainTimeoutMs: 20_000,
     pollIntervalMs: 1_000,
-    warmupMs: 1_500,
     rolloutGapMs: 500,
     envoy: false,
     probeReady: false,
     addressPrefix: '127.0.1',
-    quietPeriodMs: 1_000,
-    appKeepAlive: 'off' as 'off' | 'on',
     perPodPorts: options.strategy === 'dc-quiet',
     network: 'auto' as 'auto' | 'loopback',
-    // The gate's DRAIN_SETTLE is an upper bound, not a wait: as long as the slowest data plane it must cover.
-    ...(options.strategy === 'dc-quiet' ? { settleMs: 20_000, drainTimeoutMs: 25_000 } : {}),
+    ...(options.strategy === 'dc-quiet' ? { settleMs: QUIET_GATE_SETTLE_MS, drainTimeoutMs: QUIET_GATE_SETTLE_MS + 5_000 } : {}),
     ...options,
   }
   const rollout = Math.min(o.rollout ?? o.replicas, o.replicas)
