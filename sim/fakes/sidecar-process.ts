@@ -3,7 +3,10 @@
  * its JSON log lines. For the few black-box tests; everything timing-sensitive is unit-tested with a fake clock.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { IMAGE_NODE_FLAGS } from '../../scripts/node-flags.mjs'
@@ -42,6 +45,47 @@ export async function startSidecar(env: Record<string, string>, options: Sidecar
     if (!(sidecar instanceof Error)) return sidecar
     if (attempt === 3 || !/EADDRINUSE/.test(sidecar.message)) throw sidecar
   }
+}
+
+/** The pod a sidecar runs beside, as its environment names it; `ip` is POD_IP (one address or a list). */
+export type SidecarPod = { namespace: string; name: string; uid: string; ip: string }
+
+/**
+ * The sidecar of `pod` against the fake API server `kube` (sim/fakes/fake-kube.ts): its URL and CA, and a token
+ * file with the fake's default token, written to a temporary directory that stop() removes. `env` adds the drain's
+ * settings (DRAIN_TIMEOUT, DRAIN_SETTLE, ...) or overrides any of these.
+ */
+export async function startSidecarAgainst(
+  kube: { url: string; caFile: string },
+  pod: SidecarPod,
+  env: Record<string, string> = {},
+  options: SidecarOptions = {},
+): Promise<Sidecar> {
+  const dir = await mkdtemp(join(tmpdir(), 'dc-sidecar-'))
+  const removeDir = () => rm(dir, { recursive: true, force: true })
+  await writeFile(join(dir, 'token'), 'test-token\n')
+  const sidecar = await startSidecar(
+    {
+      DRAIN_KUBE_API_URL: kube.url,
+      DRAIN_KUBE_CA_FILE: kube.caFile,
+      DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
+      POD_NAMESPACE: pod.namespace,
+      POD_NAME: pod.name,
+      POD_UID: pod.uid,
+      POD_IP: pod.ip,
+      ...env,
+    },
+    options,
+  ).catch(async (error: unknown) => {
+    await removeDir()
+    throw error
+  })
+  const stop = sidecar.stop
+  sidecar.stop = async () => {
+    await stop()
+    await removeDir()
+  }
+  return sidecar
 }
 
 async function spawnSidecar(env: Record<string, string>, port: number, { waitReady = true, nodeArgs = [...NODE_FLAGS] }: SidecarOptions) {
