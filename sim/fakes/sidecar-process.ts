@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { IMAGE_NODE_FLAGS } from '../../scripts/node-flags.mjs'
+import { createWakeups } from '../common.ts'
 
 export const BUNDLE = fileURLToPath(new URL('../../dist/drain-coordinator.mjs', import.meta.url))
 
@@ -95,14 +96,14 @@ async function spawnSidecar(env: Record<string, string>, port: number, { waitRea
   })
   const logs: LogLine[] = []
   let stderr = ''
-  const waiters = new Set<() => void>()
+  const wakeups = createWakeups()
   createInterface({ input: child.stdout!, crlfDelay: Infinity }).on('line', (line) => {
     try {
       logs.push(JSON.parse(line) as LogLine)
     } catch {
       logs.push({ time: '', level: 'raw', event: 'non_json_line', line })
     }
-    for (const wake of waiters) wake()
+    wakeups.wakeAll()
   })
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk
@@ -110,7 +111,7 @@ async function spawnSidecar(env: Record<string, string>, port: number, { waitRea
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     // 'close', not 'exit': only then has every line the process wrote been read.
     child.on('close', (code, signal) => {
-      for (const wake of waiters) wake()
+      wakeups.wakeAll()
       resolve({ code, signal })
     })
   })
@@ -136,14 +137,7 @@ async function spawnSidecar(env: Record<string, string>, port: number, { waitRea
         if (exitedYet) throw new Error(`sidecar exited before logging ${event}; stderr: ${stderr}`)
         if (performance.now() > until)
           throw new Error(`no ${event} log line within ${timeoutMs}ms; events: ${logs.map((l) => l.event).join(', ')}`)
-        await new Promise<void>((resolve) => {
-          const wake = () => {
-            waiters.delete(wake)
-            resolve()
-          }
-          waiters.add(wake)
-          setTimeout(wake, 50)
-        })
+        await wakeups.next()
       }
     },
     async stop() {
