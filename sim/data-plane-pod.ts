@@ -7,9 +7,10 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createPod, requestPodToken } from './cluster/kubelet.ts'
-import { type Child, now, SIM_DIR, sleep, startChild } from './common.ts'
+import { type Child, SIM_DIR, startChild } from './common.ts'
 import type { DataPlane } from './data-plane.ts'
 import { BUNDLE } from './fakes/sidecar-process.ts'
+import { untilHealthy } from './sidecar-child.ts'
 
 export const APP_PORT = 8080
 export const DRAIN_PORT = 9090
@@ -77,22 +78,6 @@ export async function startDataPlanePod(dp: DataPlane, options: DataPlanePodOpti
     )
   }
   await app.waitFor('listening', 15_000)
-  if (sidecar) await untilHealthy(sidecar, `http://${ip}:${DRAIN_PORT}/healthz`)
+  if (sidecar) await untilHealthy(sidecar, `http://${ip}:${DRAIN_PORT}/healthz`, 20_000)
   return { name, uid, ip, netns, app, sidecar }
-}
-
-async function untilHealthy(sidecar: Child, url: string): Promise<void> {
-  const deadline = now() + 20_000
-  while (now() < deadline) {
-    if (sidecar.hasExited()) throw new Error(`${sidecar.name} exited: ${sidecar.stderr()}`)
-    if (
-      await fetch(url).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      return
-    await sleep(100)
-  }
-  throw new Error(`${sidecar.name} not healthy within 20 s: ${sidecar.stderr()}`)
 }

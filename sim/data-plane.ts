@@ -25,7 +25,8 @@ import type { LoadResult } from './load.ts'
 import { createNetwork } from './netns.ts'
 import { APP_PORT, DRAIN_PORT, startDataPlanePod } from './data-plane-pod.ts'
 import { startRelay } from './relay.ts'
-import { QUIET_GATE_SETTLE_MS, ROLLOUT_DEFAULTS, type Strategy } from './scenario.ts'
+import { sidecarLogs } from './sidecar-child.ts'
+import { QUIET_GATE_SETTLE_MS, ROLLOUT_DEFAULTS, type Strategy } from './scenario-options.ts'
 
 /**
  * The system's directories only: under npm, node_modules/.bin comes first on PATH, and @vercel/nft's `nft` there
@@ -281,15 +282,9 @@ export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOpti
     const details: Record<string, number> = {}
     for (const f of result.failures) details[`${f.kind}: ${f.detail}`] = (details[`${f.kind}: ${f.detail}`] ?? 0) + 1
     const { failures: _omit, ...totals } = result
-    const drains = []
-    for (const line of old.sidecar?.lines ?? []) {
-      try {
-        const log = JSON.parse(line) as { event?: string; outcome?: unknown; phases?: { settle?: unknown } }
-        if (log.event === 'drain_finished') drains.push({ pod: old.name, outcome: log.outcome, settle: log.phases?.settle })
-      } catch {
-        // not a log line
-      }
-    }
+    const drains = sidecarLogs(old.sidecar)
+      .filter((log) => log.event === 'drain_finished')
+      .map((log) => ({ pod: old.name, outcome: log.outcome, settle: (log.phases as { settle?: unknown } | undefined)?.settle }))
     const hold = termination.hookStartedAt === undefined ? undefined : termination.hookEndedAt! - termination.hookStartedAt
     return {
       strategy: o.strategy,
