@@ -9,15 +9,13 @@
  * Goals (issue 8): large namespace at most idle + 30 MB; any hostile answer at most 150 MiB.
  * Options: --slices=400 --endpoints=100 --skip-hostile --out=bench-results
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { CLUSTER_CA_FILE, type FakeKube, startFakeKube } from '../sim/fakes/fake-kube.ts'
+import { type FakeKube, startFakeKube } from '../sim/fakes/fake-kube.ts'
 import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
 import { processMemory } from '../sim/fakes/held-hooks.ts'
-import { HOSTILE, podSlice } from '../sim/fakes/hostile-kube.ts'
-import { startSidecar } from '../sim/fakes/sidecar-process.ts'
+import { HOSTILE, podSlice, startPodSidecar } from '../sim/fakes/hostile-kube.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -38,27 +36,19 @@ const POD_IP = '10.0.0.7'
 const MiB = 1024 * 1024
 const mib = (bytes: number) => (bytes / MiB).toFixed(1)
 
-const dir = await mkdtemp(join(tmpdir(), 'dc-bench-memory-'))
-await writeFile(join(dir, 'token'), 'test-token')
-
 /** One fresh sidecar against `kube`; `drain` runs while it lives; resolves with its peak RSS. */
 async function measure(
   kube: FakeKube,
   timeoutMs: number,
   drain?: (url: string) => Promise<string>,
 ): Promise<{ rss: number; outcome: string }> {
-  const sidecar = await startSidecar({
-    DRAIN_KUBE_API_URL: kube.url,
-    DRAIN_KUBE_CA_FILE: CLUSTER_CA_FILE,
-    DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
-    POD_NAMESPACE: NS,
-    POD_NAME: 'web-1',
-    POD_UID: 'uid-web-1',
+  const sidecar = await startPodSidecar(
+    kube,
+    NS,
     POD_IP,
-    DRAIN_TIMEOUT: `${timeoutMs}ms`,
-    DRAIN_SETTLE: '100ms',
-    ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
-  })
+    timeoutMs,
+    process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {},
+  )
   try {
     await sidecar.waitForLog('kube_access_ok')
     const outcome = drain ? await drain(sidecar.url) : 'idle'
@@ -126,7 +116,6 @@ for (const hostile of args['skip-hostile'] ? [] : HOSTILE) {
     met: result.rss <= 150 * MiB,
   })
 }
-await rm(dir, { recursive: true, force: true })
 
 const table = [
   '| case | peak RSS (MiB) | x idle | outcome | goal | met |',

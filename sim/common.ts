@@ -28,6 +28,29 @@ export async function within<T>(promise: Promise<T>, ms: number): Promise<T | un
 
 export const SIM_DIR = fileURLToPath(new URL('.', import.meta.url))
 
+/**
+ * How a reader of a child's output waits for a line not yet there: next() resolves at the next wakeAll() (a new
+ * line, the exit) or after `ms`, whichever comes first, and the caller looks again.
+ */
+export function createWakeups() {
+  const waiters = new Set<() => void>()
+  return {
+    wakeAll(): void {
+      for (const wake of waiters) wake()
+    },
+    next(ms = 50): Promise<void> {
+      return new Promise<void>((resolve) => {
+        const wake = () => {
+          waiters.delete(wake)
+          resolve()
+        }
+        waiters.add(wake)
+        setTimeout(wake, ms)
+      })
+    },
+  }
+}
+
 /** One JSON object per stdout line, `{ at, event, ...fields }`: how the child processes report to the scenario. */
 export type ChildEvent = { at: number; event: string } & Record<string, unknown>
 
@@ -61,7 +84,7 @@ export function startChild(name: string, args: string[], env: Record<string, str
   const lines: string[] = []
   let stderr = ''
   let done = false
-  const wakers = new Set<() => void>()
+  const wakeups = createWakeups()
   createInterface({ input: child.stdout!, crlfDelay: Infinity }).on('line', (line) => {
     let parsed: unknown
     try {
@@ -71,7 +94,7 @@ export function startChild(name: string, args: string[], env: Record<string, str
     }
     if (parsed && typeof parsed === 'object' && typeof (parsed as ChildEvent).at === 'number') events.push(parsed as ChildEvent)
     else lines.push(line)
-    for (const wake of wakers) wake()
+    wakeups.wakeAll()
   })
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     if (stderr.length < 20_000) stderr += chunk
@@ -88,7 +111,7 @@ export function startChild(name: string, args: string[], env: Record<string, str
       child.on('close', (code, signal) => {
         done = true
         running.delete(handle)
-        for (const wake of wakers) wake()
+        wakeups.wakeAll()
         resolve({ code, signal, at: now() })
       })
     }),
@@ -100,14 +123,7 @@ export function startChild(name: string, args: string[], env: Record<string, str
         if (found) return found
         if (done) throw new Error(`${name} exited before reporting ${event}; stderr: ${stderr.slice(-2000)}`)
         if (now() > until) throw new Error(`${name}: no ${event} within ${timeoutMs}ms; stderr: ${stderr.slice(-2000)}`)
-        await new Promise<void>((resolve) => {
-          const wake = () => {
-            wakers.delete(wake)
-            resolve()
-          }
-          wakers.add(wake)
-          setTimeout(wake, 50)
-        })
+        await wakeups.next()
       }
     },
   }

@@ -12,29 +12,27 @@
  * each pod namespace holds its app and sidecar.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type Cluster, startCluster } from './cluster/cluster.ts'
 import { createService, namespaceWithRbac } from './cluster/cluster-fixture.ts'
 import { type Component, startComponent } from './cluster/component.ts'
-import { createPod, deletePodGracefully, ensureNode, finishPod, NODE_NAME, requestPodToken, setPodStatus } from './cluster/kubelet.ts'
+import { deletePodGracefully, ensureNode, finishPod, NODE_NAME, setPodStatus } from './cluster/kubelet.ts'
 import { writeKubeconfig } from './cluster/pki.ts'
-import { BUNDLE } from './fakes/sidecar-process.ts'
 import { toolBinary } from '../scripts/tools.mjs'
-import { type Child, killAllChildren, median, now, SIM_DIR, sleep, startChild, within } from './common.ts'
+import { killAllChildren, median, now, SIM_DIR, sleep, startChild, within } from './common.ts'
 import { terminatePod, type SimPod, type Termination } from './kubelet.ts'
 import type { LoadResult } from './load.ts'
 import { createNetwork } from './netns.ts'
+import { APP_PORT, DRAIN_PORT, startDataPlanePod } from './data-plane-pod.ts'
 import { startRelay } from './relay.ts'
-import type { Strategy } from './scenario.ts'
+import { sidecarLogs } from './sidecar-child.ts'
+import { QUIET_GATE_SETTLE_MS, ROLLOUT_DEFAULTS, type Strategy } from './scenario-options.ts'
 
 /**
  * The system's directories only: under npm, node_modules/.bin comes first on PATH, and @vercel/nft's `nft` there
  * would shadow nftables' `nft` that kube-proxy and these helpers run.
  */
 const SYSTEM_ENV = { ...process.env, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' }
-const APP_PORT = 8080
-const DRAIN_PORT = 9090
 /** Keep-alive clients, each with its own connection: conntrack pins each to one pod, about 4 per pod of 3. */
 const KEEPALIVE_CLIENTS = 12
 
@@ -188,96 +186,46 @@ export type DataPlaneResult = {
 
 export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOptions): Promise<DataPlaneResult> {
   const o = {
-    replicas: 3,
-    ratePerSecond: 200,
-    workMs: 5,
-    graceMs: 30_000,
-    sleepMs: 5_000,
-    settleMs: 2_000,
-    quietPeriodMs: 1_000,
-    warmupMs: 1_500,
-    appKeepAlive: 'off' as const,
-    appSigterm: 'graceful' as const,
+    ...ROLLOUT_DEFAULTS,
+    appSigterm: 'graceful' as 'graceful' | 'exit',
+    ...(options.strategy === 'dc-quiet' ? { settleMs: QUIET_GATE_SETTLE_MS } : {}),
     ...options,
   }
-  if (o.strategy === 'dc-quiet') o.settleMs = options.settleMs ?? 20_000
-  const { cluster, network } = dp
+  const { cluster } = dp
   const usesSidecar = o.strategy === 'dc-watch' || o.strategy === 'dc-quiet'
   const ns = await namespaceWithRbac(cluster, `dp-${o.strategy}`)
   const service = await createService(cluster, ns, 'web', { app: 'web' })
   const clusterIp = service.spec.clusterIP as string
-  const secrets = join(cluster.dir, 'pods', ns)
-  await mkdir(secrets, { recursive: true })
-  const children: Child[] = []
   try {
     const makePod = async (name: string, withSidecar: boolean): Promise<SimPod & { netns: string }> => {
-      const host = dp.takeHost()
-      const ip = `${network.prefix}.${host}`
-      const netns = (await network.addPod(host))!
-      const pod = await createPod(cluster.admin, {
+      const pod = await startDataPlanePod(dp, {
         name,
         namespace: ns,
-        labels: { app: 'web' },
-        serviceAccountName: 'drain-coordinator',
-        terminationGracePeriodSeconds: o.graceMs / 1_000,
+        graceSeconds: o.graceMs / 1_000,
+        appEnv: { SIM_WORK_MS: String(o.workMs), SIM_SHUTDOWN_KEEPALIVE: o.appKeepAlive, SIM_SIGTERM: o.appSigterm },
+        ...(withSidecar
+          ? {
+              sidecarEnv: (ip: string) => ({
+                DRAIN_SETTLE: `${o.settleMs}ms`,
+                DRAIN_TIMEOUT: `${o.settleMs + 5_000}ms`,
+                ...(o.strategy === 'dc-quiet'
+                  ? {
+                      DRAIN_QUIET_PERIOD: `${o.quietPeriodMs}ms`,
+                      DRAIN_APP_PORTS: String(APP_PORT),
+                      DRAIN_APP_SHUTDOWN_URL: `http://${ip}:${APP_PORT}/shutdown`,
+                    }
+                  : { DRAIN_QUIET_PERIOD: '0' }),
+              }),
+            }
+          : {}),
       })
-      const uid = pod.metadata.uid!
-      const app = startChild(
-        `app ${name}`,
-        [join(SIM_DIR, 'app-server.ts')],
-        {
-          SIM_HOST: ip,
-          SIM_PORT: String(APP_PORT),
-          SIM_WORK_MS: String(o.workMs),
-          SIM_SHUTDOWN_KEEPALIVE: o.appKeepAlive,
-          SIM_SIGTERM: o.appSigterm,
-          NODE_NO_WARNINGS: '1',
-        },
-        netns,
-      )
-      children.push(app)
-      let sidecar: Child | undefined
-      if (withSidecar) {
-        const tokenFile = join(secrets, `${name}.token`)
-        await writeFile(tokenFile, await requestPodToken(cluster.admin, ns, 'drain-coordinator', pod))
-        sidecar = startChild(
-          `sidecar ${name}`,
-          [BUNDLE],
-          {
-            DRAIN_KUBE_API_URL: dp.relay.url,
-            DRAIN_KUBE_CA_FILE: cluster.caFile,
-            DRAIN_KUBE_TOKEN_FILE: tokenFile,
-            POD_NAMESPACE: ns,
-            POD_NAME: name,
-            POD_UID: uid,
-            POD_IP: ip,
-            HOST_IP: network.nodeIp!,
-            DRAIN_SETTLE: `${o.settleMs}ms`,
-            DRAIN_TIMEOUT: `${o.settleMs + 5_000}ms`,
-            DRAIN_PORT: String(DRAIN_PORT),
-            DRAIN_HOST: ip,
-            DRAIN_FINAL_SCRAPE_WAIT: '0',
-            ...(o.strategy === 'dc-quiet'
-              ? {
-                  DRAIN_QUIET_PERIOD: `${o.quietPeriodMs}ms`,
-                  DRAIN_APP_PORTS: String(APP_PORT),
-                  DRAIN_APP_SHUTDOWN_URL: `http://${ip}:${APP_PORT}/shutdown`,
-                }
-              : { DRAIN_QUIET_PERIOD: '0' }),
-          },
-          netns,
-        )
-        children.push(sidecar)
-      }
       const preStop =
         o.strategy === 'sleep'
           ? { kind: 'sleep' as const, ms: o.sleepMs }
           : usesSidecar
-            ? { kind: 'httpGet' as const, url: `http://${ip}:${DRAIN_PORT}/prestop` }
+            ? { kind: 'httpGet' as const, url: `http://${pod.ip}:${DRAIN_PORT}/prestop` }
             : { kind: 'none' as const }
-      await app.waitFor('listening', 15_000)
-      if (sidecar) await untilHealthy(sidecar, `http://${ip}:${DRAIN_PORT}/healthz`)
-      return { name, uid, ip, app, sidecar, preStop, netns }
+      return { ...pod, preStop }
     }
     const oldPods: Array<SimPod & { netns: string }> = []
     for (let i = 0; i < o.replicas; i++) oldPods.push(await makePod(`web-old-${i}`, usesSidecar))
@@ -297,7 +245,6 @@ export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOpti
       },
       dp.nodeNs,
     )
-    children.push(load)
     await load.waitFor('load_started', 15_000)
     await sleep(o.warmupMs)
 
@@ -335,15 +282,9 @@ export async function runDataPlaneScenario(dp: DataPlane, options: DataPlaneOpti
     const details: Record<string, number> = {}
     for (const f of result.failures) details[`${f.kind}: ${f.detail}`] = (details[`${f.kind}: ${f.detail}`] ?? 0) + 1
     const { failures: _omit, ...totals } = result
-    const drains = []
-    for (const line of old.sidecar?.lines ?? []) {
-      try {
-        const log = JSON.parse(line) as { event?: string; outcome?: unknown; phases?: { settle?: unknown } }
-        if (log.event === 'drain_finished') drains.push({ pod: old.name, outcome: log.outcome, settle: log.phases?.settle })
-      } catch {
-        // not a log line
-      }
-    }
+    const drains = sidecarLogs(old.sidecar)
+      .filter((log) => log.event === 'drain_finished')
+      .map((log) => ({ pod: old.name, outcome: log.outcome, settle: (log.phases as { settle?: unknown } | undefined)?.settle }))
     const hold = termination.hookStartedAt === undefined ? undefined : termination.hookEndedAt! - termination.hookStartedAt
     return {
       strategy: o.strategy,
@@ -369,20 +310,4 @@ async function until(what: string, check: () => boolean, timeoutMs: number): Pro
     if (now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
     await sleep(100)
   }
-}
-
-async function untilHealthy(sidecar: Child, url: string): Promise<void> {
-  const deadline = now() + 15_000
-  while (now() < deadline) {
-    if (sidecar.hasExited()) throw new Error(`${sidecar.name} exited: ${sidecar.stderr()}`)
-    if (
-      await fetch(url).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      return
-    await sleep(100)
-  }
-  throw new Error(`${sidecar.name} not healthy within 15 s: ${sidecar.stderr()}`)
 }

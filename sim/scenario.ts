@@ -20,123 +20,45 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startFakeEnvoy } from './fakes/fake-envoy.ts'
 import { BUNDLE, freePort } from './fakes/sidecar-process.ts'
-import { type Child, type ChildEvent, killAllChildren, median, now, SIM_DIR, sleep, startChild, within } from './common.ts'
+import { type ChildEvent, killAllChildren, median, now, SIM_DIR, sleep, startChild, within } from './common.ts'
 import { startControlPlane, type PodRef } from './control-plane.ts'
-import { createNetwork, type NetworkMode } from './netns.ts'
+import { createNetwork } from './netns.ts'
 import { terminatePod, type PreStop, type SimPod, type Termination } from './kubelet.ts'
-import { type LoadResult, startLoad } from './load.ts'
+import { startLoad } from './load.ts'
+import {
+  QUIET_GATE_SETTLE_MS,
+  ROLLOUT_DEFAULTS,
+  type ScenarioOptions,
+  type ScenarioResult,
+  type TimelineEntry,
+} from './scenario-options.ts'
+import { sidecarLogs, untilHealthy } from './sidecar-child.ts'
 
-export const STRATEGIES = ['no-prestop', 'sleep', 'dc-watch', 'dc-poll', 'dc-quiet'] as const
-export type Strategy = (typeof STRATEGIES)[number]
-
-export type Condition = { name: string; description: string; controllerDelayMs: number; lbLagMs: number }
-
-export const CONDITIONS = {
-  normal: {
-    name: 'normal',
-    description: 'endpoint controller reacts in 100 ms, load balancer lags 1 s',
-    controllerDelayMs: 100,
-    lbLagMs: 1_000,
-  },
-  'slow-control-plane': {
-    name: 'slow-control-plane',
-    description: 'endpoint controller reacts after 6 s (overloaded API server), load balancer lags 1 s',
-    controllerDelayMs: 6_000,
-    lbLagMs: 1_000,
-  },
-  'slow-load-balancer': {
-    name: 'slow-load-balancer',
-    description: 'endpoint controller reacts in 100 ms, load balancer lags 8 s (longer than the sleep)',
-    controllerDelayMs: 100,
-    lbLagMs: 8_000,
-  },
-} as const satisfies Record<string, Condition>
-export type ConditionName = keyof typeof CONDITIONS
-
-export type ScenarioOptions = {
-  strategy: Strategy
-  condition: Condition
-  replicas?: number
-  /** How many of the replicas the rollout replaces. */
-  rollout?: number
-  ratePerSecond?: number
-  workMs?: number
-  graceMs?: number
-  /** The fixed preStop sleep of the `sleep` strategy. */
-  sleepMs?: number
-  settleMs?: number
-  drainTimeoutMs?: number
-  pollIntervalMs?: number
-  warmupMs?: number
-  /** Time between one old pod's deletion and the next new pod's readiness. */
-  rolloutGapMs?: number
-  /** Give the sidecars a fake Envoy admin API (DRAIN_ENVOY_ADMIN_URL). */
-  envoy?: boolean
-  /** Probe each draining sidecar's /ready every 50 ms, for the timeline. */
-  probeReady?: boolean
-  /**
-   * On loopback (not root, or `network: 'loopback'`): the pods' address prefix, e.g. '127.0.1' → old pods 127.0.1.10+,
-   * new pods 127.0.1.110+. As network namespaces the prefix is the run's own 198.18.<k>.
-   */
-  addressPrefix?: string
-  /** 'auto' (default): pods as network namespaces when root, loopback otherwise. */
-  network?: 'auto' | 'loopback'
-  /** dc-quiet: DRAIN_QUIET_PERIOD. */
-  quietPeriodMs?: number
-  /** What the app does on its shutdown URL: 'off' stops keeping connections alive, 'on' changes nothing. */
-  appKeepAlive?: 'off' | 'on'
-  /** Each pod serves on its own port (its own EndpointSlice); on by default for dc-quiet. */
-  perPodPorts?: boolean
-}
-
-export type TimelineEntry = { at: number; source: string; event: string; pod?: string; detail?: string }
-
-export type ScenarioResult = {
-  strategy: Strategy
-  condition: string
-  /** Where the pods ran: their own network namespaces, or loopback addresses in this machine's namespace. */
-  network: NetworkMode
-  options: Required<Omit<ScenarioOptions, 'condition' | 'strategy'>> & { controllerDelayMs: number; lbLagMs: number }
-  load: Omit<LoadResult, 'failures'> & {
-    firstFailureAt: number | undefined
-    lastFailureAt: number | undefined
-    details: Record<string, number>
-  }
-  terminations: Termination[]
-  hookHoldMs: { median: number | undefined; max: number | undefined; values: number[] }
-  deletionToExitMs: { median: number | undefined; max: number | undefined; values: number[] }
-  /** LIST and WATCH requests the sidecars made (the endpoint waits), and other requests per sidecar (start-up checks). */
-  apiRequests: { total: number; perDrain: number; list: number; watch: number; startupPerPod: number }
-  /** Outcome and phases each sidecar reported in its drain_finished log line. */
-  drains: Array<{ pod: string; outcome: unknown; endpoints: unknown; settle: Record<string, unknown> | undefined }>
-  /** Requests that reached an old pod's app after its SIGTERM (the app counts them): what the hold missed. */
-  arrivedAfterSigterm: number
-  timeline: TimelineEntry[]
-  startedAt: number
-  firstDeletionAt: number | undefined
-}
+export {
+  CONDITIONS,
+  type Condition,
+  type ConditionName,
+  QUIET_GATE_SETTLE_MS,
+  ROLLOUT_DEFAULTS,
+  type ScenarioOptions,
+  type ScenarioResult,
+  STRATEGIES,
+  type Strategy,
+  type TimelineEntry,
+} from './scenario-options.ts'
 
 export async function runScenario(options: ScenarioOptions): Promise<ScenarioResult> {
   const o = {
-    replicas: 3,
-    ratePerSecond: 200,
-    workMs: 5,
-    graceMs: 30_000,
-    sleepMs: 5_000,
-    settleMs: 2_000,
+    ...ROLLOUT_DEFAULTS,
     drainTimeoutMs: 20_000,
     pollIntervalMs: 1_000,
-    warmupMs: 1_500,
     rolloutGapMs: 500,
     envoy: false,
     probeReady: false,
     addressPrefix: '127.0.1',
-    quietPeriodMs: 1_000,
-    appKeepAlive: 'off' as 'off' | 'on',
     perPodPorts: options.strategy === 'dc-quiet',
     network: 'auto' as 'auto' | 'loopback',
-    // The gate's DRAIN_SETTLE is an upper bound, not a wait: as long as the slowest data plane it must cover.
-    ...(options.strategy === 'dc-quiet' ? { settleMs: 20_000, drainTimeoutMs: 25_000 } : {}),
+    ...(options.strategy === 'dc-quiet' ? { settleMs: QUIET_GATE_SETTLE_MS, drainTimeoutMs: QUIET_GATE_SETTLE_MS + 5_000 } : {}),
     ...options,
   }
   const rollout = Math.min(o.rollout ?? o.replicas, o.replicas)
@@ -278,7 +200,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     cleanups.push(() => killAllChildren())
     await lb.waitFor('listening', 15_000)
     for (const pod of [...oldPods, ...newPods]) await pod.app.waitFor('listening', 15_000)
-    for (const pod of oldPods) if (pod.sidecar) await untilHealthy(pod, drainPort)
+    for (const pod of oldPods) if (pod.sidecar) await untilHealthy(pod.sidecar, `http://${pod.ip}:${drainPort}/healthz`, 15_000)
     controlPlane.seed(oldPods)
     const allOld = (e: ChildEvent) => Array.isArray(e.backends) && e.backends.length === o.replicas
     await lb.waitFor('routing', condition.lbLagMs + 15_000, allOld)
@@ -392,33 +314,6 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
 function podOf(backend: string, ...groups: SimPod[][]): string | undefined {
   const ip = backend.split(':')[0]
   return groups.flat().find((p) => p.ip === ip)?.name
-}
-
-function sidecarLogs(sidecar: Child | undefined): Array<Record<string, unknown>> {
-  if (!sidecar) return []
-  const out: Array<Record<string, unknown>> = []
-  for (const line of sidecar.lines) {
-    try {
-      out.push(JSON.parse(line) as Record<string, unknown>)
-    } catch {
-      // not a log line
-    }
-  }
-  return out
-}
-
-async function untilHealthy(pod: SimPod, port: number): Promise<void> {
-  const until = now() + 15_000
-  while (now() < until) {
-    if (pod.sidecar!.hasExited()) throw new Error(`sidecar of ${pod.name} exited: ${pod.sidecar!.stderr()}`)
-    const ok = await fetch(`http://${pod.ip}:${port}/healthz`).then(
-      (r) => r.ok,
-      () => false,
-    )
-    if (ok) return
-    await sleep(50)
-  }
-  throw new Error(`sidecar of ${pod.name} not healthy within 15 s: ${pod.sidecar!.stderr()}`)
 }
 
 /** A fast readiness prober (50 ms) on the sidecar's /ready, recording when it first answers 503. */

@@ -6,15 +6,12 @@
  * true answer is `timeout`: the hook is held to DRAIN_TIMEOUT (answered on time), the process stays far below
  * the manifests' 192Mi memory limit, and a log line says which bound or check was hit.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import test, { type ExecutionContext } from 'ava'
-import { CLUSTER_CA_FILE, type Fault, type FakeKube, startFakeKube } from '../sim/fakes/fake-kube.ts'
+import { type Fault, type FakeKube, startFakeKube } from '../sim/fakes/fake-kube.ts'
 import { processMemory } from '../sim/fakes/held-hooks.ts'
-import { HOSTILE, podSlice } from '../sim/fakes/hostile-kube.ts'
+import { HOSTILE, podSlice, startPodSidecar } from '../sim/fakes/hostile-kube.ts'
 import { READY } from '../sim/fakes/fixtures.ts'
-import { type LogLine, startSidecar } from '../sim/fakes/sidecar-process.ts'
+import type { LogLine } from '../sim/fakes/sidecar-process.ts'
 
 const NS = 'shop'
 const POD_IP = '10.0.0.7'
@@ -28,20 +25,7 @@ async function drainAgainst(t: ExecutionContext, hostile: (kube: FakeKube) => vo
   t.teardown(() => kube.close())
   kube.upsert(podSlice(NS, POD_IP, READY))
   await hostile(kube)
-  const dir = await mkdtemp(join(tmpdir(), 'dc-hostile-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await writeFile(join(dir, 'token'), 'test-token')
-  const sidecar = await startSidecar({
-    DRAIN_KUBE_API_URL: kube.url,
-    DRAIN_KUBE_CA_FILE: CLUSTER_CA_FILE,
-    DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
-    POD_NAMESPACE: NS,
-    POD_NAME: 'web-1',
-    POD_UID: 'uid-web-1',
-    POD_IP,
-    DRAIN_TIMEOUT: `${timeoutMs}ms`,
-    DRAIN_SETTLE: '100ms',
-  })
+  const sidecar = await startPodSidecar(kube, NS, POD_IP, timeoutMs)
   t.teardown(() => sidecar.stop())
   const startedAt = performance.now()
   const summary = (await (await fetch(`${sidecar.url}/prestop`)).json()) as { outcome: string }

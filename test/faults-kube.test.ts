@@ -20,22 +20,15 @@ import { createFetch } from '../src/transport.ts'
 import { captureLog } from './helpers/capture-log.ts'
 import { CLUSTER_CA_FILE, type Fault, startFakeKube } from '../sim/fakes/fake-kube.ts'
 import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
-import { freePort, startSidecar } from '../sim/fakes/sidecar-process.ts'
+import { freePort } from '../sim/fakes/sidecar-process.ts'
+import { podSlice, startPodSidecar } from '../sim/fakes/hostile-kube.ts'
 
 const NS = 'shop'
 const POD: PodIdentity = { name: 'web-1', namespace: NS, uid: 'uid-web-1', ips: ['10.0.0.7'] }
 const CA = readFileSync(CLUSTER_CA_FILE, 'utf8')
 
-const holding = (name = 'web-abcde', conditions: object = READY) =>
-  endpointSlice({
-    name,
-    service: 'web',
-    namespace: NS,
-    endpoints: [
-      { ip: '10.0.0.7', podName: 'web-1', uid: 'uid-web-1', ...conditions },
-      { ip: '10.0.0.8', podName: 'web-2', ...READY },
-    ],
-  })
+/** The pod's slice (web-abcde), the pod in `conditions` beside one other ready pod. */
+const holding = (conditions: object = READY) => podSlice(NS, '10.0.0.7', conditions)
 
 function capture() {
   const log = captureLog()
@@ -138,7 +131,7 @@ test('a watch that stalls without bookmarks is abandoned after the idle limit an
   const running = drainWait(client, log, 10_000, { watchIdleMs: 300 })
   await until(() => kube.countRequests('watch') >= 1, 'the stalled watch')
   // The change happens while the only watch is stalled: it never reaches the client through that stream.
-  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.upsert(holding(TERMINATING))
   const { result, deadlineHit } = await running
   t.false(deadlineHit)
   t.truthy(result)
@@ -153,7 +146,7 @@ test('a path that stalls every watch (a buffering proxy) still ends the wait, th
   for (let i = 0; i < 50; i++) kube.fault({ kind: 'stall' }, 'watch')
   const running = drainWait(client, log, 10_000, { watchIdleMs: 300 })
   await until(() => kube.countRequests('watch') >= 2, 'two stalled watches')
-  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.upsert(holding(TERMINATING))
   const { result, deadlineHit } = await running
   t.false(deadlineHit, 'released by the endpoint change, not by the deadline')
   t.is(result?.mode, 'watch')
@@ -165,7 +158,7 @@ test('a quiet but healthy watch is renewed, not reported as failing', async (t) 
   kube.upsert(holding())
   const running = drainWait(client, log, 10_000, { watchIdleMs: 200 })
   await until(() => kube.countRequests('watch') >= 3, 'three watches')
-  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.upsert(holding(TERMINATING))
   const { result } = await running
   t.truthy(result)
   t.is(result!.mode, 'watch')
@@ -176,7 +169,7 @@ test('a LIST that never answers (hung socket) times out and is retried', async (
   // 1 s, not less: the retry's TLS handshake must fit in it on two busy cores.
   const { kube, client } = await setup(t, { requestTimeoutMs: 1_000 })
   const { log, lines } = capture()
-  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.upsert(holding(TERMINATING))
   kube.fault({ kind: 'hang' }, 'list')
   const { result, deadlineHit } = await drainWait(client, log, 10_000)
   t.false(deadlineHit)
@@ -193,7 +186,7 @@ test('a WATCH whose headers never come times out and the wait watches again', as
   kube.fault({ kind: 'hang' }, 'watch')
   const running = drainWait(client, log, 10_000)
   await until(() => kube.countRequests('watch') >= 2, 'a second watch')
-  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.upsert(holding(TERMINATING))
   const { result } = await running
   t.is(result?.mode, 'watch')
 })
@@ -217,7 +210,7 @@ test('connection refused until the API server comes up: the wait keeps trying an
   t.regex(JSON.stringify(lines.find((l) => l.event === 'endpoint_list_failed')?.error), /ECONNREFUSED|fetch failed/)
   const kube = await startFakeKube({ namespace: NS, port })
   t.teardown(() => kube.close())
-  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.upsert(holding(TERMINATING))
   const { result, deadlineHit } = await running
   t.false(deadlineHit)
   t.is(result?.slicesAtStart, 0)
@@ -312,7 +305,7 @@ for (const { fault, list, watch, listError, watchError, notListError } of retrie
     kube.fault(watch, 'watch')
     const running = drainWait(client, log, 10_000)
     await until(() => kube.countRequests('watch') >= 2, 'a watch after the failed one')
-    kube.upsert(holding('web-abcde', TERMINATING))
+    kube.upsert(holding(TERMINATING))
     const { result, deadlineHit } = await running
     t.false(deadlineHit)
     t.is(result?.slicesAtStart, 1)
@@ -329,7 +322,7 @@ test('watch events that arrive split across many small chunks are decoded whole'
   kube.upsert(holding())
   const running = drainWait(client, log, 10_000)
   await kube.untilWatching(1)
-  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.upsert(holding(TERMINATING))
   const { result, deadlineHit } = await running
   t.false(deadlineHit)
   t.like(result, { slicesAtStart: 1, mode: 'watch' })
@@ -340,7 +333,7 @@ test('watch events that arrive split across many small chunks are decoded whole'
 test('429 with Retry-After (plain text, as APF sends it) delays the next LIST by at least that long', async (t) => {
   const { kube, client } = await setup(t)
   const { log, lines } = capture()
-  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.upsert(holding(TERMINATING))
   kube.tooManyRequests(1, 'list')
   const { result } = await drainWait(client, log, 10_000)
   t.is(result?.slicesAtStart, 0)
@@ -361,7 +354,7 @@ test('401 after token rotation: the token file is read again and the request rep
     readFile: (path) => import('node:fs/promises').then((fs) => fs.readFile(path, 'utf8')),
   })
   const { kube, client } = await setup(t, { tokens: ['token-one'], token })
-  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.upsert(holding(TERMINATING))
   t.is((await client.listEndpointSlices({}, AbortSignal.timeout(5_000))).items.length, 1)
   // kubelet rotates the projected token; the API server stops accepting the old one. The cached copy is fresh.
   await writeFile(file, 'token-two\n')
@@ -375,7 +368,7 @@ test('401 after token rotation: the token file is read again and the request rep
 test('403 during a drain is an outage like any other: the wait holds to the deadline, retrying, and recovers when RBAC is fixed', async (t) => {
   const { kube, client } = await setup(t)
   const { log, lines } = capture()
-  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.upsert(holding(TERMINATING))
   kube.forbid('list')
   const denied = () => lines.filter((l) => l.event === 'endpoint_list_failed')
   // The deadline is whenever the test says, once the wait has shown it retries: busy cores cannot make it early.
@@ -411,7 +404,7 @@ test('a watch the server closes is resumed from the last resourceVersion, and ER
   kube.expireWatches()
   await until(() => kube.countRequests('watch') >= 3 && kube.watcherCount === 1, 'the watch after 410')
   t.is(kube.countRequests('list'), 2)
-  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.upsert(holding(TERMINATING))
   const { result } = await running
   t.is(result?.mode, 'watch')
   t.true(lines.some((l) => l.event === 'endpoint_watch_expired'))
@@ -420,7 +413,7 @@ test('a watch the server closes is resumed from the last resourceVersion, and ER
 
 test('a server with a certificate from another CA is never trusted, and no request reaches it', async (t) => {
   const { kube, client } = await setup(t, { rogueCertificate: true })
-  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.upsert(holding(TERMINATING))
   const error = await t.throwsAsync(client.listEndpointSlices({}, AbortSignal.timeout(5_000)))
   t.true(error instanceof UpstreamError)
   t.regex(String(error?.message) + String((error?.cause as Error | undefined)?.cause), /certificate|self.signed|unable to verify/i)
@@ -456,7 +449,7 @@ test('a namespace with thousands of slices is listed page by page, and only slic
   const running = drainWait(client, log, 15_000)
   // Only once the 31-page LIST is through: a change during it would be listed instead of watched.
   await until(() => lines.some((l) => l.event === 'endpoints_listed'), 'the LIST')
-  kube.upsert(holding('web-abcde', TERMINATING))
+  kube.upsert(holding(TERMINATING))
   const { result } = await running
   t.is(result?.slicesAtStart, 1)
 })
@@ -550,20 +543,7 @@ test('black box: the bundle reports missing RBAC once at start-up, keeps serving
   kube.upsert(holding())
   kube.forbid('list')
   kube.forbid('watch')
-  const dir = await mkdtemp(join(tmpdir(), 'dc-bb-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await writeFile(join(dir, 'token'), 'test-token')
-  const sidecar = await startSidecar({
-    DRAIN_KUBE_API_URL: kube.url,
-    DRAIN_KUBE_CA_FILE: CLUSTER_CA_FILE,
-    DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
-    POD_NAMESPACE: NS,
-    POD_NAME: POD.name!,
-    POD_UID: POD.uid!,
-    POD_IP: '10.0.0.7',
-    DRAIN_TIMEOUT: '1500ms',
-    DRAIN_SETTLE: '100ms',
-  })
+  const sidecar = await startPodSidecar(kube, NS, '10.0.0.7', 1_500)
   t.teardown(() => sidecar.stop())
   const denied = await sidecar.waitForLog('kube_access_denied')
   t.like(denied, { verb: 'list,watch', resource: 'endpointslices.discovery.k8s.io', namespace: NS })

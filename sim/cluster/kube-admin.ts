@@ -78,13 +78,7 @@ export function createKubeAdmin(baseUrl: string, caFile: string, user: KeyPair) 
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(30_000),
     })
-    const text = await response.text()
-    let parsed: unknown = text
-    try {
-      parsed = JSON.parse(text)
-    } catch {
-      // Plain text (a 429 from APF, a proxy's page): kept as is for the error.
-    }
+    const parsed = jsonOrText(await response.text())
     if (!response.ok) throw new KubeStatusError(what, response.status, parsed)
     return parsed
   }
@@ -177,15 +171,18 @@ export async function getWithToken(baseUrl: string, caFile: string, token: strin
       headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
       signal: AbortSignal.timeout(30_000),
     })
-    const text = await response.text()
-    let body: unknown = text
-    try {
-      body = JSON.parse(text)
-    } catch {
-      // plain text
-    }
+    const body = jsonOrText(await response.text())
     return { status: response.status, body }
   } finally {
     await dispatcher.close()
+  }
+}
+
+/** A body as JSON, or as the text itself when it is not JSON (a 429 from APF, a proxy's page): kept for the error. */
+function jsonOrText(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
   }
 }

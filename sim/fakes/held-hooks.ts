@@ -2,13 +2,11 @@
  * Many callers of /prestop at once, each on its own connection, against a drain the test ends when it likes, for
  * the load tests and `npm run bench` (scripts/bench-hooks.ts); and the memory of the sidecar's process, from /proc.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { startFakeKube } from './fake-kube.ts'
 import { endpointSlice, READY, TERMINATING } from './fixtures.ts'
-import { type Sidecar, startSidecar } from './sidecar-process.ts'
+import { type Sidecar, startSidecarAgainst } from './sidecar-process.ts'
 
 export type HookAnswer = { status: number; body: string; at: number }
 
@@ -61,27 +59,17 @@ export async function processMemory(pid: number): Promise<{ rss: number; peak: n
  */
 export async function startHeldDrain(env: Record<string, string> = {}) {
   const kube = await startFakeKube()
-  const dir = await mkdtemp(join(tmpdir(), 'dc-held-'))
-  await writeFile(join(dir, 'token'), 'test-token\n')
   const me = { ip: '10.0.0.1', podName: 'web-1', uid: 'uid-1' }
   const slice = (state: typeof READY | typeof TERMINATING) =>
     endpointSlice({ name: 'web-a', service: 'web', endpoints: [{ ...me, ...state }] })
   kube.upsert(slice(READY))
-  const sidecar = await startSidecar({
-    DRAIN_KUBE_API_URL: kube.url,
-    DRAIN_KUBE_CA_FILE: kube.caFile,
-    DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
-    POD_NAMESPACE: 'default',
-    POD_NAME: me.podName,
-    POD_UID: me.uid,
-    POD_IP: me.ip,
-    DRAIN_SETTLE: '200ms',
-    DRAIN_TIMEOUT: '60s',
-    ...env,
-  }).catch(async (error: unknown) => {
-    await kube.close()
-    throw error
-  })
+  const pod = { namespace: 'default', name: me.podName, uid: me.uid, ip: me.ip }
+  const sidecar = await startSidecarAgainst(kube, pod, { DRAIN_SETTLE: '200ms', DRAIN_TIMEOUT: '60s', ...env }).catch(
+    async (error: unknown) => {
+      await kube.close()
+      throw error
+    },
+  )
   await sidecar.waitForLog('kube_access_ok')
   return {
     kube,
@@ -92,7 +80,6 @@ export async function startHeldDrain(env: Record<string, string> = {}) {
     async close() {
       await sidecar.stop()
       await kube.close()
-      await rm(dir, { recursive: true, force: true })
     },
   }
 }

@@ -1,11 +1,13 @@
 /**
- * Hostile answers a broken or malicious API server can give, as faults for the fake API server (fake-kube.ts):
- * shared by the fault tests (test/faults-kube-hostile.test.ts) and the memory bench (scripts/bench-memory.ts), so
- * both measure the same thing. Each answers every request of one verb, for good.
+ * Hostile answers a broken or malicious API server can give, as faults for the fake API server (fake-kube.ts),
+ * with the pod's slice and sidecar: shared by the fault tests (test/faults-kube-hostile.test.ts,
+ * test/faults-kube.test.ts) and the memory bench (scripts/bench-memory.ts), so both measure the same thing. Each
+ * answers every request of one verb, for good.
  */
 import { gzipSync } from 'node:zlib'
 import type { FakeKube, Fault } from './fake-kube.ts'
 import { endpointSlice, READY } from './fixtures.ts'
+import { startSidecarAgainst } from './sidecar-process.ts'
 
 const MiB = 1024 * 1024
 
@@ -20,6 +22,17 @@ export const podSlice = (namespace: string, podIp: string, conditions: object) =
       { ip: '10.0.0.8', podName: 'web-2', ...READY },
     ],
   })
+
+/**
+ * The built sidecar of the pod in podSlice against `kube`, its drain held to `timeoutMs` at most, with a short
+ * settle; `env` adds to or overrides that.
+ */
+export const startPodSidecar = (kube: FakeKube, namespace: string, podIp: string, timeoutMs: number, env: Record<string, string> = {}) =>
+  startSidecarAgainst(
+    kube,
+    { namespace, name: 'web-1', uid: 'uid-web-1', ip: podIp },
+    { DRAIN_TIMEOUT: `${timeoutMs}ms`, DRAIN_SETTLE: '100ms', ...env },
+  )
 
 /** A LIST body whose one item is the pod's slice named web-abcde, with labels and endpoints as raw JSON text. */
 export const listWithPodSlice = (namespace: string, labelsJson: string, endpointsJson: string) =>

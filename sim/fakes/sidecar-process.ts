@@ -3,10 +3,14 @@
  * its JSON log lines. For the few black-box tests; everything timing-sensitive is unit-tested with a fake clock.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { IMAGE_NODE_FLAGS } from '../../scripts/node-flags.mjs'
+import { createWakeups } from '../common.ts'
 
 export const BUNDLE = fileURLToPath(new URL('../../dist/drain-coordinator.mjs', import.meta.url))
 
@@ -44,6 +48,47 @@ export async function startSidecar(env: Record<string, string>, options: Sidecar
   }
 }
 
+/** The pod a sidecar runs beside, as its environment names it; `ip` is POD_IP (one address or a list). */
+export type SidecarPod = { namespace: string; name: string; uid: string; ip: string }
+
+/**
+ * The sidecar of `pod` against the fake API server `kube` (sim/fakes/fake-kube.ts): its URL and CA, and a token
+ * file with the fake's default token, written to a temporary directory that stop() removes. `env` adds the drain's
+ * settings (DRAIN_TIMEOUT, DRAIN_SETTLE, ...) or overrides any of these.
+ */
+export async function startSidecarAgainst(
+  kube: { url: string; caFile: string },
+  pod: SidecarPod,
+  env: Record<string, string> = {},
+  options: SidecarOptions = {},
+): Promise<Sidecar> {
+  const dir = await mkdtemp(join(tmpdir(), 'dc-sidecar-'))
+  const removeDir = () => rm(dir, { recursive: true, force: true })
+  await writeFile(join(dir, 'token'), 'test-token\n')
+  const sidecar = await startSidecar(
+    {
+      DRAIN_KUBE_API_URL: kube.url,
+      DRAIN_KUBE_CA_FILE: kube.caFile,
+      DRAIN_KUBE_TOKEN_FILE: join(dir, 'token'),
+      POD_NAMESPACE: pod.namespace,
+      POD_NAME: pod.name,
+      POD_UID: pod.uid,
+      POD_IP: pod.ip,
+      ...env,
+    },
+    options,
+  ).catch(async (error: unknown) => {
+    await removeDir()
+    throw error
+  })
+  const stop = sidecar.stop
+  sidecar.stop = async () => {
+    await stop()
+    await removeDir()
+  }
+  return sidecar
+}
+
 async function spawnSidecar(env: Record<string, string>, port: number, { waitReady = true, nodeArgs = [...NODE_FLAGS] }: SidecarOptions) {
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BUNDLE], {
     env: { PATH: process.env.PATH ?? '', DRAIN_PORT: String(port), DRAIN_HOST: '127.0.0.1', ...env },
@@ -51,14 +96,14 @@ async function spawnSidecar(env: Record<string, string>, port: number, { waitRea
   })
   const logs: LogLine[] = []
   let stderr = ''
-  const waiters = new Set<() => void>()
+  const wakeups = createWakeups()
   createInterface({ input: child.stdout!, crlfDelay: Infinity }).on('line', (line) => {
     try {
       logs.push(JSON.parse(line) as LogLine)
     } catch {
       logs.push({ time: '', level: 'raw', event: 'non_json_line', line })
     }
-    for (const wake of waiters) wake()
+    wakeups.wakeAll()
   })
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk
@@ -66,7 +111,7 @@ async function spawnSidecar(env: Record<string, string>, port: number, { waitRea
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     // 'close', not 'exit': only then has every line the process wrote been read.
     child.on('close', (code, signal) => {
-      for (const wake of waiters) wake()
+      wakeups.wakeAll()
       resolve({ code, signal })
     })
   })
@@ -92,14 +137,7 @@ async function spawnSidecar(env: Record<string, string>, port: number, { waitRea
         if (exitedYet) throw new Error(`sidecar exited before logging ${event}; stderr: ${stderr}`)
         if (performance.now() > until)
           throw new Error(`no ${event} log line within ${timeoutMs}ms; events: ${logs.map((l) => l.event).join(', ')}`)
-        await new Promise<void>((resolve) => {
-          const wake = () => {
-            waiters.delete(wake)
-            resolve()
-          }
-          waiters.add(wake)
-          setTimeout(wake, 50)
-        })
+        await wakeups.next()
       }
     },
     async stop() {

@@ -6,16 +6,14 @@
  * serves on its own address: kube-proxy, not a dead app, turned them away.
  */
 import { spawnSync } from 'node:child_process'
-import { writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import test from 'ava'
-import { killAllChildren, SIM_DIR, startChild, type Child } from '../../sim/common.ts'
+import { killAllChildren } from '../../sim/common.ts'
 import { type DataPlane, startDataPlane } from '../../sim/data-plane.ts'
+import { APP_PORT, type DataPlanePod, DRAIN_PORT, startDataPlanePod } from '../../sim/data-plane-pod.ts'
 import { simNamespaces } from '../../sim/netns.ts'
 import { createService, namespaceWithRbac } from '../../sim/cluster/cluster-fixture.ts'
 import { waitFor } from '../../sim/cluster/kube-admin.ts'
-import { createPod, deletePodGracefully, requestPodToken, setPodStatus } from '../../sim/cluster/kubelet.ts'
-import { BUNDLE } from '../../sim/fakes/sidecar-process.ts'
+import { deletePodGracefully, setPodStatus } from '../../sim/cluster/kubelet.ts'
 
 let dp: DataPlane | undefined
 let failed = false
@@ -59,72 +57,23 @@ function requestFromNode(d: DataPlane, url: string, count: number): string[] {
 
 test('a Service ClusterIP through kube-proxy reaches both pod namespaces; after the sidecar releases a deleted pod, new connections go only to the other', async (t) => {
   const d = dp!
-  const { cluster, network } = d
+  const { cluster } = d
   const ns = await namespaceWithRbac(cluster, 'dataplane')
   const service = await createService(cluster, ns, 'web', { app: 'web' })
   const clusterIp = service.spec.clusterIP as string
   t.regex(clusterIp, /^198\.19\./)
 
-  const pods: Array<{ name: string; ip: string; uid: string; app: Child; sidecar?: Child }> = []
+  const pods: DataPlanePod[] = []
   for (const name of ['web-a', 'web-b']) {
-    const host = d.takeHost()
-    const ip = `${network.prefix}.${host}`
-    const netns = (await network.addPod(host))!
-    const pod = await createPod(cluster.admin, {
+    const pod = await startDataPlanePod(d, {
       name,
       namespace: ns,
-      labels: { app: 'web' },
-      serviceAccountName: 'drain-coordinator',
-      terminationGracePeriodSeconds: 60,
+      graceSeconds: 60,
+      appEnv: { SIM_WORK_MS: '1' },
+      ...(name === 'web-a' ? { sidecarEnv: () => ({ DRAIN_SETTLE: '1s', DRAIN_QUIET_PERIOD: '0', DRAIN_TIMEOUT: '30s' }) } : {}),
     })
-    const app = startChild(
-      `app ${name}`,
-      [join(SIM_DIR, 'app-server.ts')],
-      { SIM_HOST: ip, SIM_PORT: '8080', SIM_WORK_MS: '1', NODE_NO_WARNINGS: '1' },
-      netns,
-    )
-    await app.waitFor('listening', 15_000)
-    let sidecar: Child | undefined
-    if (name === 'web-a') {
-      const tokenFile = join(cluster.dir, `${ns}-${name}.token`)
-      await writeFile(tokenFile, await requestPodToken(cluster.admin, ns, 'drain-coordinator', pod))
-      sidecar = startChild(
-        `sidecar ${name}`,
-        [BUNDLE],
-        {
-          DRAIN_KUBE_API_URL: d.relay.url,
-          DRAIN_KUBE_CA_FILE: cluster.caFile,
-          DRAIN_KUBE_TOKEN_FILE: tokenFile,
-          POD_NAMESPACE: ns,
-          POD_NAME: name,
-          POD_UID: pod.metadata.uid!,
-          POD_IP: ip,
-          HOST_IP: network.nodeIp!,
-          DRAIN_SETTLE: '1s',
-          DRAIN_QUIET_PERIOD: '0',
-          DRAIN_TIMEOUT: '30s',
-          DRAIN_FINAL_SCRAPE_WAIT: '0',
-          DRAIN_PORT: '9090',
-          DRAIN_HOST: ip,
-        },
-        netns,
-      )
-      await waitFor(
-        `sidecar of ${name} healthy`,
-        async () => {
-          if (sidecar!.hasExited()) throw new Error(`sidecar exited: ${sidecar!.stderr()}`)
-          return (
-            (await fetch(`http://${ip}:9090/healthz`).then(
-              (r) => r.ok,
-              () => false,
-            )) || undefined
-          )
-        },
-        { timeoutMs: 20_000 },
-      )
-    }
-    await setPodStatus(cluster.admin, ns, name, { ips: [ip], ready: true })
-    pods.push({ name, ip, uid: pod.metadata.uid!, app, ...(sidecar ? { sidecar } : {}) })
+    await setPodStatus(cluster.admin, ns, name, { ips: [pod.ip], ready: true })
+    pods.push(pod)
   }
   const [a, b] = pods as [(typeof pods)[0], (typeof pods)[0]]
   await waitFor('kube-proxy routes to both pods', async () => (d.routesTo(a.ip) && d.routesTo(b.ip)) || undefined, {
@@ -143,7 +92,7 @@ test('a Service ClusterIP through kube-proxy reaches both pod namespaces; after 
   // The rollout's graceful delete, then the kubelet's hook call from the node's side; the sidecar releases it only
   // once the controller has written the endpoint as terminating (and the settle has passed).
   await deletePodGracefully(cluster.admin, ns, a.name, 60)
-  const answer = await fetch(`http://${a.ip}:9090/prestop`, { signal: AbortSignal.timeout(60_000) })
+  const answer = await fetch(`http://${a.ip}:${DRAIN_PORT}/prestop`, { signal: AbortSignal.timeout(60_000) })
   t.like(await answer.json(), { outcome: 'completed' })
   // kube-proxy applies changes at most once a second (--min-sync-period): on a busy machine its rules may trail the
   // release by a moment, which the settle is there to cover. Bounded, and logged.
@@ -157,7 +106,7 @@ test('a Service ClusterIP through kube-proxy reaches both pod namespaces; after 
   const after = requestFromNode(d, `http://${clusterIp}/`, 40)
   t.deepEqual([...new Set(after)], [b.ip], JSON.stringify(after))
   // The old pod's app still serves on its own address: the ClusterIP stopped sending it connections, not the app.
-  const direct = await fetch(`http://${a.ip}:8080/`).then((r) => r.text())
+  const direct = await fetch(`http://${a.ip}:${APP_PORT}/`).then((r) => r.text())
   t.is(direct.trim(), `served by ${a.ip}`)
   t.false(a.app.hasExited())
 })

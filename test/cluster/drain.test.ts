@@ -4,19 +4,21 @@
  * pod-bound token. The hook must be answered only after the controller's terminating write, plus the settle.
  * Serial: the tests pause the one controller-manager of this file.
  */
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
+import type { Cluster } from '../../sim/cluster/cluster.ts'
 import {
   callHook,
   createService,
   type HookAnswer,
   namespaceWithRbac,
   type PodSidecar,
+  type ReadyPod,
   readyPod,
-  startPodSidecar,
   useCluster,
 } from '../../sim/cluster/cluster-fixture.ts'
 import { waitFor } from '../../sim/cluster/kube-admin.ts'
 import { deletePodGracefully, endpointsOf, finishPod } from '../../sim/cluster/kubelet.ts'
+import { checkedSidecar, deleteAndCallHook, holdController, webPodWithSidecar } from '../helpers/cluster-drain.ts'
 
 const cluster = useCluster(test)
 const SETTLE_MS = 1_000
@@ -26,34 +28,20 @@ const SETTLE_MS = 1_000
  * slices: otherwise its terminating write (milliseconds after the delete) may come first, and the sidecar would
  * find nothing left to wait for.
  */
-async function deleteAndCallHook(c: ReturnType<typeof cluster>, sidecar: PodSidecar, ns: string, name: string): Promise<HookAnswer> {
-  c.controllerManager.pause()
-  let hook: Promise<HookAnswer>
-  try {
-    await deletePodGracefully(c.admin, ns, name, 60)
-    hook = callHook(sidecar)
-    await sidecar.waitForLog('endpoints_listed')
-  } finally {
-    c.controllerManager.resume()
-  }
+async function deleteAndCallHookOnceListed(t: ExecutionContext, c: Cluster, sidecar: PodSidecar, pod: ReadyPod): Promise<HookAnswer> {
+  holdController(t, c)
+  const { hook } = await deleteAndCallHook(c, sidecar, pod, 60)
+  c.controllerManager.resume()
   return hook
 }
 
 test.serial('the hook is held while the controller has not written the terminating endpoint, and released a settle after it', async (t) => {
   const c = cluster()
-  const ns = await namespaceWithRbac(c, 'drain')
-  await createService(c, ns, 'web', { app: 'web' })
-  const pod = await readyPod(c, ns, 'web-1', { labels: { app: 'web' }, services: 1 })
-  const sidecar = await startPodSidecar(c, pod)
-  t.teardown(() => sidecar.stop())
-  await sidecar.waitForLog('kube_access_ok')
+  const { ns, pod, sidecar } = await webPodWithSidecar(t, c, 'drain')
 
   // The controller is stopped for the delete, so its terminating write comes only when the test lets it.
-  c.controllerManager.pause()
-  t.teardown(() => c.controllerManager.resume())
-  await deletePodGracefully(c.admin, ns, pod.name, 60)
-  const hook = callHook(sidecar)
-  await sidecar.waitForLog('endpoints_listed')
+  holdController(t, c)
+  const { hook } = await deleteAndCallHook(c, sidecar, pod, 60)
   await new Promise((resolve) => setTimeout(resolve, 3_000))
   const stillReady = await endpointsOf(c.admin, ns, pod.uid)
   t.deepEqual(
@@ -105,11 +93,9 @@ test.serial('a pod in two Services is released only when both slices are written
   await createService(c, ns, 'web', { app: 'web' })
   await createService(c, ns, 'web-admin', { app: 'web' })
   const pod = await readyPod(c, ns, 'web-1', { labels: { app: 'web' }, services: 2 })
-  const sidecar = await startPodSidecar(c, pod)
-  t.teardown(() => sidecar.stop())
-  await sidecar.waitForLog('kube_access_ok')
+  const sidecar = await checkedSidecar(t, c, pod)
 
-  const answer = await deleteAndCallHook(c, sidecar, ns, pod.name)
+  const answer = await deleteAndCallHookOnceListed(t, c, sidecar, pod)
   t.is(answer.body.outcome, 'completed')
   t.is(answer.body.phases.endpoints.slicesAtStart, 2)
   const endpoints = await endpointsOf(c.admin, ns, pod.uid)
@@ -125,11 +111,9 @@ test.serial('a Service with publishNotReadyAddresses keeps ready:true while term
   const ns = await namespaceWithRbac(c, 'pnra')
   await createService(c, ns, 'web-peers', { app: 'web' }, { publishNotReadyAddresses: true, clusterIP: 'None' })
   const pod = await readyPod(c, ns, 'web-1', { labels: { app: 'web' }, services: 1 })
-  const sidecar = await startPodSidecar(c, pod)
-  t.teardown(() => sidecar.stop())
-  await sidecar.waitForLog('kube_access_ok')
+  const sidecar = await checkedSidecar(t, c, pod)
 
-  const answer = await deleteAndCallHook(c, sidecar, ns, pod.name)
+  const answer = await deleteAndCallHookOnceListed(t, c, sidecar, pod)
   t.is(answer.body.outcome, 'completed')
   t.is(answer.body.phases.endpoints.slicesAtStart, 1)
   const [endpoint] = await endpointsOf(c.admin, ns, pod.uid)
@@ -146,9 +130,7 @@ test.serial('a pod in no Service has nothing to wait for: released after the set
   const ns = await namespaceWithRbac(c, 'none')
   await createService(c, ns, 'other', { app: 'other' })
   const pod = await readyPod(c, ns, 'lonely-1', { labels: { app: 'lonely' } })
-  const sidecar = await startPodSidecar(c, pod)
-  t.teardown(() => sidecar.stop())
-  await sidecar.waitForLog('kube_access_ok')
+  const sidecar = await checkedSidecar(t, c, pod)
 
   await deletePodGracefully(c.admin, ns, pod.name, 60)
   const answer = await callHook(sidecar)
@@ -168,11 +150,9 @@ test.serial('a dual-stack pod behind a dual-stack Service is released only when 
     ['IPv4', 'IPv6'],
     'the controller writes one slice per family',
   )
-  const sidecar = await startPodSidecar(c, pod)
-  t.teardown(() => sidecar.stop())
-  await sidecar.waitForLog('kube_access_ok')
+  const sidecar = await checkedSidecar(t, c, pod)
 
-  const answer = await deleteAndCallHook(c, sidecar, ns, pod.name)
+  const answer = await deleteAndCallHookOnceListed(t, c, sidecar, pod)
   t.is(answer.body.outcome, 'completed')
   t.is(answer.body.phases.endpoints.slicesAtStart, 2)
   const endpoints = await endpointsOf(c.admin, ns, pod.uid)

@@ -7,9 +7,17 @@
  */
 import { readFileSync } from 'node:fs'
 import test from 'ava'
-import { callHook, createService, namespaceWithRbac, readyPod, startPodSidecar, useCluster } from '../../sim/cluster/cluster-fixture.ts'
+import { callHook, createService, namespaceWithRbac, readyPod, useCluster } from '../../sim/cluster/cluster-fixture.ts'
 import { getWithToken, waitFor } from '../../sim/cluster/kube-admin.ts'
 import { deletePodGracefully, endpointsOf, finishPod, requestPodToken } from '../../sim/cluster/kubelet.ts'
+import {
+  checkedSidecar,
+  deleteAndCallHook,
+  holdController,
+  story,
+  terminatingWritten,
+  webPodWithSidecar,
+} from '../helpers/cluster-drain.ts'
 
 const cluster = useCluster(test)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -24,23 +32,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 async function drainingPod(t: import('ava').ExecutionContext, prefix: string, env: Record<string, string> = {}) {
   for (let attempt = 1; ; attempt++) {
     const c = cluster()
-    const ns = await namespaceWithRbac(c, `${prefix}${attempt}`)
-    await createService(c, ns, 'web', { app: 'web' })
-    const pod = await readyPod(c, ns, 'web-1', { labels: { app: 'web' }, services: 1 })
-    const sidecar = await startPodSidecar(c, pod, { DRAIN_TIMEOUT: '120s', ...env })
-    t.teardown(() => sidecar.stop())
-    await sidecar.waitForLog('kube_access_ok')
-    c.controllerManager.pause()
-    t.teardown(() => c.controllerManager.resume())
+    const { ns, pod, sidecar } = await webPodWithSidecar(t, c, `${prefix}${attempt}`, { DRAIN_TIMEOUT: '120s', ...env })
+    holdController(t, c)
     t.deepEqual(
       (await endpointsOf(c.admin, ns, pod.uid)).map((e) => e.conditions.ready),
       [true],
       'ready before the delete',
     )
-    await deletePodGracefully(c.admin, ns, pod.name, 120)
-    const hook = callHook(sidecar)
-    await sidecar.waitForLog('endpoints_listed')
-    const listed = sidecar.logs.find((l) => l.event === 'endpoints_listed')?.holding
+    const { hook, listed: listing } = await deleteAndCallHook(c, sidecar, pod, 120)
+    const listed = listing.holding
     const listedReady = listed !== undefined && Object.values(listed as object).join() === 'ready'
     if (!listedReady) {
       const why = `the sidecar listed ${JSON.stringify(listed)}, not its endpoint ready (the controller was to be held back):\n${story(sidecar)}\n${JSON.stringify(await endpointsOf(c.admin, ns, pod.uid))}`
@@ -50,28 +50,11 @@ async function drainingPod(t: import('ava').ExecutionContext, prefix: string, en
         t.log(`set-up attempt ${attempt} did not hold: ${why}`)
         c.controllerManager.resume()
         await sidecar.stop()
-        void hook.catch(() => {})
         continue
       }
     }
-    const terminatingWritten = () =>
-      waitFor(
-        "the controller's terminating write",
-        async () => ((await endpointsOf(c.admin, ns, pod.uid))[0]?.conditions.terminating ? performance.now() : undefined),
-        { timeoutMs: 120_000, intervalMs: 50 },
-      )
-    return { c, ns, pod, sidecar, hook, terminatingWritten }
+    return { c, ns, pod, sidecar, hook, terminatingWritten: () => terminatingWritten(c, pod) }
   }
-}
-
-/** The sidecar's log, one event per line with its status or error, for the test's log when it fails. */
-function story(sidecar: { logs: Array<Record<string, unknown>> }): string {
-  return sidecar.logs
-    .map(
-      (l) =>
-        `${l.event}${l.from ? ` ${l.from} -> ${l.to} (${l.why})` : ''}${l.status ? ` ${l.status}` : ''}${l.error ? ` ${JSON.stringify(l.error).slice(0, 160)}` : ''}`,
-    )
-    .join('\n')
 }
 
 const released = (sidecar: { logs: Array<{ event: string }> }) => sidecar.logs.some((l) => l.event === 'drain_finished')
@@ -126,14 +109,9 @@ test.serial(
         boundObjectRef: { apiVersion: 'v1', kind: 'Secret', name: 'first-token-anchor', uid: secret.metadata.uid },
       },
     })
-    const sidecar = await startPodSidecar(c, pod, { DRAIN_TIMEOUT: '90s' }, { token: first.status.token })
-    t.teardown(() => sidecar.stop())
-    await sidecar.waitForLog('kube_access_ok')
-    c.controllerManager.pause()
-    t.teardown(() => c.controllerManager.resume())
-    await deletePodGracefully(c.admin, ns, pod.name, 120)
-    const hook = callHook(sidecar)
-    await sidecar.waitForLog('endpoints_listed')
+    const sidecar = await checkedSidecar(t, c, pod, { DRAIN_TIMEOUT: '90s' }, { token: first.status.token })
+    holdController(t, c)
+    const { hook } = await deleteAndCallHook(c, sidecar, pod, 120)
 
     await sidecar.rotateToken(await requestPodToken(c.admin, ns, 'drain-coordinator', pod.pod))
     await c.admin.delete(`/api/v1/namespaces/${ns}/secrets/first-token-anchor`)
@@ -164,12 +142,7 @@ test.serial(
   'once the pod object is gone its token is refused (401): a drain that starts then holds to DRAIN_TIMEOUT, never completes blind',
   async (t) => {
     const c = cluster()
-    const ns = await namespaceWithRbac(c, 'gone')
-    await createService(c, ns, 'web', { app: 'web' })
-    const pod = await readyPod(c, ns, 'web-1', { labels: { app: 'web' }, services: 1 })
-    const sidecar = await startPodSidecar(c, pod, { DRAIN_TIMEOUT: '6s' })
-    t.teardown(() => sidecar.stop())
-    await sidecar.waitForLog('kube_access_ok')
+    const { ns, pod, sidecar } = await webPodWithSidecar(t, c, 'gone', { DRAIN_TIMEOUT: '6s' })
     const token = readFileSync(sidecar.tokenFile, 'utf8')
     const slices = `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`
 

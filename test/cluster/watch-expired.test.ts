@@ -12,22 +12,13 @@
  * unanswered from the kill until the new server is ready. The 410 the sidecar then gets is the server's own.
  */
 import test from 'ava'
-import { callHook, createService, namespaceWithRbac, readyPod, startPodSidecar, useCluster } from '../../sim/cluster/cluster-fixture.ts'
+import { useCluster } from '../../sim/cluster/cluster-fixture.ts'
 import { waitFor } from '../../sim/cluster/kube-admin.ts'
 import { startRelay } from '../../sim/relay.ts'
-import { deletePodGracefully, endpointsOf } from '../../sim/cluster/kubelet.ts'
+import { endpointsOf } from '../../sim/cluster/kubelet.ts'
+import { deleteAndCallHook, holdController, story, terminatingWritten, webPodWithSidecar } from '../helpers/cluster-drain.ts'
 
 const cluster = useCluster(test)
-
-/** The sidecar's log, one event per line, for the test's log when it fails. */
-function story(sidecar: { logs: Array<Record<string, unknown>> }): string {
-  return sidecar.logs
-    .map(
-      (l) =>
-        `${l.event}${l.resourceVersion ? ` rv=${l.resourceVersion}` : ''}${l.error ? ` ${JSON.stringify(l.error).slice(0, 160)}` : ''}`,
-    )
-    .join('\n')
-}
 
 /** The sidecar's successful EndpointSlice LISTs so far, from its metrics. */
 async function listsAnswered(sidecar: { url: string }): Promise<number> {
@@ -40,19 +31,9 @@ test('kube-apiserver restarted under a held connection: the sidecar’s WATCH ge
   const c = cluster()
   const relay = await startRelay({ host: '127.0.0.1', target: { host: '127.0.0.1', port: Number(new URL(c.apiUrl).port) } })
   t.teardown(() => relay.close())
-  const ns = await namespaceWithRbac(c, 'expired')
-  await createService(c, ns, 'web', { app: 'web' })
-  const pod = await readyPod(c, ns, 'web-1', { labels: { app: 'web' }, services: 1 })
-  const sidecar = await startPodSidecar(c, pod, { DRAIN_KUBE_API_URL: relay.url, DRAIN_TIMEOUT: '120s' })
-  t.teardown(() => sidecar.stop())
-  await sidecar.waitForLog('kube_access_ok')
-  c.controllerManager.pause()
-  t.teardown(() => c.controllerManager.resume())
-  await deletePodGracefully(c.admin, ns, pod.name, 120)
-  const hook = callHook(sidecar)
-  // Awaited below; a test that fails first stops the sidecar, and the hook's failed fetch is not news then.
-  hook.catch(() => {})
-  const listed = await sidecar.waitForLog('endpoints_listed', {}, 60_000)
+  const { ns, pod, sidecar } = await webPodWithSidecar(t, c, 'expired', { DRAIN_KUBE_API_URL: relay.url, DRAIN_TIMEOUT: '120s' })
+  holdController(t, c)
+  const { hook, listed } = await deleteAndCallHook(c, sidecar, pod, 120, { listTimeoutMs: 60_000 })
   t.deepEqual(Object.values(listed.holding as object), ['ready'], `listed ready (the controller is held back):\n${story(sidecar)}`)
 
   // Writes the sidecar's watch does not select: etcd's revision moves past the sidecar's resourceVersion, so the
@@ -93,11 +74,7 @@ test('kube-apiserver restarted under a held connection: the sidecar’s WATCH ge
   )
 
   c.controllerManager.resume()
-  const writtenAt = await waitFor(
-    "the controller's terminating write",
-    async () => ((await endpointsOf(c.admin, ns, pod.uid))[0]?.conditions.terminating ? performance.now() : undefined),
-    { timeoutMs: 120_000, intervalMs: 50 },
-  )
+  const writtenAt = await terminatingWritten(c, pod)
   const answer = await hook
   t.log(story(sidecar))
   t.is(answer.body.outcome, 'completed', JSON.stringify(answer.body))
