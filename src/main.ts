@@ -9,7 +9,7 @@ import { flushCompileCache } from 'node:module'
 import { setFlagsFromString } from 'node:v8'
 import type { Server as HttpServer } from 'node:http'
 import { serve, type ServerType } from '@hono/node-server'
-import { Registry } from 'prom-client'
+import type { collectDefaultMetrics } from 'prom-client'
 import { createCaBundleWatcher, countCaCertificates } from './ca-bundle.ts'
 import { systemClock } from './clock.ts'
 import { type Config, describeConfig, parseConfig } from './config.ts'
@@ -21,7 +21,8 @@ import { readPodDeletion } from './kube/pod.ts'
 import { createEventRecorder, type EventRecorder } from './kube/events.ts'
 import { createFileTokenSource } from './kube/token.ts'
 import { createLogger, type Logger } from './log.ts'
-import { createMetrics } from './metrics.ts'
+import { addProcessMetrics, createMetrics } from './metrics.ts'
+import { Registry } from './prom.ts'
 import { createReadinessCheck } from './readiness.ts'
 import { createServerApp } from './server.ts'
 import { installSignalHandlers } from './signals.ts'
@@ -161,7 +162,8 @@ async function main(): Promise<void> {
   process.stdout.on('error', () => {})
   process.stderr.on('error', () => {})
   const log = createLogger((line) => process.stdout.write(line), clock)
-  const metrics = createMetrics(new Registry(), { version: VERSION })
+  const registry = new Registry()
+  const metrics = createMetrics(registry, { version: VERSION })
   // Every connection the side calls open is remembered, so the traffic gate never counts the sidecar's own calls.
   const ownConnections = createOwnConnections(clock)
   const sideFetch = createFetch({ bodyTimeoutMs: config.sideCallTimeoutMs, userAgent: USER_AGENT, onConnect: ownConnections.record })
@@ -343,6 +345,12 @@ async function main(): Promise<void> {
   }
   // After listen: the check must never delay serving, and never end the process (it logs, it does not throw).
   void checkAccess?.().catch((error: unknown) => log.warn('kube_access_unchecked', { error }))
+  // Node's process metrics, once the port is open: prom-client's collector and what it loads (perf_hooks, v8,
+  // OpenTelemetry's API for exemplars) are start-up time nothing on the way to serving needs (README, "Footprint").
+  void import('prom-client/lib/defaultMetrics.js').then(
+    ({ default: collect }: { default: typeof collectDefaultMetrics }) => addProcessMetrics(registry, collect),
+    (error: unknown) => log.warn('process_metrics_unavailable', { error }),
+  )
   // With NODE_COMPILE_CACHE set (README, "Footprint"), write what start-up compiled now rather than at exit, which a
   // SIGKILL never reaches; without it this does nothing. A cache directory that cannot be written is ignored.
   flushCompileCache()

@@ -3,22 +3,29 @@
  * labelled series is zeroed at start-up so dashboards and alerts see it before the first drain, and callers
  * report numbers (seconds from the injected clock), never prom-client timers.
  */
-import { Counter, Gauge, Histogram, type Registry, collectDefaultMetrics } from 'prom-client'
+import type { collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, type Registry } from './prom.ts'
 import { INVALID_OBJECT_KINDS, KUBE_VERBS, type InvalidObjectKind, type KubeVerb } from './kube/types.ts'
 import { OUTCOMES, PHASES, type Outcome, type Phase } from './phases.ts'
 
 /** 10 ms to 60 s: a probe round trip at the low end, a drain that hits a long DRAIN_TIMEOUT at the top. */
 export const DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60]
 
-export function createMetrics(registry: Registry, { version, processMetrics = true }: { version: string; processMetrics?: boolean }) {
-  if (processMetrics) {
-    collectDefaultMetrics({ register: registry })
-    // prom-client exports these gauges with a `_total` suffix that `promtool check metrics` rejects (the suffix is
-    // for counters); the same values stay available without it (nodejs_active_handles, ...).
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
-      registry.removeSingleMetric(name)
-    }
+/**
+ * Node's process metrics (prom-client's default metrics: CPU, memory, event loop lag, GC, handles) on `registry`.
+ * main.ts adds them once the port is open, with prom-client's collector loaded then (its modules cost start-up
+ * time), so a scrape in the first milliseconds may lack them; the sidecar's own metrics are there from the start.
+ */
+export function addProcessMetrics(registry: Registry, collect: typeof collectDefaultMetrics): void {
+  collect({ register: registry })
+  // prom-client exports these gauges with a `_total` suffix that `promtool check metrics` rejects (the suffix is
+  // for counters); the same values stay available without it (nodejs_active_handles, ...).
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name)
   }
+}
+
+export function createMetrics(registry: Registry, { version }: { version: string }) {
   const registers = [registry]
 
   new Gauge({

@@ -274,6 +274,13 @@ test('the bundle starts and answers /healthz from a directory holding only dist/
   const port = new URL(answer.url).port
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
   t.true(metrics.includes(`drain_coordinator_build_info{version="${PKG.version}"} 1`), 'the version is inlined in the bundle')
+  // Node's process metrics come from a chunk loaded once the port is open: it must be in dist/ and load from there.
+  let withProcess = metrics
+  for (let i = 0; i < 50 && !/^process_resident_memory_bytes \d+/m.test(withProcess); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    withProcess = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  }
+  t.regex(withProcess, /^process_resident_memory_bytes \d+/m)
 })
 
 test('the build stage succeeds on the build context .dockerignore admits, and its bundle starts', async (t) => {

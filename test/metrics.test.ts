@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import test from 'ava'
-import { Registry } from 'prom-client'
-import { createMetrics, DURATION_BUCKETS } from '../src/metrics.ts'
+import { Registry, collectDefaultMetrics } from 'prom-client'
+import { addProcessMetrics, createMetrics, DURATION_BUCKETS } from '../src/metrics.ts'
 
 const run = promisify(execFile)
 
@@ -19,7 +19,7 @@ async function promtoolCheck(text: string): Promise<{ ok: boolean; output: strin
 }
 
 test('the required series exist before the first drain, zeroed', async (t) => {
-  const metrics = createMetrics(new Registry(), { version: '1.2.3', processMetrics: false })
+  const metrics = createMetrics(new Registry(), { version: '1.2.3' })
   const text = await metrics.render()
   for (const line of [
     'drain_coordinator_drains_total{outcome="completed"} 0',
@@ -46,7 +46,9 @@ test('histogram buckets span 10 ms to 60 s', (t) => {
 })
 
 test('promtool check metrics passes on the output after a drain, with the Node process metrics', async (t) => {
-  const metrics = createMetrics(new Registry(), { version: '1.2.3' })
+  const registry = new Registry()
+  const metrics = createMetrics(registry, { version: '1.2.3' })
+  addProcessMetrics(registry, collectDefaultMetrics)
   metrics.drainStarted()
   metrics.phaseFinished('endpoints', 0.42)
   metrics.phaseFinished('settle', 5)

@@ -114,7 +114,7 @@ test('a HEAD of /metrics is not taken for the scrape the exit waits for', async 
   const app = createServerApp({
     coordinator: h.coordinator,
     readiness: async () => ({ ready: true, reason: 'x' }),
-    metrics: createMetrics(new Registry(), { version: 't', processMetrics: false }),
+    metrics: createMetrics(new Registry(), { version: 't' }),
     log: h.log,
     hookToken: undefined,
     scrapes: { scraped: (drained) => seen.push(drained) },

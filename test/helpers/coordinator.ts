@@ -25,7 +25,7 @@ export function testCoordinator(
 ) {
   const log = captureLog()
   const registry = new Registry()
-  const real = createMetrics(registry, { version: 'test', processMetrics: false })
+  const real = createMetrics(registry, { version: 'test' })
   const metrics = options.metrics?.(real) ?? real
   const coordinator = createDrainCoordinator({
     clock: options.clock ?? systemClock,

@@ -20,7 +20,7 @@ export function sidecarRoutes() {
   const deps: ServerDeps = {
     coordinator: { state: 'serving', start: async () => ({ outcome: 'completed' }) } as unknown as ServerDeps['coordinator'],
     readiness: async () => ({ ready: true, reason: 'serving' }),
-    metrics: createMetrics(new Registry(), { version: PKG.version, processMetrics: false }),
+    metrics: createMetrics(new Registry(), { version: PKG.version }),
     log: silentLogger,
     hookToken: undefined,
   }
