@@ -26,6 +26,7 @@ import { Registry } from './prom.ts'
 import { createReadinessCheck } from './readiness.ts'
 import { createServerApp } from './server.ts'
 import { installSignalHandlers } from './signals.ts'
+import { installLastResort } from './last-resort.ts'
 import { createDrainCoordinator } from './drain.ts'
 import { createScrapeTracker } from './final-scrape.ts'
 import { FILE_LIMITS, FileTooLargeError, readBoundedFile } from './files.ts'
@@ -164,6 +165,8 @@ async function main(): Promise<void> {
   const log = createLogger((line) => process.stdout.write(line), clock)
   const registry = new Registry()
   const metrics = createMetrics(registry, { version: VERSION })
+  // From here on an error nothing caught is logged and counted, never the end of the process (last-resort.ts).
+  installLastResort(process, { log, count: metrics.unexpectedError })
   // Every connection the side calls open is remembered, so the traffic gate never counts the sidecar's own calls.
   const ownConnections = createOwnConnections(clock)
   const sideFetch = createFetch({ bodyTimeoutMs: config.sideCallTimeoutMs, userAgent: USER_AGENT, onConnect: ownConnections.record })
@@ -368,4 +371,8 @@ if (process.argv[2] === 'inject') {
     write: (output) => process.stdout.write(output),
     warn: (line) => process.stderr.write(line),
   })
-} else await main()
+} else {
+  // A start-up that breaks before the port is open ends the process with status 2 and one line, like a bad
+  // setting; the last resort (installed in main) is for errors once it serves, and must not leave it half started.
+  await main().catch((error: unknown) => fail(`start-up failed: ${describeError(error)}`))
+}

@@ -7,6 +7,7 @@ import type { collectDefaultMetrics } from 'prom-client'
 import { Counter, Gauge, Histogram, type Registry } from './prom.ts'
 import { INVALID_OBJECT_KINDS, KUBE_VERBS, type InvalidObjectKind, type KubeVerb } from './kube/types.ts'
 import { OUTCOMES, PHASES, type Outcome, type Phase } from './phases.ts'
+import { UNEXPECTED_ERROR_KINDS, type UnexpectedErrorKind } from './last-resort.ts'
 
 /** 10 ms to 60 s: a probe round trip at the low end, a drain that hits a long DRAIN_TIMEOUT at the top. */
 export const DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60]
@@ -90,6 +91,13 @@ export function createMetrics(registry: Registry, { version }: { version: string
     registers,
   })
 
+  const unexpectedErrors = new Counter({
+    name: 'drain_coordinator_unexpected_errors_total',
+    help: 'Errors nothing else caught (an exception thrown from a callback, a promise rejected unhandled), by kind: logged as unexpected_error; the process went on. Any is a bug to report.',
+    labelNames: ['kind'] as const,
+    registers,
+  })
+
   // Each sidecar drains once: a series born holding its only observation is invisible to rate() and increase(),
   // so every labelled series, histograms included, exists from start-up.
   for (const outcome of OUTCOMES) {
@@ -105,6 +113,7 @@ export function createMetrics(registry: Registry, { version }: { version: string
     for (const code of ['200', '401', '403', '410', '429', '500', '503', 'error']) kubeRequests.inc({ verb, code }, 0)
   for (const object of INVALID_OBJECT_KINDS) kubeInvalidObjects.inc({ object }, 0)
   for (const result of ['answered', 'disconnected', 'unauthorized', 'bad_request']) hookRequests.inc({ result }, 0)
+  for (const kind of UNEXPECTED_ERROR_KINDS) unexpectedErrors.inc({ kind }, 0)
   draining.set(0)
 
   return {
@@ -135,6 +144,9 @@ export function createMetrics(registry: Registry, { version }: { version: string
     },
     hookRequest(result: 'answered' | 'disconnected' | 'unauthorized' | 'bad_request') {
       hookRequests.inc({ result })
+    },
+    unexpectedError(kind: UnexpectedErrorKind) {
+      unexpectedErrors.inc({ kind })
     },
   }
 }

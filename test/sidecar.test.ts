@@ -12,7 +12,7 @@ import { startFakeApp } from './helpers/fake-app.ts'
 import { startFakeEnvoy } from '../sim/fakes/fake-envoy.ts'
 import { type FakeKube, startFakeKube } from '../sim/fakes/fake-kube.ts'
 import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
-import { BUNDLE, startSidecar } from '../sim/fakes/sidecar-process.ts'
+import { BUNDLE, NODE_FLAGS, startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 const run = promisify(execFile)
 const me = { podName: 'web-1', uid: 'uid-1' }
@@ -171,6 +171,41 @@ test('stdout gone (EPIPE on every log line) does not end the process: the hook i
   const { body } = await answer
   t.is(body.outcome, 'completed')
   t.is(body.phases.endpoints.status, 'ok')
+  t.is(s.child.exitCode, null, `still running; stderr: ${s.stderr}`)
+})
+
+test('an exception nothing catches and a promise rejected unhandled, mid-drain, do not end the process: the hook waits for its evidence', async (t) => {
+  const { kube, env } = await cluster(t)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...me, ...READY }] }))
+  // Loaded into the sidecar's process before it starts: once a drain has begun, a bug throws from a timer and
+  // another leaves a rejected promise unhandled.
+  const dir = await mkdtemp(join(tmpdir(), 'dc-bugs-'))
+  const bugs = join(dir, 'bugs.mjs')
+  await writeFile(
+    bugs,
+    `process.on('SIGUSR2', () => {
+  setTimeout(() => { throw new TypeError('a bug thrown from a timer') }, 0)
+  void Promise.reject(new RangeError('a bug left unhandled'))
+})
+`,
+  )
+  const s = await startSidecar(env(), { nodeArgs: [...NODE_FLAGS, `--import=${bugs}`] })
+  t.teardown(() => s.stop())
+  const answer = hook(s.url)
+  answer.catch(() => {}) // awaited below; a crash must fail the assertions, not leave a rejection unhandled
+  await kube.untilWatching()
+  s.child.kill('SIGUSR2')
+  const thrown = await s.waitForLog('unexpected_error', { kind: 'uncaughtException' })
+  t.like(thrown.error, { name: 'TypeError', message: 'a bug thrown from a timer' })
+  const rejected = await s.waitForLog('unexpected_error', { kind: 'unhandledRejection' })
+  t.like(rejected.error, { name: 'RangeError', message: 'a bug left unhandled' })
+  t.is((await fetch(`${s.url}/healthz`)).status, 200, 'still serving')
+  const metrics = await (await fetch(`${s.url}/metrics`)).text()
+  t.regex(metrics, /drain_coordinator_unexpected_errors_total\{kind="uncaughtException"\} 1/)
+  t.regex(metrics, /drain_coordinator_unexpected_errors_total\{kind="unhandledRejection"\} 1/)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...me, ...TERMINATING }] }))
+  const { body } = await answer
+  t.is(body.outcome, 'completed')
   t.is(s.child.exitCode, null, `still running; stderr: ${s.stderr}`)
 })
 
