@@ -8,6 +8,9 @@
 // the cache), never an error. test/image-compile-cache.test.ts checks that this stage and the CMD agree.
 process.env.DRAIN_HOST ??= '127.0.0.1'
 process.env.DRAIN_PORT ??= '8099'
+// No API server, whatever the builder's environment holds (a builder running in a pod may pass the cluster's
+// KUBERNETES_SERVICE_* on): the start-up to cache is the same, and a build must never call a cluster.
+for (const name of ['KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT', 'DRAIN_KUBE_API_URL']) delete process.env[name]
 // The entry to start (the Dockerfile passes /app/drain-coordinator.mjs): the cache is keyed by each module's path,
 // so it must be where the runtime image runs it. The import resolves once the sidecar listens and has flushed
 // the cache (main.mjs awaits its own start-up).

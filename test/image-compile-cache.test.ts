@@ -103,14 +103,22 @@ test('the cache the warm script leaves, read-only, is accepted by the sidecar st
   }
 
   // The compile-cache stage's RUN: the script starts the sidecar, which flushes the cache once it listens; it exits 0.
+  // A builder running in a pod may pass the cluster's service variables on: the warm start must not use them.
   const warm = spawn(node, [...WARM_RUN.slice(1, -2), join(dir, 'warm', 'warm-compile-cache.mjs'), entry], {
-    env: { NODE_COMPILE_CACHE: join(home, 'compile-cache'), DRAIN_PORT: String(await freePort()) },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    env: {
+      NODE_COMPILE_CACHE: join(home, 'compile-cache'),
+      DRAIN_PORT: String(await freePort()),
+      KUBERNETES_SERVICE_HOST: '198.18.0.1',
+      KUBERNETES_SERVICE_PORT: '443',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
     ...(uid === undefined ? {} : { uid, gid: uid }),
   })
-  let warmErr = ''
-  warm.stderr.setEncoding('utf8').on('data', (chunk: string) => (warmErr += chunk))
-  t.is(await new Promise((resolve) => warm.once('exit', resolve)), 0, warmErr)
+  let warmOut = ''
+  warm.stdout.setEncoding('utf8').on('data', (chunk: string) => (warmOut += chunk))
+  warm.stderr.setEncoding('utf8').on('data', (chunk: string) => (warmOut += chunk))
+  t.is(await new Promise((resolve) => warm.once('exit', resolve)), 0, warmOut)
+  t.true(warmOut.includes('"event":"endpoint_wait_disabled"'), `no API server in the warm start: ${warmOut}`)
 
   // The runtime stage's COPY: owned by root, 0555 throughout, so nothing can be written there.
   const shipped = join(dir, 'shipped-cache')
