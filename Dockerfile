@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# drain-coordinator image: one bundled ES module on a distroless Node.js 24 runtime.
+# drain-coordinator image: the bundle (a few ES modules) and its V8 compile cache on a distroless Node.js 24 runtime.
 # Build with image/build.mjs (multi-arch, tags and labels from package.json and git); by hand:
 #   docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
 
@@ -42,9 +42,10 @@ LABEL org.opencontainers.image.title="drain-coordinator" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 # Only the bundle (dist/: the entry, main.mjs and the chunks it loads later): no node_modules, no package.json (the
-# version is inlined at build time). Then the compile cache, read-only like the rest (0555: its directories must
-# stay searchable); Node, finding it cannot write there, just reads.
-COPY --from=build --chown=0:0 --chmod=0444 /src/dist/ /app/
+# version is inlined at build time). Then the compile cache. Both read-only, 0555 rather than 0444: BuildKit (0.21
+# and later) applies --chmod to the directories it copies and creates too, and a directory without x cannot be
+# entered, so 0444 would leave /app unusable for user 65532. Node, finding it cannot write the cache, just reads.
+COPY --from=build --chown=0:0 --chmod=0555 /src/dist/ /app/
 COPY --from=compile-cache --chown=0:0 --chmod=0555 /home/nonroot/compile-cache/ /app/compile-cache/
 ENV NODE_COMPILE_CACHE=/app/compile-cache
 # 65532 is distroless's "nonroot" user; numeric so that runAsNonRoot can verify it without /etc/passwd.

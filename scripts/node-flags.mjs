@@ -1,5 +1,6 @@
 // The Node flags the image starts the sidecar with (the Dockerfile's CMD, and its compile-cache stage, which must
-// match: test/image.test.ts checks both carry each). The black-box tests, the memory bench and the footprint bench
+// match: test/image.test.ts checks the CMD carries each, test/image-compile-cache.test.ts that the stage's are
+// the CMD's). The black-box tests, the memory bench and the footprint bench
 // run the bundle with the same ones, so they measure the process as it ships. What each gains is measured in
 // README, "Footprint" and "Memory":
 //   --disable-sigusr1        SIGUSR1 never opens Node's inspector: blocked from the process's first instant

@@ -19,7 +19,11 @@ type ProcessEmitter = {
   on(event: 'unhandledRejection', listener: (reason: unknown) => void): unknown
 }
 
-export function installLastResort(emitter: ProcessEmitter, deps: { log: Logger; count: (kind: UnexpectedErrorKind) => void }): void {
+/** Installs both listeners; returns the reporter, for code that catches such an error itself and must not rethrow. */
+export function installLastResort(
+  emitter: ProcessEmitter,
+  deps: { log: Logger; count: (kind: UnexpectedErrorKind) => void },
+): (kind: UnexpectedErrorKind, error: unknown) => void {
   const report = (kind: UnexpectedErrorKind, error: unknown) => {
     // Neither the log nor the counter may throw from here: a throw inside this listener would end the process.
     try {
@@ -27,8 +31,15 @@ export function installLastResort(emitter: ProcessEmitter, deps: { log: Logger; 
     } catch {
       // counted or not, the process goes on
     }
-    deps.log.error('unexpected_error', { kind, error, effect: 'the process goes on; held hooks keep their deadline' })
+    deps.log.error('unexpected_error', {
+      kind,
+      error,
+      // Where it came from, for the bug report: the first frames only, one string.
+      stack: error instanceof Error && typeof error.stack === 'string' ? error.stack.split('\n').slice(1, 6).join('\n') : null,
+      effect: 'the process goes on; held hooks keep their deadline',
+    })
   }
   emitter.on('uncaughtException', (error) => report('uncaughtException', error))
   emitter.on('unhandledRejection', (reason) => report('unhandledRejection', reason))
+  return report
 }

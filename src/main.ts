@@ -22,7 +22,7 @@ import { createEventRecorder, type EventRecorder } from './kube/events.ts'
 import { createFileTokenSource } from './kube/token.ts'
 import { createLogger, type Logger } from './log.ts'
 import { addProcessMetrics, createMetrics } from './metrics.ts'
-import { Registry } from './prom.ts'
+import { Registry } from './prom-client-classes.ts'
 import { createReadinessCheck } from './readiness.ts'
 import { createServerApp } from './server.ts'
 import { installSignalHandlers } from './signals.ts'
@@ -166,7 +166,7 @@ async function main(): Promise<void> {
   const registry = new Registry()
   const metrics = createMetrics(registry, { version: VERSION })
   // From here on an error nothing caught is logged and counted, never the end of the process (last-resort.ts).
-  installLastResort(process, { log, count: metrics.unexpectedError })
+  const reportUnexpected = installLastResort(process, { log, count: metrics.unexpectedError })
   // Every connection the side calls open is remembered, so the traffic gate never counts the sidecar's own calls.
   const ownConnections = createOwnConnections(clock)
   const sideFetch = createFetch({ bodyTimeoutMs: config.sideCallTimeoutMs, userAgent: USER_AGENT, onConnect: ownConnections.record })
@@ -334,32 +334,41 @@ async function main(): Promise<void> {
   server = await listen(app, config, log).catch((error: NodeJS.ErrnoException) =>
     fail(`cannot listen on ${config.host ?? '[::]'}:${config.port} (DRAIN_HOST, DRAIN_PORT): ${error.code ?? describeError(error)}`),
   )
-  const address = server.address()
-  log.info('started', {
-    version: VERSION,
-    listening: typeof address === 'object' && address ? `${address.address}:${address.port}` : address,
-    config: describeConfig(config),
-  })
-  if (config.kube === undefined) {
-    log.warn('endpoint_wait_disabled', {
-      reason: 'no API server configured (DRAIN_KUBE_API_URL, or KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT)',
-      effect: 'a drain waits only DRAIN_SETTLE',
-    })
+  // The port is open and a hook may already be held: from here on nothing may end the process (main's caller
+  // exits on a failed start-up), so an error in what follows goes to the last resort and the sidecar serves on.
+  try {
+    afterListen(server)
+  } catch (error) {
+    reportUnexpected('uncaughtException', error)
   }
-  // After listen: the check must never delay serving, and never end the process (it logs, it does not throw).
-  void checkAccess?.().catch((error: unknown) => log.warn('kube_access_unchecked', { error }))
-  // Node's process metrics, once the port is open: prom-client's collector and what it loads (perf_hooks, v8,
-  // OpenTelemetry's API for exemplars) are start-up time nothing on the way to serving needs (README, "Footprint").
-  void import('prom-client/lib/defaultMetrics.js').then(
-    ({ default: collect }: { default: typeof collectDefaultMetrics }) => addProcessMetrics(registry, collect),
-    (error: unknown) => log.warn('process_metrics_unavailable', { error }),
-  )
-  // With NODE_COMPILE_CACHE set (README, "Footprint"), write what start-up compiled now rather than at exit, which a
-  // SIGKILL never reaches; without it this does nothing. A cache directory that cannot be written is ignored.
-  flushCompileCache()
-  // Only now: on the command line they would have cost the start-up above (v8-flags.ts says why), and after the
-  // flush, because V8 stamps a code cache with the flags in force when it is written and rejects it under others.
-  applyV8FlagsAfterStart(setFlagsFromString)
+
+  function afterListen(server: ServerType): void {
+    const address = server.address()
+    log.info('started', {
+      version: VERSION,
+      listening: typeof address === 'object' && address ? `${address.address}:${address.port}` : address,
+      config: describeConfig(config),
+    })
+    if (config.kube === undefined) {
+      log.warn('endpoint_wait_disabled', {
+        reason: 'no API server configured (DRAIN_KUBE_API_URL, or KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT)',
+        effect: 'a drain waits only DRAIN_SETTLE',
+      })
+    }
+    // After listen: the check must never delay serving, and never end the process (it logs, it does not throw).
+    void checkAccess?.().catch((error: unknown) => log.warn('kube_access_unchecked', { error }))
+    // Node's process metrics, once the port is open: prom-client's collector and what it loads (perf_hooks, v8,
+    // OpenTelemetry's API for exemplars) are start-up time nothing on the way to serving needs (README, "Footprint").
+    void import('prom-client/lib/defaultMetrics.js')
+      .then(({ default: collect }: { default: typeof collectDefaultMetrics }) => addProcessMetrics(registry, collect))
+      .catch((error: unknown) => log.warn('process_metrics_unavailable', { error }))
+    // With NODE_COMPILE_CACHE set (README, "Footprint"), write what start-up compiled now rather than at exit, which
+    // a SIGKILL never reaches; without it this does nothing. A cache directory that cannot be written is ignored.
+    flushCompileCache()
+    // Only now: on the command line they would have cost the start-up above (v8-flags.ts says why), and after the
+    // flush, because V8 stamps a code cache with the flags in force when it is written and rejects it under others.
+    applyV8FlagsAfterStart(setFlagsFromString)
+  }
 }
 
 if (process.argv[2] === 'inject') {
@@ -372,7 +381,8 @@ if (process.argv[2] === 'inject') {
     warn: (line) => process.stderr.write(line),
   })
 } else {
-  // A start-up that breaks before the port is open ends the process with status 2 and one line, like a bad
-  // setting; the last resort (installed in main) is for errors once it serves, and must not leave it half started.
+  // A start-up step that fails before the port is open ends the process with status 2 and one line, like a bad
+  // setting, rather than leave it half started; main catches what may fail once it listens. (An error thrown from
+  // a callback, before or after, is the last resort's: logged, counted, survived.)
   await main().catch((error: unknown) => fail(`start-up failed: ${describeError(error)}`))
 }

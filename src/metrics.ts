@@ -4,7 +4,7 @@
  * report numbers (seconds from the injected clock), never prom-client timers.
  */
 import type { collectDefaultMetrics } from 'prom-client'
-import { Counter, Gauge, Histogram, type Registry } from './prom.ts'
+import { Counter, Gauge, Histogram, type Registry } from './prom-client-classes.ts'
 import { INVALID_OBJECT_KINDS, KUBE_VERBS, type InvalidObjectKind, type KubeVerb } from './kube/types.ts'
 import { OUTCOMES, PHASES, type Outcome, type Phase } from './phases.ts'
 import { UNEXPECTED_ERROR_KINDS, type UnexpectedErrorKind } from './last-resort.ts'

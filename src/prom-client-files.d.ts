@@ -1,4 +1,4 @@
-// Types for the prom-client files that src/prom.ts and src/main.ts import one by one: each file's module.exports is
+// Types for the prom-client files that src/prom-client-classes.ts and src/main.ts import one by one: each file's module.exports is
 // what the package's index re-exports under that name, so it takes that name's declaration from index.d.ts.
 declare module 'prom-client/lib/counter.js' {
   import { Counter } from 'prom-client'

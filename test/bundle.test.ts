@@ -11,9 +11,16 @@ import { BUNDLE } from '../sim/fakes/sidecar-process.ts'
 const DIST = dirname(BUNDLE)
 const read = (file: string) => readFileSync(join(DIST, file), 'utf8')
 
-/** The files a module imports statically (`import ... from "./x.mjs"`; a dynamic `import("./x.mjs")` is not one). */
+/**
+ * The files a module imports statically (`import ... from "./x.mjs"`, `export ... from`, a bare `import "./x.mjs"`);
+ * a dynamic `import("./x.mjs")` is not one.
+ */
 function staticImports(file: string): string[] {
-  return [...read(file).matchAll(/^(?:import|export)\s[^;]*?\sfrom\s+["']\.\/([^"']+)["']/gms)].map((m) => m[1]!)
+  const text = read(file)
+  return [
+    ...[...text.matchAll(/^(?:import|export)\s[^;]*?\sfrom\s+["']\.\/([^"']+)["']/gms)].map((m) => m[1]!),
+    ...[...text.matchAll(/^import\s+["']\.\/([^"']+)["']/gm)].map((m) => m[1]!),
+  ]
 }
 
 /** The modules start-up loads: the entry, what it imports dynamically right away (main.mjs), and their static closure. */

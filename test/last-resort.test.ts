@@ -21,8 +21,19 @@ test('an uncaught exception and an unhandled rejection are each logged at error 
     kind: 'uncaughtException',
     error: { name: 'TypeError', message: 'x is not a function' },
   })
-  t.like(log.lines[1], { level: 'error', event: 'unexpected_error', kind: 'unhandledRejection' })
+  t.like(log.lines[1], { level: 'error', event: 'unexpected_error', kind: 'unhandledRejection', stack: null })
+  t.regex(String(log.lines[0]!.stack), /^\s+at /, 'the first frames, for the bug report')
   t.is(log.lines.length, 2)
+})
+
+test('the reporter it returns reports the same way, for an error caught where it must not be rethrown', (t) => {
+  const emitter = new EventEmitter()
+  const log = captureLog()
+  const counted: UnexpectedErrorKind[] = []
+  const report = installLastResort(emitter, { log, count: (kind) => counted.push(kind) })
+  report('uncaughtException', new Error('after listen'))
+  t.deepEqual(counted, ['uncaughtException'])
+  t.like(log.lines[0], { event: 'unexpected_error', kind: 'uncaughtException', error: { message: 'after listen' } })
 })
 
 test('a counter that throws does not turn the report into a new uncaught exception', (t) => {
