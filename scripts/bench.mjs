@@ -9,8 +9,9 @@
 //          --out=bench-results --lags=200,1000,4000,8000 (load-balancer lags for the traffic-quiet gate sweep, ms)
 //          --skip-lag-sweep
 //          --control-plane=real [--pods=20]: only the control-plane delays, measured on a real one
-//          --data-plane=kube-proxy [--strategies=...]: the rollout through a real kube-proxy (root only; see
-//          scripts/bench-data-plane.ts) instead of the simulated load balancer
+//          --data-plane=kube-proxy [--strategies=...] [--proxy-mode=nftables|iptables]: the rollout through a real
+//          kube-proxy (root only; nftables mode unless told; see scripts/bench-data-plane.ts) instead of the
+//          simulated load balancer
 import { $, argv, cd } from 'zx'
 
 cd(new URL('..', import.meta.url).pathname)
@@ -28,9 +29,19 @@ if (dataPlane !== 'simulated' && dataPlane !== 'kube-proxy') {
   console.error(`--data-plane=${dataPlane}: expected simulated or kube-proxy`)
   process.exit(2)
 }
+const proxyMode = argv['proxy-mode'] ?? 'nftables'
+if (proxyMode !== 'nftables' && proxyMode !== 'iptables') {
+  console.error(`--proxy-mode=${proxyMode}: expected nftables or iptables`)
+  process.exit(2)
+}
+if (argv['proxy-mode'] !== undefined && dataPlane !== 'kube-proxy') {
+  console.error('--proxy-mode: only with --data-plane=kube-proxy (it picks the mode of the real kube-proxy)')
+  process.exit(2)
+}
 if (dataPlane === 'kube-proxy') {
   const strategies = argv.strategies ? [`--strategies=${argv.strategies}`] : []
-  await $({ stdio: 'inherit' })`node scripts/bench-data-plane.ts ${strategies} --out=${argv.out ?? 'bench-results'}`
+  const args = [...strategies, `--proxy-mode=${proxyMode}`, `--out=${argv.out ?? 'bench-results'}`]
+  await $({ stdio: 'inherit' })`node scripts/bench-data-plane.ts ${args}`
   process.exit(0)
 }
 if (controlPlane === 'real') {

@@ -1,11 +1,12 @@
 /**
  * kube-proxy as the data plane: the rollout of sim/scenario.ts on a real control plane (etcd, kube-apiserver,
- * kube-controller-manager: sim/cluster/cluster.ts) with a real kube-proxy (nftables mode) in a node network
- * namespace. Clients in the node namespace connect to the Service's ClusterIP (198.19.0.0/16); the kernel's NAT
- * and conntrack pick the pod, and keep an established connection on its pod until one side closes it. Pods are
- * namespaces on the run's bridge (sim/netns.ts), created through the API (the EndpointSlice controller writes their
- * slices, kube-proxy follows them); the simulated kubelet deletes them as the cluster tests do: a graceful DELETE,
- * the hook and SIGTERM, and the final DELETE with grace 0 once the containers have exited.
+ * kube-controller-manager: sim/cluster/cluster.ts) with a real kube-proxy (nftables or iptables mode: its rules are
+ * read in sim/proxy-rules.ts) in a node network namespace. Clients in the node namespace connect to the Service's
+ * ClusterIP (198.19.0.0/16); the kernel's NAT and conntrack pick the pod, and keep an established connection on its
+ * pod until one side closes it. Pods are namespaces on the run's bridge (sim/netns.ts), created through the API
+ * (the EndpointSlice controller writes their slices, kube-proxy follows them); the simulated kubelet deletes them as
+ * the cluster tests do: a graceful DELETE, the hook and SIGTERM, and the final DELETE with grace 0 once the
+ * containers have exited.
  *
  * Where things run: the host side (this process) holds the node address <k>.1 (the kubelet's hook calls, HOST_IP)
  * and a relay from <k>.1 to the API server on loopback; the node namespace (<k>.3) holds kube-proxy and the clients;
@@ -23,23 +24,26 @@ import { killAllChildren, median, now, SIM_DIR, sleep, startChild, within } from
 import { terminatePod, type SimPod, type Termination } from './kubelet.ts'
 import type { LoadResult } from './load.ts'
 import { createNetwork } from './netns.ts'
+import { listRules, type ProxyMode, proxyPath, rulesRouteTo, SYSTEM_PATH } from './proxy-rules.ts'
 import { APP_PORT, DRAIN_PORT, startDataPlanePod } from './data-plane-pod.ts'
 import { startRelay } from './relay.ts'
 import { sidecarLogs } from './sidecar-child.ts'
 import { QUIET_GATE_SETTLE_MS, ROLLOUT_DEFAULTS, type Strategy } from './scenario-options.ts'
 
-/**
- * The system's directories only: under npm, node_modules/.bin comes first on PATH, and @vercel/nft's `nft` there
- * would shadow nftables' `nft` that kube-proxy and these helpers run.
- */
-const SYSTEM_ENV = { ...process.env, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' }
+const SYSTEM_ENV = { ...process.env, PATH: SYSTEM_PATH }
 /** Keep-alive clients, each with its own connection: conntrack pins each to one pod, about 4 per pod of 3. */
 const KEEPALIVE_CLIENTS = 12
 
 export type DataPlane = Awaited<ReturnType<typeof startDataPlane>>
 
-/** The network, the control plane, the relay and kube-proxy, once for every scenario of a run. */
-export async function startDataPlane({ log = () => {} }: { log?: (line: string) => void } = {}) {
+/**
+ * The network, the control plane, the relay and kube-proxy in `proxyMode` (nftables by default), once for every
+ * scenario of a run. Everything kube-proxy writes is in the node namespace, which close() deletes.
+ */
+export async function startDataPlane({
+  log = () => {},
+  proxyMode = 'nftables',
+}: { log?: (line: string) => void; proxyMode?: ProxyMode } = {}) {
   const network = await createNetwork({ loopbackPrefix: '' })
   if (network.mode !== 'netns') throw new Error('the kube-proxy data plane needs root: kube-proxy and the pods run in network namespaces')
   let cluster: Cluster | undefined
@@ -60,14 +64,14 @@ export async function startDataPlane({ log = () => {} }: { log?: (line: string) 
       'kube-proxy',
       'env',
       [
-        `PATH=${SYSTEM_ENV.PATH}`,
+        `PATH=${await proxyPath(proxyMode, cluster.dir)}`,
         'ip',
         'netns',
         'exec',
         nodeNs,
         toolBinary('kube', 'kube-proxy'),
         `--kubeconfig=${kubeconfig}`,
-        '--proxy-mode=nftables',
+        `--proxy-mode=${proxyMode}`,
         `--hostname-override=${NODE_NAME}`,
         // The pod range; a client outside it is masqueraded. The node namespace's clients are inside it.
         '--cluster-cidr=198.18.0.0/16',
@@ -94,7 +98,7 @@ export async function startDataPlane({ log = () => {} }: { log?: (line: string) 
       if (now() > until) throw new Error(`kube-proxy not healthy within 60 s:\n${kubeProxy.tail()}`)
       await sleep(200)
     }
-    log('kube-proxy (nftables) healthy in the node namespace')
+    log(`kube-proxy (${proxyMode}) healthy in the node namespace`)
     let nextHost = 10
     return {
       network,
@@ -103,28 +107,19 @@ export async function startDataPlane({ log = () => {} }: { log?: (line: string) 
       nodeNs,
       nodeNsIp,
       kubeProxy,
+      proxyMode,
       /** A fresh pod address on the bridge (each scenario's pods get their own). */
       takeHost() {
         if (nextHost > 254) throw new Error("out of pod addresses on the run's /24")
         return nextHost++
       },
-      /** kube-proxy's nftables table in the node namespace, as text. */
+      /** kube-proxy's rules in the node namespace as text: its nftables table, or the nat table in iptables mode. */
       rules(): string {
-        const run = spawnSync('ip', ['netns', 'exec', nodeNs, 'nft', 'list', 'table', 'ip', 'kube-proxy'], {
-          encoding: 'utf8',
-          env: SYSTEM_ENV,
-        })
-        return run.stdout || run.stderr || String(run.error ?? '')
+        return listRules(nodeNs, proxyMode).text
       },
-      /**
-       * Whether kube-proxy sends new connections to this address: a service chain's load-balancing map (`numgen
-       * random ... vmap`) names its endpoint chain (`...__<ip>/<port>`). Stale endpoint chains linger a while after
-       * they are unlinked, so the whole table's text would say yes too long.
-       */
+      /** Whether kube-proxy sends new connections to this address (sim/proxy-rules.ts says how each mode is read). */
       routesTo(ip: string): boolean {
-        return this.rules()
-          .split('\n')
-          .some((line) => line.includes('numgen') && line.includes(`__${ip}/`))
+        return rulesRouteTo(proxyMode, this.rules(), ip)
       },
       /** Established TCP connections conntrack still maps to this pod address (in the node namespace, where clients are). */
       establishedTo(ip: string): number {
