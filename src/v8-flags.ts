@@ -12,8 +12,8 @@
  * Set after start-up, they rule every compile decision from then on. Only flags that V8 reads at each decision work
  * this way: `--liftoff-only` does not (V8 derives the WebAssembly tiering flags from it only when it starts, and set
  * later it even made the parser compile with TurboFan at once), so the two tiering flags it implies are named
- * instead. test/v8-flags.test.ts checks, in a fresh Node, that a hot function is never optimized and a hot
- * WebAssembly function stays on Liftoff after these are set.
+ * instead. test/v8-flags.test.ts checks, in a fresh Node and inside the running sidecar, that a hot function is
+ * never optimized and a hot WebAssembly function stays on Liftoff once these are set.
  */
 export const V8_FLAGS_AFTER_START = ['--no-opt', '--no-maglev', '--no-wasm-tier-up', '--no-wasm-dynamic-tiering'] as const
 
