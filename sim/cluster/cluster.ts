@@ -10,7 +10,7 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { toolBinary } from '../../scripts/tools.mjs'
 import { type Component, startComponent } from './component.ts'
-import { createRunDir } from './leftovers.ts'
+import { createRunDir, keepRunDir } from './leftovers.ts'
 import { createKubeAdmin, type KubeAdmin, waitFor } from './kube-admin.ts'
 import { makePki, type Pki, writeKubeconfig } from './pki.ts'
 import { freePort } from '../fakes/sidecar-process.ts'
@@ -132,12 +132,14 @@ export async function startCluster(options: ClusterOptions = {}) {
       async stop({ keepLogs = false }: { keepLogs?: boolean } = {}) {
         await stopAll(components)
         await admin.close().catch(() => {})
-        if (!keepLogs) await rm(dir, { recursive: true, force: true })
+        if (keepLogs) keepRunDir(dir)
+        else await rm(dir, { recursive: true, force: true })
       },
     }
     return cluster
   } catch (error) {
     await stopAll(components)
+    keepRunDir(dir)
     throw new Error(`starting the test control plane failed (logs kept in ${dir}): ${(error as Error).message}`, { cause: error })
   }
 }

@@ -8,8 +8,8 @@
  * A pid alone does not say "ours": the kernel reuses pids. Each record holds the process's start time
  * (/proc/PID/stat, clock ticks since boot, kept across exec, so also right for kube-proxy's `env ... ip netns exec`
  * chain) and the machine's boot id; a live process with another start time is someone else's and is never
- * signalled. A directory with no owner record (made by older code, or a run killed between creating its directory
- * and writing the record) is left alone: it cannot be told apart from a run still starting. Linux only (/proc);
+ * signalled. A directory with no owner record is left alone: logs kept on purpose (keepRunDir), older code's, or a
+ * run killed between creating its directory and writing the record, which cannot be told apart from one starting. Linux only (/proc);
  * elsewhere nothing is recorded or swept.
  */
 import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -71,6 +71,15 @@ export async function createRunDir(root = tmpdir()): Promise<string> {
 export function recordGroup(dir: string, name: string, pid: number): void {
   const record = HAS_PROC ? recordOf(pid) : undefined
   if (record) appendFileSync(join(dir, GROUPS_FILE), JSON.stringify({ name, ...record }) + '\n')
+}
+
+/**
+ * For a run that stopped its components and keeps its directory for a person to read (a failed test's logs): drops
+ * the records, so no later sweep removes the logs.
+ */
+export function keepRunDir(dir: string): void {
+  rmSync(join(dir, OWNER_FILE), { force: true })
+  rmSync(join(dir, GROUPS_FILE), { force: true })
 }
 
 function readJson<T>(file: string): T[] {

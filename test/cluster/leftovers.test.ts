@@ -38,12 +38,24 @@ async function until(what: string, check: () => boolean, timeoutMs = 10_000): Pr
   }
 }
 
-test('a SIGKILLed run leaves its control plane running; the next start kills it and removes its directory, and leaves a live run alone', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'dc-sweep-test-'))
-  const child = spawn(process.execPath, [CHILD], { env: { ...process.env, TMPDIR: root }, stdio: ['ignore', 'pipe', 'pipe'] })
+type Report = { dir: string; components: Array<{ name: string; pid: number }> }
+
+/** Starts the child run under `root`; resolves with its report once its control plane is up. */
+function startRun(root: string, args: string[] = []) {
+  const child = spawn(process.execPath, [CHILD, ...args], { env: { ...process.env, TMPDIR: root }, stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise((resolve) => child.on('exit', resolve))
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)))
+  const report = new Promise<Report>((resolve, reject) => {
+    createInterface({ input: child.stdout }).once('line', (line) => resolve(JSON.parse(line)))
+    void exited.then(() => reject(new Error(`the child exited before its control plane was up: ${stderr}`)))
+  })
+  return { child, exited, report }
+}
+
+test('a SIGKILLed run leaves its control plane running; the next start kills it and removes its directory, and leaves a live run alone', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'dc-sweep-test-'))
+  const { child, exited, report: reported } = startRun(root)
   let pids: number[] = []
   t.teardown(async () => {
     child.kill('SIGKILL')
@@ -57,10 +69,7 @@ test('a SIGKILLed run leaves its control plane running; the next start kills it 
     }
     await rm(root, { recursive: true, force: true })
   })
-  const report = await new Promise<{ dir: string; components: Array<{ name: string; pid: number }> }>((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', (line) => resolve(JSON.parse(line)))
-    void exited.then(() => reject(new Error(`the child exited before its control plane was up: ${stderr}`)))
-  })
+  const report = await reported
   pids = report.components.map((c) => c.pid)
   t.deepEqual(
     report.components.map((c) => c.name),
@@ -105,4 +114,15 @@ test("a recorded pid that now belongs to another process is not signalled; the d
   await sleep(300)
   t.true(running(stranger.pid!), 'the process that reused the pid is left running')
   t.true(running(process.pid), 'the process that reused the owner pid is left running')
+})
+
+test('a run that stopped its plane and kept its logs (a failed test file) is not swept', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'dc-sweep-test-'))
+  t.teardown(() => rm(root, { recursive: true, force: true }))
+  const { exited, report } = startRun(root, ['keep-logs'])
+  const { dir, components } = await report
+  await exited
+  t.false(components.map((c) => c.pid).some(running), 'the plane was stopped')
+  t.deepEqual(sweepClusterLeftovers(root), [])
+  t.true(existsSync(join(dir, 'etcd.log')), 'its logs stay for a person to read')
 })
