@@ -99,13 +99,13 @@ function readJson<T>(file: string): T[] {
  */
 export function sweepClusterLeftovers(root = tmpdir()): string[] {
   if (!HAS_PROC) return []
-  const removed: string[] = []
-  let names: string[] = []
+  let names: string[]
   try {
     names = readdirSync(root).filter((name) => name.startsWith(RUN_DIR_PREFIX))
   } catch {
-    return removed
+    return []
   }
+  const removed: string[] = []
   for (const name of names) {
     const dir = join(root, name)
     const owner = readJson<ProcessRecord>(join(dir, OWNER_FILE))[0]
