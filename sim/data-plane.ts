@@ -85,7 +85,7 @@ export async function startDataPlane({
         '--conntrack-tcp-timeout-close-wait=0s',
         '--v=1',
       ],
-      join(cluster.dir, 'kube-proxy.log'),
+      cluster.dir,
     )
     const until = now() + 60_000
     for (;;) {

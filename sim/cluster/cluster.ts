@@ -6,11 +6,11 @@
  * kube and etcd (scripts/tools.mjs). Every port is chosen free, so test files can each run their own plane at once.
  * See docs/real-cluster.md for the flags and why.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { toolBinary } from '../../scripts/tools.mjs'
 import { type Component, startComponent } from './component.ts'
+import { createRunDir, keepRunDir } from './leftovers.ts'
 import { createKubeAdmin, type KubeAdmin, waitFor } from './kube-admin.ts'
 import { makePki, type Pki, writeKubeconfig } from './pki.ts'
 import { freePort } from '../fakes/sidecar-process.ts'
@@ -33,7 +33,8 @@ export type Cluster = Awaited<ReturnType<typeof startCluster>>
 
 export async function startCluster(options: ClusterOptions = {}) {
   const started = performance.now()
-  const dir = await mkdtemp(join(tmpdir(), 'dc-cluster-'))
+  // Sweeps the leftovers of runs killed outright first (./leftovers.ts).
+  const dir = await createRunDir()
   const components: Component[] = []
   const timings: Record<string, number> = {}
   try {
@@ -69,7 +70,7 @@ export async function startCluster(options: ClusterOptions = {}) {
         `--secure-port=${await freePort()}`,
         '--v=1',
       ],
-      join(dir, 'kube-controller-manager.log'),
+      dir,
     )
     components.push(controllerManager)
     // Ready when the serviceaccount controller has made `default` (pods need it): its informers have synced.
@@ -131,12 +132,14 @@ export async function startCluster(options: ClusterOptions = {}) {
       async stop({ keepLogs = false }: { keepLogs?: boolean } = {}) {
         await stopAll(components)
         await admin.close().catch(() => {})
-        if (!keepLogs) await rm(dir, { recursive: true, force: true })
+        if (keepLogs) keepRunDir(dir)
+        else await rm(dir, { recursive: true, force: true })
       },
     }
     return cluster
   } catch (error) {
     await stopAll(components)
+    keepRunDir(dir)
     throw new Error(`starting the test control plane failed (logs kept in ${dir}): ${(error as Error).message}`, { cause: error })
   }
 }
@@ -186,7 +189,7 @@ async function startEtcd(dir: string, ports: { client: number; peer: number }): 
       '--unsafe-no-fsync',
       '--log-level=warn',
     ],
-    join(dir, 'etcd.log'),
+    dir,
   )
   try {
     await waitFor(
@@ -207,7 +210,7 @@ async function startEtcd(dir: string, ports: { client: number; peer: number }): 
 }
 
 async function startApiserver(dir: string, args: string[], admin: KubeAdmin): Promise<Component> {
-  const apiserver = startComponent('kube-apiserver', toolBinary('kube', 'kube-apiserver'), args, join(dir, 'kube-apiserver.log'))
+  const apiserver = startComponent('kube-apiserver', toolBinary('kube', 'kube-apiserver'), args, dir)
   try {
     // With the admin certificate: anonymous probes get 403 until RBAC's bootstrap policy is in, which says nothing.
     await waitFor(

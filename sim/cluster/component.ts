@@ -2,10 +2,13 @@
  * One control-plane component as a child process in its own process group (so a stop reaches everything it
  * started), its output in a log file. Stopped with SIGTERM then SIGKILL; paused and resumed with SIGSTOP and
  * SIGCONT (a hung etcd). A test process that dies without stopping its components still takes them along: every
- * group left running is killed when the process exits.
+ * group left running is killed when the process exits; one killed outright cannot, so each group is recorded in the
+ * run's directory for the next run's sweep (./leftovers.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { recordGroup } from './leftovers.ts'
 
 const running = new Set<ChildProcess>()
 process.once('exit', () => {
@@ -35,10 +38,13 @@ export type Component = {
   resume(): void
 }
 
-export function startComponent(name: string, binary: string, args: string[], logFile: string): Component {
+/** Starts `binary` in its own process group, its output in `<runDir>/<name>.log`, the group recorded in `runDir`. */
+export function startComponent(name: string, binary: string, args: string[], runDir: string): Component {
+  const logFile = join(runDir, `${name}.log`)
   const fd = openSync(logFile, 'a')
   const child = spawn(binary, args, { detached: true, stdio: ['ignore', fd, fd] })
   closeSync(fd)
+  if (child.pid !== undefined) recordGroup(runDir, name, child.pid)
   running.add(child)
   let alive = true
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
