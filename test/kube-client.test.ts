@@ -192,6 +192,22 @@ test('malformed JSON in a LIST is an error naming the URL, not a crash', async (
   await t.throwsAsync(client.listEndpointSlices({}, never), { instanceOf: UpstreamError, message: /LIST .* body is not JSON/ })
 })
 
+test('a 200 that is not a list of slices (a Status, an empty object) is an error, never "no slices"', async (t) => {
+  const { kube, client } = await setup(t)
+  kube.upsert(endpointSlice({ name: 'web-aaaaa', endpoints: [{ ip: '10.0.0.1', ...READY }] }))
+  for (const body of [
+    '{"kind":"Status","apiVersion":"v1","status":"Success"}',
+    '{}',
+    '{"kind":"EndpointSliceList","metadata":{"resourceVersion":"7"}}',
+    '{"kind":"EndpointSliceList","metadata":{},"items":[]}',
+  ]) {
+    kube.fault({ kind: 'raw', body }, 'list')
+    await t.throwsAsync(client.listEndpointSlices({}, never), { message: /not an EndpointSliceList/ }, body)
+  }
+  // The same server's real answer still reads.
+  t.is((await client.listEndpointSlices({}, never)).items.length, 1)
+})
+
 test('a hung API server fails the request after its timeout', async (t) => {
   const { kube, client } = await setup(t, { requestTimeoutMs: 300 })
   kube.fault({ kind: 'hang' }, 'list')

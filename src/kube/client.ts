@@ -169,7 +169,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
       }
       bytes += page.bytes
       if (bytes > MAX_LIST_BYTES) throw new KubeLimitError(`LIST ${base}`, 'MAX_LIST_BYTES (all pages of one LIST)', MAX_LIST_BYTES)
-      for (const item of page.envelope.items ?? []) {
+      for (const item of page.envelope.items) {
         const decoded = decodeSlice(item)
         if (!decoded.ok) deps.onInvalidObject?.('endpointslice')
         if (select === undefined) {
@@ -184,8 +184,8 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         if (items.length > MAX_KEPT_SLICES)
           throw new KubeLimitError(`LIST ${base}`, 'MAX_KEPT_SLICES (slices naming this pod)', MAX_KEPT_SLICES, 'slices')
       }
-      resourceVersion = page.envelope.metadata?.resourceVersion ?? resourceVersion
-      continueToken = page.envelope.metadata?.continue || undefined
+      resourceVersion = page.envelope.metadata.resourceVersion
+      continueToken = page.envelope.metadata.continue || undefined
       if (continueToken === undefined) return { resourceVersion, items }
     }
   }

@@ -38,10 +38,16 @@ export const EndpointSliceSchema = obj({
   endpoints: v.nullish(v.pipe(v.array(endpoint), v.maxLength(MAX_ENDPOINTS_PER_SLICE, `more than ${MAX_ENDPOINTS_PER_SLICE} endpoints`))),
 })
 
-/** A LIST answer's envelope; each item is checked on its own, so one bad item does not hide the others. */
+/**
+ * A LIST answer's envelope; each item is checked on its own, so one bad item does not hide the others. Strict on
+ * what makes it a list of slices: an answer without `items` (a Status, `{}` from a proxy) would otherwise read as
+ * "no slice routes to the pod", which is evidence the sidecar must never invent. The API server always sends
+ * `kind`, `metadata.resourceVersion` and `items` (`[]` when there are none).
+ */
 export const ListEnvelopeSchema = obj({
-  metadata: v.nullish(obj({ resourceVersion: optionalString, continue: optionalString })),
-  items: v.nullish(v.array(v.unknown())),
+  kind: v.literal('EndpointSliceList'),
+  metadata: obj({ resourceVersion: v.pipe(str, v.minLength(1, 'empty')), continue: optionalString }),
+  items: v.array(v.unknown()),
 })
 
 /** A BOOKMARK carries only a resourceVersion, and that is all we read of it. */
