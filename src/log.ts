@@ -52,16 +52,24 @@ export function createLogger(write: (line: string) => void, clock: Pick<Clock, '
 
 export type RenderedError = { name: string; code?: string | number; message: string; cause?: string }
 
-/** The one shape of an error in a log line (and in the drain summary). */
+/**
+ * The one shape of an error in a log line (and in the drain summary). Never throws, whatever was thrown: it runs in
+ * the paths that hold a hook after a failure, where a second failure must not answer the hook.
+ */
 export function renderError(error: unknown): RenderedError {
-  if (!(error instanceof Error)) return { name: typeof error, message: clip(safeString(error)) }
-  const code = (error as { code?: unknown }).code
-  const cause = error.cause instanceof Error ? clip(error.cause.message) : undefined
-  return {
-    name: clip(String(error.name), 100),
-    ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
-    message: clip(String(error.message)),
-    ...(cause ? { cause } : {}),
+  try {
+    if (!(error instanceof Error)) return { name: typeof error, message: clip(safeString(error)) }
+    const code = (error as { code?: unknown }).code
+    const cause = error.cause instanceof Error ? clip(safeString(error.cause.message)) : undefined
+    return {
+      name: clip(safeString(error.name), 100),
+      ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
+      message: clip(safeString(error.message)),
+      ...(cause ? { cause } : {}),
+    }
+  } catch {
+    // A getter on the error itself threw.
+    return { name: 'Error', message: '<unprintable>' }
   }
 }
 

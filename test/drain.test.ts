@@ -273,6 +273,42 @@ test('a bug in the drain sequence itself never answers a hook early: held to the
   t.true(log.events().includes('drain_held_without_evidence'))
 })
 
+test('a drain that breaks with an error that cannot even be printed still holds the hook to DRAIN_TIMEOUT', async (t) => {
+  const clock = new FakeClock()
+  // A thrown value whose name and message throw when read or turned into text: rendering it must not end the hold.
+  const unprintable = Object.create(Error.prototype, {
+    name: { get: () => Object.create(null) },
+    message: {
+      get: () => {
+        throw new Error('no message for you')
+      },
+    },
+  }) as Error
+  const { coordinator } = testCoordinator({
+    clock,
+    waitForEndpoints: async () => ({ slicesAtStart: 1, mode: 'watch' }),
+    metrics: (real) => ({
+      ...real,
+      drainStarted() {
+        throw unprintable
+      },
+    }),
+    config: { settleMs: 1_000, timeoutMs: 20_000 },
+  })
+  let answered: DrainSummary | undefined
+  let failed: unknown
+  const answer = coordinator.start('hook').then(
+    (summary) => (answered = summary),
+    (error: unknown) => (failed = error),
+  )
+  await clock.advance(19_999)
+  t.is(answered, undefined, 'still held')
+  t.is(failed, undefined, 'not answered with an error either')
+  await clock.advance(1)
+  await answer
+  t.is(answered!.outcome, 'timeout')
+})
+
 test('a drain that breaks before any phase still holds the hook for DRAIN_TIMEOUT and answers timeout', async (t) => {
   const clock = new FakeClock()
   const { coordinator } = testCoordinator({
