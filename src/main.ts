@@ -19,7 +19,7 @@ import { createKubeClient } from './kube/client.ts'
 import { waitForEndpointRemoval } from './kube/endpoint-wait.ts'
 import { readPodDeletion } from './kube/pod.ts'
 import { createEventRecorder, type EventRecorder } from './kube/events.ts'
-import { createFileTokenSource } from './kube/token.ts'
+import { createFileTokenSource, staticToken } from './kube/token.ts'
 import { createLogger, type Logger } from './log.ts'
 import { addProcessMetrics, createMetrics } from './metrics.ts'
 import { Registry } from './prom-client-classes.ts'
@@ -290,7 +290,21 @@ async function main(): Promise<void> {
     clock,
     timeoutMs: config.sideCallTimeoutMs,
   })
+  // Re-read on every /prestop, so a rotated Secret counts at once; a read that fails (EMFILE with 2000 hooks held,
+  // a file over its limit) keeps the last token read rather than refuse kubelet's hook, which would release it.
+  // Only a file never read refuses every hook (fails closed).
   const hookToken = config.hookToken
+  const hookTokenSource =
+    hookToken === undefined
+      ? undefined
+      : 'value' in hookToken
+        ? staticToken(hookToken.value)
+        : createFileTokenSource(hookToken.file, {
+            clock,
+            readFile: readToken('hook token file'),
+            onError: (error) => log.warn('hook_token_unreadable', { file: hookToken.file, error, ...sizeFields(error) }),
+            maxAgeMs: 0,
+          })
   const scrapes = createScrapeTracker(clock)
   const app = createServerApp({
     coordinator,
@@ -298,18 +312,7 @@ async function main(): Promise<void> {
     metrics,
     log,
     scrapes,
-    hookToken:
-      hookToken === undefined
-        ? undefined
-        : 'value' in hookToken
-          ? async () => hookToken.value
-          : async () => {
-              const text = await readToken('hook token file')(hookToken.file).catch((error: unknown) => {
-                log.warn('hook_token_unreadable', { file: hookToken.file, error, ...sizeFields(error) })
-                return ''
-              })
-              return text.trim() || undefined
-            },
+    hookToken: hookTokenSource && (() => hookTokenSource.get()),
   })
 
   // Before listening: a SIGTERM that arrives while the port opens must already start a drain.

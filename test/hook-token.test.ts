@@ -1,9 +1,10 @@
 /**
  * DRAIN_HOOK_TOKEN / DRAIN_HOOK_TOKEN_FILE: a /prestop without the exact X-Drain-Token gets 401 and starts
- * nothing (the pod stays in service), fails closed when the token file cannot be read, never echoes the token,
+ * nothing (the pod stays in service), fails closed when the token file was never read (a later failed read keeps
+ * the last token), never echoes the token,
  * and SIGTERM still drains. Unit tests through the Hono app, one black-box run of the bundle.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
@@ -11,8 +12,10 @@ import fc from 'fast-check'
 import { parseConfig } from '../src/config.ts'
 import { ConfigError } from '../src/errors.ts'
 import { tokensMatch } from '../src/hook-auth.ts'
+import { createFileTokenSource } from '../src/kube/token.ts'
 import { createServerApp } from '../src/server.ts'
 import { testCoordinator } from './helpers/coordinator.ts'
+import { FakeClock } from './helpers/fake-clock.ts'
 import { startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 const TOKEN = 's3cret-hook-token-0123'
@@ -91,6 +94,27 @@ test('an unreadable token file fails closed: every hook is refused, with a reaso
   )
 })
 
+test('the token file as the sidecar reads it: every call re-reads it, a failed read keeps the last token, only a file never read gives none', async (t) => {
+  const clock = new FakeClock()
+  const reads: Array<string | Error> = [new Error('EACCES'), TOKEN, new Error('EMFILE: too many open files'), 'rotated-token-456789']
+  const errors: unknown[] = []
+  const source = createFileTokenSource('/var/run/secrets/hook/token', {
+    clock,
+    readFile: async () => {
+      const next = reads.shift()!
+      if (next instanceof Error) throw next
+      return `${next}\n`
+    },
+    onError: (error) => errors.push(error),
+    maxAgeMs: 0,
+  })
+  t.is(await source.get(), undefined, 'never read: fails closed')
+  t.is(await source.get(), TOKEN)
+  t.is(await source.get(), TOKEN, "a momentary read failure keeps the token, so kubelet's hook is not refused")
+  t.is(await source.get(), 'rotated-token-456789', 'no clock advance needed: a rotation counts at the next call')
+  t.is(errors.length, 2)
+})
+
 test('tokensMatch is exactly string equality', (t) => {
   fc.assert(fc.property(fc.string(), fc.string(), (a, b) => tokensMatch(a, b) === (a === b)))
   fc.assert(fc.property(fc.string(), (a) => tokensMatch(a, a) && !tokensMatch(a, undefined)))
@@ -108,6 +132,23 @@ test('configuration: a token too short or with spaces is refused without echoing
   })
   t.deepEqual(parseConfig({ DRAIN_HOOK_TOKEN: TOKEN }).hookToken, { value: TOKEN })
   t.is(parseConfig({ DRAIN_HOOK_TOKEN: '' }).hookToken, undefined)
+})
+
+test('black box: a token file that turns unreadable after it was read keeps its token, so the right hook is still served', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dc-hook-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const file = join(dir, 'token')
+  await writeFile(file, `${TOKEN}\n`)
+  const sidecar = await startSidecar({ DRAIN_HOOK_TOKEN_FILE: file, DRAIN_SETTLE: '200ms', DRAIN_TIMEOUT: '10s' })
+  t.teardown(() => sidecar.stop())
+  // The file is read (a stray call, refused), then cannot be read any more: a directory in its place (EISDIR).
+  t.is((await fetch(`${sidecar.url}/prestop`, { method: 'POST' })).status, 401)
+  await rm(file)
+  await mkdir(file)
+  const answer = await fetch(`${sidecar.url}/prestop`, { headers: { 'x-drain-token': TOKEN } })
+  t.is(answer.status, 200)
+  t.like(await answer.json(), { outcome: 'completed' })
+  t.truthy(sidecar.logs.find((l) => l.event === 'hook_token_unreadable'))
 })
 
 test('black box: with DRAIN_HOOK_TOKEN_FILE a stray /prestop leaves the pod in service, a rotated file is honoured, and SIGTERM still drains', async (t) => {

@@ -139,7 +139,6 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
   ): Promise<ListResult<T>> {
     const items: T[] = []
     let continueToken: string | undefined
-    let resourceVersion = ''
     let restarts = 0
     let pages = 0
     let bytes = 0
@@ -184,9 +183,8 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         if (items.length > MAX_KEPT_SLICES)
           throw new KubeLimitError(`LIST ${base}`, 'MAX_KEPT_SLICES (slices naming this pod)', MAX_KEPT_SLICES, 'slices')
       }
-      resourceVersion = page.envelope.metadata.resourceVersion
       continueToken = page.envelope.metadata.continue || undefined
-      if (continueToken === undefined) return { resourceVersion, items }
+      if (continueToken === undefined) return { resourceVersion: page.envelope.metadata.resourceVersion, items }
     }
   }
 

@@ -18,13 +18,24 @@ export interface TokenSource {
 
 export function createFileTokenSource(
   path: string,
-  { clock, readFile, onError }: { clock: Clock; readFile: (path: string) => Promise<string>; onError?: (error: unknown) => void },
+  {
+    clock,
+    readFile,
+    onError,
+    maxAgeMs = TOKEN_MAX_AGE_MS,
+  }: {
+    clock: Clock
+    readFile: (path: string) => Promise<string>
+    onError?: (error: unknown) => void
+    /** How long a read is trusted; 0: re-read on every get() (the hook token, so a rotation counts at once). */
+    maxAgeMs?: number
+  },
 ): TokenSource {
   let cached: { token: string | undefined; at: number } | undefined
   let lastGood: string | undefined
   return {
     async get() {
-      if (cached && clock.now() - cached.at < TOKEN_MAX_AGE_MS) return cached.token
+      if (cached && clock.now() - cached.at < maxAgeMs) return cached.token
       let token: string | undefined
       try {
         token = (await readFile(path)).trim() || undefined
