@@ -90,6 +90,20 @@ test("default app ports: listeners that are not the sidecar's and not on loopbac
   t.like(await narrowed(), { traffic: false, appPorts: [8080] })
 })
 
+test('an app that stops listening (told to shut down) and keeps serving its keep-alive connections still has traffic', async (t) => {
+  // Ports found by listening: the listener is seen once, then closed while a connection stays open.
+  const discovered = pod()
+  discovered.proc.accept(APP, { address: CLIENT, port: 40003 })
+  t.like(await discovered.observe(), { traffic: true, open: 1 })
+  discovered.proc.state.sockets = discovered.proc.state.sockets.filter((s) => !(s.state === 'LISTEN' && s.localPort === 8080))
+  t.like(await discovered.observe(), { traffic: true, open: 1, appPorts: [8080] }, 'seen listening earlier in the drain')
+  // DRAIN_APP_PORTS: the port is known without any listener, even one closed before the first sample.
+  const configured = pod({ appPorts: [8080] })
+  configured.proc.accept(APP, { address: CLIENT, port: 40004 })
+  configured.proc.state.sockets = configured.proc.state.sockets.filter((s) => !(s.state === 'LISTEN' && s.localPort === 8080))
+  t.like(await configured.observe(), { traffic: true, open: 1, appPorts: [8080] })
+})
+
 test('IPv6 connections in tcp6 count the same way', async (t) => {
   const { proc, observe } = pod()
   proc.listen('::', 8443)

@@ -80,6 +80,8 @@ export function createTrafficObserver(options: TrafficObserverOptions): () => Pr
   /** App-side ends of the sidecar's own calls, remembered after their client socket is gone. */
   const ownCalls = new Set<string>()
   let baseline: number | undefined
+  /** Every app port seen listening in this drain: an app that stops listening keeps its open connections. */
+  const appPortsSeen = new Set<number>(options.appPorts ?? [])
   let newPassiveSockets = 0
   let highestUnexplained = 0
 
@@ -116,13 +118,15 @@ export function createTrafficObserver(options: TrafficObserverOptions): () => Pr
     const own = await read.ownSocketInodes().catch(() => new Set<string>())
 
     const listeners = rows.filter((r) => r.state === 'LISTEN').map((r) => decodeRow(r))
-    const listeningPorts = new Set(listeners.map((s) => s.localPort))
-    const appPorts = new Set(
-      options.appPorts ??
-        listeners.filter((s) => !own.has(s.inode) && s.localPort !== sidecarPort && !isLoopback(s.localAddress)).map((s) => s.localPort),
-    )
-    // The server side of every connection: its local port is one somebody listens on.
-    const passive = rows.filter((r) => r.state !== 'LISTEN' && listeningPorts.has(r.localPort) && !own.has(r.inode))
+    if (options.appPorts === undefined)
+      for (const s of listeners)
+        if (!own.has(s.inode) && s.localPort !== sidecarPort && !isLoopback(s.localAddress)) appPortsSeen.add(s.localPort)
+    const appPorts = appPortsSeen
+    // The server side of every connection: its local port is one somebody listens on, or an app port (configured,
+    // or seen listening earlier in this drain): an app told to shut down often closes its listener at once and
+    // goes on serving its keep-alive connections, which are still traffic.
+    const serverPorts = new Set([...listeners.map((s) => s.localPort), ...appPorts])
+    const passive = rows.filter((r) => r.state !== 'LISTEN' && serverPorts.has(r.localPort) && !own.has(r.inode))
     // Only the app's connections and the sidecar's own sockets are decoded: a busy table has thousands of others.
     const ownEnds = new Set(
       rows
