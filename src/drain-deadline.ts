@@ -1,8 +1,12 @@
 /**
  * The drain's deadline: DRAIN_TIMEOUT from the start, brought forward when the pod's own grace budget is shorter.
- * The kubelet SIGKILLs the pod at metadata.deletionTimestamp; the hold must end DRAIN_APP_RESERVE before that, so
- * the app has that long for its own shutdown after SIGTERM. Learning the budget takes an API call, so the drain
- * starts on DRAIN_TIMEOUT and the deadline moves earlier (never later) once the answer comes.
+ * The kubelet SIGKILLs the pod when its grace period, started as it began stopping the pod (which is when it calls
+ * the hook, or signals a classic sidecar: the drain's start), runs out; the hold must end DRAIN_APP_RESERVE before
+ * that, so the app has that long for its own shutdown after SIGTERM. The grace period is counted on this process's
+ * own clock from the drain's start, never by comparing the API server's deletionTimestamp with this node's wall
+ * clock: a node clock running ahead would shrink the hold, to nothing at 20 s of skew. The timestamp is used only
+ * when the pod shows no deletionGracePeriodSeconds. Learning the budget takes an API call, so the drain starts on
+ * DRAIN_TIMEOUT and the deadline moves earlier (never later) once the answer comes.
  */
 import { type Clock, deadline } from './clock.ts'
 import { DrainCoordinatorError } from './errors.ts'
@@ -13,9 +17,12 @@ export type AppliedDeadline = {
   source: DeadlineSource
   /** From the start of the drain to the deadline. */
   seconds: number
-  /** The pod's deletionTimestamp, when known. */
+  /** When the kubelet's SIGKILL is due, on this node's clock, when the pod was read. */
   killAt?: string
 }
+
+/** What the pod's own object says of its deletion. */
+export type PodDeletion = { deletionTimestamp: Date; gracePeriodSeconds?: number | undefined }
 
 export class DrainDeadlineError extends DrainCoordinatorError {
   override name = 'DrainDeadlineError'
@@ -66,13 +73,16 @@ export function createDrainDeadline(clock: Clock, timeoutMs: number) {
     get applied(): AppliedDeadline {
       return applied
     },
-    /** Applies the pod's deletionTimestamp: the deadline moves earlier if the budget is shorter. */
-    applyBudget(killAt: Date, reserveMs: number): AppliedDeadline {
-      const holdMs = budgetedHoldMs({ startedAtMs: startedWall, killAtMs: killAt.getTime(), reserveMs, timeoutMs })
+    /** Applies the pod's grace budget: the deadline moves earlier if the budget is shorter. */
+    applyBudget(deletion: PodDeletion, reserveMs: number): AppliedDeadline {
+      const killAtMs =
+        deletion.gracePeriodSeconds === undefined ? deletion.deletionTimestamp.getTime() : startedWall + deletion.gracePeriodSeconds * 1_000
+      const killAt = new Date(killAtMs).toISOString()
+      const holdMs = budgetedHoldMs({ startedAtMs: startedWall, killAtMs, reserveMs, timeoutMs })
       if (holdMs < timeoutMs && !controller.signal.aborted) {
-        applied = { source: 'grace budget', seconds: holdMs / 1_000, killAt: killAt.toISOString() }
+        applied = { source: 'grace budget', seconds: holdMs / 1_000, killAt }
         arm(Math.max(0, holdMs - (clock.now() - startedAt)), new DrainDeadlineError(holdMs, 'grace budget'))
-      } else applied = { ...applied, killAt: killAt.toISOString() }
+      } else applied = { ...applied, killAt }
       return applied
     },
     cancel() {

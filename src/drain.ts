@@ -11,7 +11,7 @@
  */
 import { type Clock, deadline } from './clock.ts'
 import type { Config } from './config.ts'
-import { type AppliedDeadline, createDrainDeadline } from './drain-deadline.ts'
+import { type AppliedDeadline, type PodDeletion, createDrainDeadline } from './drain-deadline.ts'
 import { type DrainEvent, drainFinishedEvent, drainStartedEvent } from './drain-events.ts'
 import { DrainCoordinatorError } from './errors.ts'
 import type { EndpointWaitResult } from './kube/endpoint-wait.ts'
@@ -49,10 +49,10 @@ export type DrainDeps = Readonly<{
   /** Makes a fresh traffic observer for one drain's settle; undefined: no source, the settle is fixed. */
   trafficObserver?: (() => () => Promise<Observation>) | undefined
   /**
-   * Reads the pod's metadata.deletionTimestamp (undefined: not being deleted); throws when it cannot.
+   * Reads the pod's deletion (undefined: not being deleted); throws when it cannot.
    * undefined: no API server or no POD_NAME, the deadline is DRAIN_TIMEOUT.
    */
-  readDeletion?: ((signal: AbortSignal) => Promise<Date | undefined>) | undefined
+  readDeletion?: ((signal: AbortSignal) => Promise<PodDeletion | undefined>) | undefined
   /** Records a Kubernetes Event on the pod, best effort: returns at once and never throws. */
   recordEvent?: ((event: DrainEvent) => void) | undefined
   config: Pick<
@@ -169,10 +169,10 @@ export function createDrainCoordinator(deps: DrainDeps) {
         untilReleased,
       )
       try {
-        const killAt = await Promise.race([read(bounded.signal), rejectedOnAbort(bounded.signal)])
-        if (killAt === undefined)
+        const deletion = await Promise.race([read(bounded.signal), rejectedOnAbort(bounded.signal)])
+        if (deletion === undefined)
           return fallBack('the pod has no deletionTimestamp (not being deleted: a signal without deletion, or a node shutdown)')
-        log.info('drain_deadline', { ...drainDeadline.applyBudget(killAt, config.appReserveMs), reserveMs: config.appReserveMs })
+        log.info('drain_deadline', { ...drainDeadline.applyBudget(deletion, config.appReserveMs), reserveMs: config.appReserveMs })
       } catch (error) {
         // The drain ended first: nothing left to bound.
         if (!(untilReleased.aborted && error === untilReleased.reason)) fallBack('the pod could not be read', error)

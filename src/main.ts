@@ -27,7 +27,7 @@ import { createReadinessCheck } from './readiness.ts'
 import { createServerApp } from './server.ts'
 import { installSignalHandlers } from './signals.ts'
 import { installLastResort } from './last-resort.ts'
-import { createDrainCoordinator } from './drain.ts'
+import { createDrainCoordinator, type DrainDeps } from './drain.ts'
 import { createScrapeTracker } from './final-scrape.ts'
 import { FILE_LIMITS, FileTooLargeError, readBoundedFile } from './files.ts'
 import { createFetch } from './transport.ts'
@@ -178,7 +178,7 @@ async function main(): Promise<void> {
 
   let waitForEndpoints: ((signal: AbortSignal) => ReturnType<typeof waitForEndpointRemoval>) | undefined
   let checkAccess: (() => Promise<unknown>) | undefined
-  let readDeletion: ((signal: AbortSignal) => Promise<Date | undefined>) | undefined
+  let readDeletion: DrainDeps['readDeletion']
   let events: EventRecorder | undefined
   if (config.kube !== undefined) {
     const kubeConfig = config.kube
@@ -224,22 +224,22 @@ async function main(): Promise<void> {
     })
     const podName = config.pod.name
     if (podName !== undefined) {
-      readDeletion = async (signal) =>
-        (
-          await readPodDeletion(
-            {
-              apiUrl: kubeConfig.apiUrl,
-              namespace: config.pod.namespace!,
-              name: podName,
-              uid: config.pod.uid,
-              fetch: kubeFetch,
-              token: kubeToken,
-              clock,
-              userAgent: USER_AGENT,
-            },
-            signal,
-          )
-        ).deletionTimestamp
+      readDeletion = async (signal) => {
+        const { deletionTimestamp, gracePeriodSeconds } = await readPodDeletion(
+          {
+            apiUrl: kubeConfig.apiUrl,
+            namespace: config.pod.namespace!,
+            name: podName,
+            uid: config.pod.uid,
+            fetch: kubeFetch,
+            token: kubeToken,
+            clock,
+            userAgent: USER_AGENT,
+          },
+          signal,
+        )
+        return deletionTimestamp === undefined ? undefined : { deletionTimestamp, gracePeriodSeconds }
+      }
       events = createEventRecorder({
         apiUrl: kubeConfig.apiUrl,
         namespace: config.pod.namespace!,

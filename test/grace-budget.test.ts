@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import test from 'ava'
 import { systemClock } from '../src/clock.ts'
 import type { DrainSummary } from '../src/drain.ts'
-import { budgetedHoldMs } from '../src/drain-deadline.ts'
+import { type PodDeletion, budgetedHoldMs } from '../src/drain-deadline.ts'
 import { UpstreamError } from '../src/errors.ts'
 import { readPodDeletion } from '../src/kube/pod.ts'
 import { staticToken } from '../src/kube/token.ts'
@@ -37,9 +37,11 @@ test('the hold leaves DRAIN_APP_RESERVE before the deletionTimestamp, and never 
 /** The fake clock's wall time at 0, where every drain here starts. */
 const EPOCH = Date.parse('2026-01-01T00:00:00Z')
 const killAt = (s: number) => new Date(EPOCH + s * 1_000)
+/** The pod as the API shows it when its grace period is not given (older servers, hand-made objects). */
+const deletedAt = (s: number) => ({ deletionTimestamp: killAt(s) })
 
 function drain(
-  readDeletion: ((signal: AbortSignal, clock: FakeClock) => Promise<Date | undefined>) | undefined,
+  readDeletion: ((signal: AbortSignal, clock: FakeClock) => Promise<PodDeletion | undefined>) | undefined,
   { timeoutMs = 20_000, reserveMs = 10_000 } = {},
 ) {
   const clock = new FakeClock()
@@ -62,7 +64,7 @@ function assertEpoch(clock: FakeClock) {
 }
 
 test('a pod deleted with a 25 s grace period is released at 15 s, outcome timeout, and the summary says why', async (t) => {
-  const h = drain(async () => killAt(25))
+  const h = drain(async () => deletedAt(25))
   await h.clock.advance(14_999)
   t.is(h.answered(), undefined)
   await h.clock.advance(1)
@@ -78,10 +80,25 @@ test('a pod deleted with a 25 s grace period is released at 15 s, outcome timeou
   )
 })
 
+test("the grace period counts on this node's own clock from the drain's start: a node clock 30 s ahead changes nothing", async (t) => {
+  // deletionTimestamp is the API server's time; this node's wall clock (the fake clock) runs 30 s ahead of it, so
+  // compared with it the pod would already be past its kill time and the hold would be 0.
+  const h = drain(async () => ({ deletionTimestamp: killAt(25 - 30), gracePeriodSeconds: 25 }))
+  await h.clock.advance(14_999)
+  t.is(h.answered(), undefined, 'held: 25 s of grace less the 10 s reserve')
+  await h.clock.advance(1)
+  await h.answer
+  t.like(h.answered(), {
+    outcome: 'timeout',
+    durationSeconds: 15,
+    deadline: { source: 'grace budget', seconds: 15, killAt: killAt(25).toISOString() },
+  })
+})
+
 test('a budget that arrives late still counts from the start of the drain', async (t) => {
   const h = drain(async (signal, clock) => {
     await clock.sleep(3_000, signal)
-    return killAt(25)
+    return deletedAt(25)
   })
   await h.clock.advance(14_999)
   t.is(h.answered(), undefined)
@@ -91,14 +108,14 @@ test('a budget that arrives late still counts from the start of the drain', asyn
 })
 
 test('a long grace period keeps DRAIN_TIMEOUT, and the summary still shows the deletion time', async (t) => {
-  const h = drain(async () => killAt(90))
+  const h = drain(async () => deletedAt(90))
   await h.clock.advance(20_000)
   await h.answer
   t.like(h.answered(), { durationSeconds: 20, deadline: { source: 'DRAIN_TIMEOUT', seconds: 20 } })
   t.is(h.answered()!.deadline.killAt, killAt(90).toISOString())
 })
 
-const fallbacks: Array<[string, ((signal: AbortSignal, clock: FakeClock) => Promise<Date | undefined>) | undefined, RegExp]> = [
+const fallbacks: Array<[string, ((signal: AbortSignal, clock: FakeClock) => Promise<PodDeletion | undefined>) | undefined, RegExp]> = [
   ['no API server', undefined, /no API server or no POD_NAME/],
   ['no deletionTimestamp (a signal without deletion)', async () => undefined, /no deletionTimestamp/],
   [
