@@ -57,9 +57,9 @@ const procReader: ProcReader = {
 const FINAL_SCRAPE_KILL_MARGIN_MS = 2_000
 
 /** The final-scrape wait, shortened so it ends before the kubelet's SIGKILL when the pod's deletion time is known. */
-function finalScrapeWaitMs(configuredMs: number, killAt: string | undefined): number {
+function finalScrapeWaitMs(configuredMs: number, killAt: string | undefined, now: Date): number {
   if (killAt === undefined) return configuredMs
-  return Math.max(0, Math.min(configuredMs, Date.parse(killAt) - Date.now() - FINAL_SCRAPE_KILL_MARGIN_MS))
+  return Math.max(0, Math.min(configuredMs, Date.parse(killAt) - now.getTime() - FINAL_SCRAPE_KILL_MARGIN_MS))
 }
 
 /** Longest wait on the way out for the drain's last Event to reach the API server. */
@@ -325,7 +325,10 @@ async function main(): Promise<void> {
       await events?.flush(EVENT_FLUSH_MS, clock)
       log.info(
         'final_scrape',
-        await scrapes.waitForFinalScrape(finalScrapeWaitMs(config.finalScrapeWaitMs, coordinator.summary?.deadline.killAt), cut),
+        await scrapes.waitForFinalScrape(
+          finalScrapeWaitMs(config.finalScrapeWaitMs, coordinator.summary?.deadline.killAt, clock.wallTime()),
+          cut,
+        ),
       )
     },
     closeServer: async () => {
