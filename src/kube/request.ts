@@ -6,7 +6,7 @@
 import { type Clock, deadline } from '../clock.ts'
 import { UpstreamError, describeError } from '../errors.ts'
 import type { Fetch } from '../transport.ts'
-import { readTextPrefix } from './body.ts'
+import { readTextPrefix } from '../bounded-body.ts'
 import { MAX_SMALL_BODY_BYTES } from './limits.ts'
 import { decodeStatus } from './schema.ts'
 import type { TokenSource } from './token.ts'
