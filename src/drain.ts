@@ -9,6 +9,7 @@
  * DRAIN_TIMEOUT bounds steps 2 to 5 together: at the deadline the drain is released with outcome 'timeout'.
  * Each phase is a function that returns its report, whatever happened to it; the summary is built from those.
  */
+import { rejectedOnAbort, untilAborted } from './abort.ts'
 import { type Clock, deadline } from './clock.ts'
 import type { Config } from './config.ts'
 import { type AppliedDeadline, type PodDeletion, createDrainDeadline } from './drain-deadline.ts'
@@ -245,7 +246,7 @@ export function createDrainCoordinator(deps: DrainDeps) {
       // the deadline and the outcome says 'timeout', never 'completed'.
       if (endpointsReport.status === 'failed') {
         log.warn('drain_held_without_evidence', { reason: 'the endpoint wait failed', until: drainDeadline.applied.source })
-        await abortedPromise(drainDeadline.signal)
+        await untilAborted(drainDeadline.signal)
         return { endpoints: endpointsReport, settle: NOT_STARTED }
       }
       return { endpoints: endpointsReport, settle: await settle() }
@@ -262,7 +263,7 @@ export function createDrainCoordinator(deps: DrainDeps) {
     const waited = await sequence().catch(async (error: unknown) => {
       // A bug in the sequence itself proves nothing either: hold to the deadline rather than answer early.
       log.error('drain_held_without_evidence', { reason: 'the drain sequence failed', until: drainDeadline.applied.source, error })
-      await abortedPromise(drainDeadline.signal)
+      await untilAborted(drainDeadline.signal)
       return { endpoints: { status: 'failed', error: renderError(error) } as PhaseReport, settle: NOT_STARTED }
     })
 
@@ -324,19 +325,4 @@ export function createDrainCoordinator(deps: DrainDeps) {
       return finished
     },
   }
-}
-
-function abortedPromise(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve()
-    else signal.addEventListener('abort', () => resolve(), { once: true })
-  })
-}
-
-/** Never resolves; rejects with the signal's reason once it aborts. */
-function rejectedOnAbort(signal: AbortSignal): Promise<never> {
-  return new Promise((_resolve, reject) => {
-    if (signal.aborted) reject(signal.reason)
-    else signal.addEventListener('abort', () => reject(signal.reason), { once: true })
-  })
 }

@@ -6,6 +6,7 @@
  * not parse) counts as traffic, and so does the first good reading after it (what happened in between is
  * unknown), and so does a counter that went down (the peer restarted: its count started over).
  */
+import { rejectedOnAbort } from '../abort.ts'
 import { readBodyText } from '../bounded-body.ts'
 import { type Clock, deadline } from '../clock.ts'
 import { DrainCoordinatorError, UpstreamError, describeError } from '../errors.ts'
@@ -48,10 +49,6 @@ export function createCounterSource(options: CounterSourceOptions): () => () => 
   async function reading(): Promise<{ value: number; selected: number }> {
     const timeout = new DrainCoordinatorError('SIDE_CALL_TIMEOUT', `GET ${url} got no whole answer within ${timeoutMs}ms`)
     const bounded = deadline(clock, timeoutMs, timeout)
-    const aborted = new Promise<never>((_resolve, reject) =>
-      bounded.signal.addEventListener('abort', () => reject(bounded.signal.reason), { once: true }),
-    )
-    aborted.catch(() => {})
     try {
       // Raced against the deadline as well: a fetch or a body that ignores its signal cannot stall the sample.
       return await Promise.race([
@@ -69,7 +66,7 @@ export function createCounterSource(options: CounterSourceOptions): () => () => 
           }
           return options.read(await readBodyText(`GET ${url}`, response, maxBytes, bounded.signal))
         })(),
-        aborted,
+        rejectedOnAbort(bounded.signal),
       ])
     } finally {
       bounded.cancel()
