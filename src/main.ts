@@ -249,7 +249,6 @@ async function main(): Promise<void> {
         clock,
         userAgent: USER_AGENT,
         log,
-        wallTime: () => clock.wallTime(),
       })
     }
     waitForEndpoints = (signal) =>
@@ -322,7 +321,7 @@ async function main(): Promise<void> {
     log,
     beforeExit: async (cut) => {
       // The last Event was started at the release; give it a moment, never more, before the process may exit.
-      await events?.flush(EVENT_FLUSH_MS, clock)
+      await events?.flush(EVENT_FLUSH_MS)
       log.info(
         'final_scrape',
         await scrapes.waitForFinalScrape(

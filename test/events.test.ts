@@ -41,7 +41,6 @@ async function drainWithEvents(
     clock: systemClock,
     userAgent: 'test',
     log,
-    wallTime: () => new Date(),
   })
   const withEvents = testCoordinator({
     config: { timeoutMs: 1_000, settleMs: 10 },
@@ -52,7 +51,7 @@ async function drainWithEvents(
     recordEvent: ({ type, reason, message }) => recorder.record(type, reason, message),
   })
   const summary = await withEvents.coordinator.start('hook')
-  await recorder.flush(5_000, systemClock)
+  await recorder.flush(5_000)
   return { kube, summary, log: withEvents.log, recorderLog: log }
 }
 

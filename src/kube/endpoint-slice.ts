@@ -4,7 +4,7 @@
  * (compared in canonical form).
  */
 import { canonicalIp } from '../ip.ts'
-import type { Endpoint, EndpointSlice, PodIdentity } from './types.ts'
+import { type Endpoint, type EndpointSlice, type PodIdentity, SERVICE_NAME_LABEL } from './types.ts'
 
 /**
  * - `absent`: the pod has no endpoint in this slice (or the slice is a placeholder with `endpoints: null`).
@@ -62,5 +62,5 @@ function isThisPod(endpoint: Endpoint, pod: PodIdentity): boolean {
 
 /** The Service a slice belongs to, if the controller labelled it. */
 export function serviceNameOf(slice: EndpointSlice): string | undefined {
-  return slice.metadata?.labels?.['kubernetes.io/service-name'] ?? undefined
+  return slice.metadata?.labels?.[SERVICE_NAME_LABEL] ?? undefined
 }

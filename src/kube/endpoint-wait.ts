@@ -56,7 +56,7 @@ export async function waitForEndpointRemoval(deps: EndpointWaitDeps, signal: Abo
       signal,
       policy,
       onFailure: (error, attempt, retryInMs) =>
-        safeLog(deps.log, 'error', 'endpoint_wait_error', {
+        deps.log.error('endpoint_wait_error', {
           attempt,
           error,
           retryInMs: Math.round(retryInMs),
@@ -199,13 +199,4 @@ function listUntilAnswered<T>(deps: EndpointWaitDeps, signal: AbortSignal, polic
 
 function backoffPolicy(deps: EndpointWaitDeps): BackoffPolicy {
   return { ...DEFAULT_BACKOFF, ...(deps.random === undefined ? {} : { random: deps.random }) }
-}
-
-/** A log line that cannot throw: the wait's error path must not fail on the error it reports. */
-function safeLog(log: Logger, level: 'error', event: string, fields: Record<string, unknown>): void {
-  try {
-    log[level](event, fields)
-  } catch {
-    // The logger itself renders defensively; nothing more can be done here.
-  }
 }

@@ -5,7 +5,6 @@
  * both, core v1 needs fewer required fields (no reportingController/action/MicroTime), works on every
  * Kubernetes version, and keeps the Role in the core API group beside `get` on pods.
  */
-import type { Clock } from '../clock.ts'
 import type { Logger } from '../log.ts'
 import { errorFromResponse, kubeRequest, type KubeRequestDeps } from './request.ts'
 
@@ -16,8 +15,6 @@ export type EventRecorderDeps = KubeRequestDeps & {
   namespace: string
   pod: { name: string; uid: string | undefined }
   log: Logger
-  /** Wall time for the Event's timestamps. */
-  wallTime: () => Date
 }
 
 /** Bound on one POST: an Event is never worth holding anything for. */
@@ -31,7 +28,7 @@ export function createEventRecorder(deps: EventRecorderDeps) {
   const url = `${deps.apiUrl}/api/v1/namespaces/${encodeURIComponent(deps.namespace)}/events`
 
   async function post(type: EventType, reason: string, message: string): Promise<void> {
-    const now = deps
+    const now = deps.clock
       .wallTime()
       .toISOString()
       .replace(/\.\d+Z$/, 'Z')
@@ -83,9 +80,9 @@ export function createEventRecorder(deps: EventRecorderDeps) {
       void sending.finally(() => pending.delete(sending))
     },
     /** Resolves once every Event started so far is sent or failed, or after `ms`. */
-    async flush(ms: number, clock: Clock): Promise<void> {
+    async flush(ms: number): Promise<void> {
       const stop = new AbortController()
-      await Promise.race([Promise.all([...pending]), clock.sleep(ms, stop.signal).catch(() => {})])
+      await Promise.race([Promise.all([...pending]), deps.clock.sleep(ms, stop.signal).catch(() => {})])
       stop.abort()
     },
   }

@@ -76,6 +76,7 @@ const isLoopback = (ip: string) => ip === '::1' || ip.startsWith('127.')
 
 export function createTrafficObserver(options: TrafficObserverOptions): () => Promise<Observation> {
   const { read, hostIps, sidecarPort } = options
+  const useCounter = options.useCounter !== false
   let seen: Set<string> | undefined
   /** App-side ends of the sidecar's own calls, remembered after their client socket is gone. */
   const ownCalls = new Set<string>()
@@ -90,18 +91,17 @@ export function createTrafficObserver(options: TrafficObserverOptions): () => Pr
     const sources: string[] = []
     // The counter first, the tables after: a socket can then only be ahead of the counter, never behind it, and
     // the high-water mark below absorbs that.
-    const passiveOpens =
-      options.useCounter === false
-        ? undefined
-        : await read.readFile(PROC_SNMP).then(
-            (text) => {
-              const value = parseSnmpTcp(text)?.PassiveOpens
-              if (value === undefined) problems.push(`${PROC_SNMP}: no Tcp PassiveOpens counter`)
-              else sources.push(PROC_SNMP)
-              return value
-            },
-            (error: unknown) => void problems.push(`${PROC_SNMP}: ${errorText(error)}`),
-          )
+    const passiveOpens = !useCounter
+      ? undefined
+      : await read.readFile(PROC_SNMP).then(
+          (text) => {
+            const value = parseSnmpTcp(text)?.PassiveOpens
+            if (value === undefined) problems.push(`${PROC_SNMP}: no Tcp PassiveOpens counter`)
+            else sources.push(PROC_SNMP)
+            return value
+          },
+          (error: unknown) => void problems.push(`${PROC_SNMP}: ${errorText(error)}`),
+        )
     const rows: TcpRow[] = []
     for (const path of [PROC_TCP, PROC_TCP6]) {
       const text = await read.readFile(path).catch((error: unknown) => {
@@ -144,10 +144,10 @@ export function createTrafficObserver(options: TrafficObserverOptions): () => Pr
     const before = seen ?? new Set<string>()
     const isFresh = (r: TcpRow) => !first && !before.has(key(r))
     // Without the counter only the app's connections need remembering (a shared namespace has thousands more).
-    seen = new Set((options.useCounter === false ? app.map((a) => a.row) : passive).map(key))
+    seen = new Set((useCounter ? passive : app.map((a) => a.row)).map(key))
     const open = app.filter((a) => OPEN_STATES.has(a.socket.state) && isAppTraffic(a)).length
     const opened = app.filter((a) => isFresh(a.row) && isAppTraffic(a)).length
-    const fresh = options.useCounter === false ? 0 : passive.filter(isFresh).length
+    const fresh = useCounter ? passive.filter(isFresh).length : 0
 
     let unexplainedOpens = 0
     if (passiveOpens !== undefined) {
