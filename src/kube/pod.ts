@@ -10,6 +10,7 @@ import * as v from 'valibot'
 import { DrainCoordinatorError, UpstreamError } from '../errors.ts'
 import { readBoundedText } from './body.ts'
 import { errorFromResponse, kubeRequest, type KubeRequestDeps } from './request.ts'
+import { describeIssues } from './schema.ts'
 
 /** A Pod is tens of KiB; anything far larger is not an answer to trust or to hold in memory. */
 export const MAX_POD_BYTES = 1024 * 1024
@@ -51,8 +52,7 @@ export async function readPodDeletion(deps: PodReadDeps, signal: AbortSignal): P
     }
     const parsed = v.safeParse(PodSchema, json)
     if (!parsed.success) {
-      const issue = parsed.issues[0]
-      throw new DrainCoordinatorError('POD_INVALID', `${what}: not a valid Pod: ${v.getDotPath(issue) ?? '(root)'}: ${issue.message}`)
+      throw new DrainCoordinatorError('POD_INVALID', `${what}: not a valid Pod: ${describeIssues(parsed.issues)}`)
     }
     const meta = parsed.output.metadata
     if (deps.uid !== undefined && meta.uid !== undefined && meta.uid !== deps.uid) {
