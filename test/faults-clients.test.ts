@@ -284,7 +284,8 @@ test.serial("hundreds of clients dribbling headers a byte at a time delay neithe
     'the dribblers were still connected throughout',
   )
   const slowest = Math.max(...probes.map((p) => p.ms))
-  // Generous bounds for two busy cores; the point is that none waits for the dribblers (seconds, if it did).
-  t.true(slowest < 1_000, `slowest probe ${slowest.toFixed(0)}ms`)
-  t.true(answerMs < 1_000, `hook answered ${answerMs}ms after the drain's end`)
+  // Generous bounds for two busy cores (the slowest of 50 real-time samples has a long tail); the point is that
+  // none waits for the dribblers, which would take the 10 s headers timeout at least.
+  t.true(slowest < 5_000, `slowest probe ${slowest.toFixed(0)}ms`)
+  t.true(answerMs < 5_000, `hook answered ${answerMs}ms after the drain's end`)
 })

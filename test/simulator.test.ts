@@ -76,7 +76,8 @@ test.serial(
     t.truthy(stopped)
     t.true(stopped!.at < termination!.hookEndedAt!, 'the hook was held until the load balancer had stopped routing')
     t.like(result.drains[0]?.settle, { mode: 'quiet', endedBy: 'quiet' })
-    // Generous for busy cores: the gate ends one quiet period (1 s) after the last request, about 2.5 s in here.
-    t.true(result.hookHoldMs.max! < 10_000, `hook held ${result.hookHoldMs.max} ms`)
+    // Generous for busy cores: the gate ends one quiet period (1 s) after the last request, about 2.5 s in here; a
+    // gate that never saw quiet would hold to its 20 s upper bound.
+    t.true(result.hookHoldMs.max! < 15_000, `hook held ${result.hookHoldMs.max} ms`)
   },
 )
