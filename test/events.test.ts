@@ -10,14 +10,10 @@ import { captureLog } from './helpers/capture-log.ts'
 import { testCoordinator } from './helpers/coordinator.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
 import { startFakeKube } from '../sim/fakes/fake-kube.ts'
+import { waitFor } from '../sim/cluster/kube-admin.ts'
 
-async function until(what: string, check: () => boolean, timeoutMs = 10_000) {
-  const end = performance.now() + timeoutMs
-  while (!check()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
+const until = (what: string, check: () => boolean) =>
+  waitFor(what, async () => (check() ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 })
 
 /** A drain against the fake API server over TLS, with Events recorded through the real recorder. */
 async function drainWithEvents(
