@@ -70,7 +70,11 @@ export async function startHeldDrain(env: Record<string, string> = {}) {
       throw error
     },
   )
-  await sidecar.waitForLog('kube_access_ok')
+  await sidecar.waitForLog('kube_access_ok').catch(async (error: unknown) => {
+    await sidecar.stop()
+    await kube.close()
+    throw error
+  })
   return {
     kube,
     sidecar,
