@@ -191,11 +191,12 @@ async function warmCompileCache(env: Record<string, string>): Promise<void> {
 }
 const WARM_SCRIPT = fileURLToPath(new URL('../image/warm-compile-cache.mjs', import.meta.url))
 
-const tmp = await mkdtemp(join(tmpdir(), 'bench-footprint-'))
 // The sidecar as in a cluster: an API server (the tests' fake, over HTTPS) holding the pod's EndpointSlice.
 const NS = 'bench'
 const kube = await startFakeKube({ namespace: NS })
+let tmp: string | undefined
 try {
+  tmp = await mkdtemp(join(tmpdir(), 'bench-footprint-'))
   kube.upsert(
     endpointSlice({
       name: 'web-abcde',
@@ -309,5 +310,5 @@ try {
   console.log(`\nJSON: ${join(args.out!, 'footprint.json')}`)
 } finally {
   await kube.close()
-  await rm(tmp, { recursive: true, force: true })
+  if (tmp) await rm(tmp, { recursive: true, force: true })
 }
