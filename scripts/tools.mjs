@@ -53,7 +53,7 @@ export function toolCacheDir(name) {
 }
 
 /** Builds the tool unless its cache folder exists; returns that folder. */
-export function ensureTool(name, { log = (line) => process.stderr.write(`${line}\n`) } = {}) {
+export function ensureTool(name) {
   const dir = toolCacheDir(name)
   if (existsSync(dir)) return dir
   mkdirSync(cacheRoot(), { recursive: true })
@@ -107,6 +107,10 @@ function pidAlive(pid) {
     // EPERM: the process exists but belongs to someone else.
     return error.code === 'EPERM'
   }
+}
+
+function log(line) {
+  process.stderr.write(`${line}\n`)
 }
 
 /** Path of one binary of a built tool; a clear error when it was not built (run the README's test command). */
