@@ -28,7 +28,7 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { median } from '../sim/common.ts'
+import { median, sleep } from '../sim/common.ts'
 import { startFakeKube } from '../sim/fakes/fake-kube.ts'
 import { endpointSlice, READY } from '../sim/fakes/fixtures.ts'
 import { BUNDLE, freePort } from '../sim/fakes/sidecar-process.ts'
@@ -118,8 +118,6 @@ function memory(pid: number): { rssKb: number; hwmKb: number } {
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1])
   return { rssKb: field('VmRSS'), hwmKb: field('VmHWM') }
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function scrape(port: number, path: string, times: number): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 })

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
-import { median, percentile } from '../sim/common.ts'
+import { median, percentile, sleep } from '../sim/common.ts'
 import { startFakeKube } from '../sim/fakes/fake-kube.ts'
 import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
 import { BUNDLE, startSidecar } from '../sim/fakes/sidecar-process.ts'
@@ -74,7 +74,7 @@ function startLoad(url: string): Load {
       const i = next++
       const due = startedAt + (i * 1_000) / RATE
       const wait = due - performance.now()
-      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
+      if (wait > 1) await sleep(wait)
       const sentAt = performance.now()
       try {
         const { statusCode, body } = await pool.request({ path: PATHS[i % PATHS.length]!, method: 'GET' })
@@ -122,14 +122,14 @@ async function run(kube: Awaited<ReturnType<typeof startFakeKube>>, tokenFile: s
   try {
     await sidecar.waitForLog('kube_access_ok')
     const load = loaded ? startLoad(sidecar.url) : undefined
-    await new Promise((resolve) => setTimeout(resolve, WARMUP_MS))
+    await sleep(WARMUP_MS)
     const hook = fetch(`${sidecar.url}/prestop`).then(async (response) => {
       const at = performance.now()
       await response.json()
       return at
     })
     await sidecar.waitForLog('endpoints_listed')
-    await new Promise((resolve) => setTimeout(resolve, HOLD_BEFORE_REMOVAL_MS))
+    await sleep(HOLD_BEFORE_REMOVAL_MS)
     const removedAt = performance.now()
     kube.upsert(slice(TERMINATING))
     const answeredAt = await hook

@@ -9,6 +9,7 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { toolBinary } from '../../scripts/tools.mjs'
+import { sleep } from '../common.ts'
 import { type Component, startComponent } from './component.ts'
 import { createRunDir, keepRunDir } from './leftovers.ts'
 import { createKubeAdmin, type KubeAdmin, waitFor } from './kube-admin.ts'
@@ -102,7 +103,7 @@ export async function startCluster(options: ClusterOptions = {}) {
       async restartApiserver({ downMs = 0 }: { downMs?: number } = {}) {
         await apiserver.kill()
         await admin.reconnect()
-        if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs))
+        if (downMs > 0) await sleep(downMs)
         apiserver = await startApiserver(dir, apiserverArgs, admin)
         components.apiserver = apiserver
       },
