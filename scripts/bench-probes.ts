@@ -17,7 +17,8 @@ import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { median, percentile, sleep } from '../sim/common.ts'
 import { startFakeKube } from '../sim/fakes/fake-kube.ts'
-import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
+import { READY, TERMINATING } from '../sim/fakes/fixtures.ts'
+import { podSlice } from '../sim/fakes/hostile-kube.ts'
 import { BUNDLE, startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 const { values: args } = parseArgs({
@@ -46,17 +47,9 @@ if (!existsSync(BUNDLE)) {
 }
 
 const NS = 'bench'
+// The pod podSlice (sim/fakes/hostile-kube.ts) puts in its slice beside one other ready pod.
 const me = { ip: '10.0.0.7', podName: 'web-1', uid: 'uid-web-1' }
-const slice = (conditions: object) =>
-  endpointSlice({
-    name: 'web-abcde',
-    service: 'web',
-    namespace: NS,
-    endpoints: [
-      { ...me, ...conditions },
-      { ip: '10.0.0.8', podName: 'web-2', ...READY },
-    ],
-  })
+const slice = (conditions: object) => podSlice(NS, me.ip, conditions)
 
 type Load = { stop: () => Promise<{ sent: number; ok: number; errors: number; seconds: number; latenciesMs: number[] }> }
 
