@@ -28,6 +28,8 @@ if (!Number.isInteger(pods) || pods < 1 || pods > 500) {
 }
 
 const cluster = await startCluster()
+// Aborted first when the run ends, by success or error: the watch loop must end before the cluster it reads stops.
+const stop = new AbortController()
 try {
   console.log(
     `real control plane ready in ${(cluster.timings.total! / 1000).toFixed(1)} s (kube-apiserver ${(cluster.timings.apiserver! / 1000).toFixed(1)} s)`,
@@ -40,7 +42,6 @@ try {
 
   // Every slice write of the namespace, as it arrives: when each pod's endpoint was first seen terminating.
   const terminatingAt = new Map<string, number>()
-  const stop = new AbortController()
   const list = await cluster.admin.get(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`)
   const watch = await cluster.admin.watch(
     `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`,
@@ -75,7 +76,6 @@ try {
       await sidecar.stop()
     }
   }
-  stop.abort()
 
   const row = (name: string, ms: number[]) =>
     `| ${name} | ${ms.length} | ${fmt(median(ms))} | ${fmt(percentile(ms, 95))} | ${fmt(Math.max(...ms))} |`
@@ -93,6 +93,7 @@ try {
   writeFileSync(file, JSON.stringify({ pods, startup: cluster.timings, controllerMs, releaseMs }, null, 2))
   console.log(`\nJSON: ${file}`)
 } finally {
+  stop.abort()
   await cluster.stop()
 }
 

@@ -28,8 +28,9 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { median } from '../sim/common.ts'
+import { median, sleep } from '../sim/common.ts'
 import { startFakeKube } from '../sim/fakes/fake-kube.ts'
+import { processMemory } from '../sim/fakes/held-hooks.ts'
 import { endpointSlice, READY } from '../sim/fakes/fixtures.ts'
 import { BUNDLE, freePort } from '../sim/fakes/sidecar-process.ts'
 import { IMAGE_NODE_FLAGS } from './node-flags.mjs'
@@ -100,7 +101,8 @@ type Subject = {
   path: string
 }
 
-const mb = (kb: number) => kb / 1024
+/** Bytes in MiB (the table's "MB"). */
+const mb = (bytes: number) => bytes / 1024 / 1024
 
 /** CPU time (user + system, every thread) the process has used so far, from /proc; 10 ms resolution. */
 function cpuMs(pid: number): number {
@@ -112,14 +114,6 @@ function cpuMs(pid: number): number {
 }
 /** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
 const CLOCK_TICKS = 100
-
-function memory(pid: number): { rssKb: number; hwmKb: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1])
-  return { rssKb: field('VmRSS'), hwmKb: field('VmHWM') }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function scrape(port: number, path: string, times: number): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 })
@@ -166,12 +160,12 @@ async function measure(subject: Subject): Promise<Sample> {
       child.once('exit', (code) => reject(new Error(`${subject.name} exited with ${code}; stderr: ${stderr}`)))
     })
     await sleep(IDLE_MS)
-    const idle = memory(child.pid!)
+    const idle = await processMemory(child.pid!)
     const scrapesBegan = performance.now()
     await scrape(port, subject.path, SCRAPES)
     const scrapesMs = performance.now() - scrapesBegan
-    const after = memory(child.pid!)
-    return { startupMs: startupMs!, startupCpuMs, idleRssMb: mb(idle.rssKb), peakAfterScrapesMb: mb(after.hwmKb), scrapesMs }
+    const after = await processMemory(child.pid!)
+    return { startupMs: startupMs!, startupCpuMs, idleRssMb: mb(idle.rss), peakAfterScrapesMb: mb(after.peak), scrapesMs }
   } finally {
     child.kill('SIGKILL')
     await new Promise((resolve) =>
@@ -191,11 +185,12 @@ async function warmCompileCache(env: Record<string, string>): Promise<void> {
 }
 const WARM_SCRIPT = fileURLToPath(new URL('../image/warm-compile-cache.mjs', import.meta.url))
 
-const tmp = await mkdtemp(join(tmpdir(), 'bench-footprint-'))
 // The sidecar as in a cluster: an API server (the tests' fake, over HTTPS) holding the pod's EndpointSlice.
 const NS = 'bench'
 const kube = await startFakeKube({ namespace: NS })
+let tmp: string | undefined
 try {
+  tmp = await mkdtemp(join(tmpdir(), 'bench-footprint-'))
   kube.upsert(
     endpointSlice({
       name: 'web-abcde',
@@ -309,5 +304,5 @@ try {
   console.log(`\nJSON: ${join(args.out!, 'footprint.json')}`)
 } finally {
   await kube.close()
-  await rm(tmp, { recursive: true, force: true })
+  if (tmp) await rm(tmp, { recursive: true, force: true })
 }

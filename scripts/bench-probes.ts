@@ -15,9 +15,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
-import { median, percentile } from '../sim/common.ts'
+import { median, percentile, sleep } from '../sim/common.ts'
 import { startFakeKube } from '../sim/fakes/fake-kube.ts'
-import { endpointSlice, READY, TERMINATING } from '../sim/fakes/fixtures.ts'
+import { READY, TERMINATING } from '../sim/fakes/fixtures.ts'
+import { podSlice } from '../sim/fakes/hostile-kube.ts'
 import { BUNDLE, startSidecar } from '../sim/fakes/sidecar-process.ts'
 
 const { values: args } = parseArgs({
@@ -46,17 +47,9 @@ if (!existsSync(BUNDLE)) {
 }
 
 const NS = 'bench'
+// The pod podSlice (sim/fakes/hostile-kube.ts) puts in its slice beside one other ready pod.
 const me = { ip: '10.0.0.7', podName: 'web-1', uid: 'uid-web-1' }
-const slice = (conditions: object) =>
-  endpointSlice({
-    name: 'web-abcde',
-    service: 'web',
-    namespace: NS,
-    endpoints: [
-      { ...me, ...conditions },
-      { ip: '10.0.0.8', podName: 'web-2', ...READY },
-    ],
-  })
+const slice = (conditions: object) => podSlice(NS, me.ip, conditions)
 
 type Load = { stop: () => Promise<{ sent: number; ok: number; errors: number; seconds: number; latenciesMs: number[] }> }
 
@@ -74,7 +67,7 @@ function startLoad(url: string): Load {
       const i = next++
       const due = startedAt + (i * 1_000) / RATE
       const wait = due - performance.now()
-      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
+      if (wait > 1) await sleep(wait)
       const sentAt = performance.now()
       try {
         const { statusCode, body } = await pool.request({ path: PATHS[i % PATHS.length]!, method: 'GET' })
@@ -122,14 +115,14 @@ async function run(kube: Awaited<ReturnType<typeof startFakeKube>>, tokenFile: s
   try {
     await sidecar.waitForLog('kube_access_ok')
     const load = loaded ? startLoad(sidecar.url) : undefined
-    await new Promise((resolve) => setTimeout(resolve, WARMUP_MS))
+    await sleep(WARMUP_MS)
     const hook = fetch(`${sidecar.url}/prestop`).then(async (response) => {
       const at = performance.now()
       await response.json()
       return at
     })
     await sidecar.waitForLog('endpoints_listed')
-    await new Promise((resolve) => setTimeout(resolve, HOLD_BEFORE_REMOVAL_MS))
+    await sleep(HOLD_BEFORE_REMOVAL_MS)
     const removedAt = performance.now()
     kube.upsert(slice(TERMINATING))
     const answeredAt = await hook

@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const TOOLS_DIR = fileURLToPath(new URL('../test/tools/', import.meta.url))
@@ -53,10 +53,11 @@ export function toolCacheDir(name) {
 }
 
 /** Builds the tool unless its cache folder exists; returns that folder. */
-export function ensureTool(name, { log = (line) => process.stderr.write(`${line}\n`) } = {}) {
+export function ensureTool(name) {
   const dir = toolCacheDir(name)
   if (existsSync(dir)) return dir
   mkdirSync(cacheRoot(), { recursive: true })
+  removeStalePartials(dir)
   // Built beside its final place and renamed when whole, so a concurrent or interrupted build never leaves half a tool.
   const partial = `${dir}.partial-${process.pid}`
   rmSync(partial, { recursive: true, force: true })
@@ -82,6 +83,34 @@ export function ensureTool(name, { log = (line) => process.stderr.write(`${line}
   }
   log(`tools: built ${name} in ${Math.round((Date.now() - started) / 1000)} s`)
   return dir
+}
+
+/**
+ * Removes `${dir}.partial-PID` folders left by builds that were killed (their PID is gone); a live build's folder
+ * is left alone. A reused PID only keeps a stale folder a while longer.
+ */
+function removeStalePartials(dir) {
+  const prefix = `${basename(dir)}.partial-`
+  for (const entry of readdirSync(dirname(dir))) {
+    if (!entry.startsWith(prefix)) continue
+    const pid = Number(entry.slice(prefix.length))
+    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) continue
+    rmSync(join(dirname(dir), entry), { recursive: true, force: true })
+  }
+}
+
+function pidAlive(pid) {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    // EPERM: the process exists but belongs to someone else.
+    return error.code === 'EPERM'
+  }
+}
+
+function log(line) {
+  process.stderr.write(`${line}\n`)
 }
 
 /** Path of one binary of a built tool; a clear error when it was not built (run the README's test command). */

@@ -49,6 +49,13 @@ export async function startDataPlane({
   let cluster: Cluster | undefined
   let relay: Awaited<ReturnType<typeof startRelay>> | undefined
   let kubeProxy: Component | undefined
+  // The one way down, whether start-up failed part way (logs kept) or the run is over.
+  const close = async ({ keepLogs = false } = {}) => {
+    await kubeProxy?.stop().catch(() => {})
+    await relay?.close().catch(() => {})
+    await cluster?.stop({ keepLogs }).catch(() => {})
+    await network.close()
+  }
   try {
     const nodeIp = network.nodeIp!
     cluster = await startCluster({ certificateIps: [nodeIp] })
@@ -130,18 +137,10 @@ export async function startDataPlane({
           }).stdout ?? ''
         return out.split('\n').filter((line) => line.startsWith('tcp')).length
       },
-      async close({ keepLogs = false } = {}) {
-        await kubeProxy?.stop().catch(() => {})
-        await relay?.close().catch(() => {})
-        await cluster?.stop({ keepLogs }).catch(() => {})
-        await network.close()
-      },
+      close,
     }
   } catch (error) {
-    await kubeProxy?.stop().catch(() => {})
-    await relay?.close().catch(() => {})
-    await cluster?.stop({ keepLogs: true }).catch(() => {})
-    await network.close()
+    await close({ keepLogs: true })
     throw error
   }
 }

@@ -8,7 +8,7 @@
  * called, and SIGKILL at the end of the grace period. When every container has exited, the pod is gone.
  */
 import { request } from 'node:http'
-import { type Child, now } from './common.ts'
+import { type Child, now, sleep } from './common.ts'
 import type { ControlPlane, PodRef } from './control-plane.ts'
 
 export type PreStop = { kind: 'none' } | { kind: 'sleep'; ms: number } | { kind: 'httpGet'; url: string }
@@ -110,7 +110,7 @@ export async function terminatePod(
 }
 
 async function sleepHook(ms: number): Promise<string> {
-  await new Promise((resolve) => setTimeout(resolve, ms))
+  await sleep(ms)
   return 'ok'
 }
 

@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs'
 import { Agent, createServer, request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { createInterface } from 'node:readline'
-import { emit } from './common.ts'
+import { emit, sleep } from './common.ts'
 
 const apiUrl = process.env.SIM_API_URL!
 const ca = process.env.SIM_CA_FILE ? readFileSync(process.env.SIM_CA_FILE) : undefined
@@ -104,7 +104,7 @@ async function listAndWatch(): Promise<void> {
       }
     } catch (error) {
       emit('watch_failed', { error: String(error) })
-      await new Promise((resolve) => setTimeout(resolve, 200))
+      await sleep(200)
     }
   }
 }

@@ -15,7 +15,7 @@
 import { type ChildProcess, fork } from 'node:child_process'
 import { setPriority } from 'node:os'
 import { join } from 'node:path'
-import { type Child, now, percentile, SIM_DIR, sleep, startChild, within } from './common.ts'
+import { type Child, createWakeups, now, percentile, SIM_DIR, sleep, startChild, within } from './common.ts'
 import type { PodRef } from './control-plane.ts'
 
 /** Sidecars run in processes of their own (at most; every one when N is smaller). */
@@ -65,10 +65,10 @@ function forkChild(file: string): { child: ChildProcess; ask: Ask; exited: Promi
     env: { ...process.env, NODE_NO_WARNINGS: '1' },
   })
   const replies: Reply[] = []
-  const waiters = new Set<() => void>()
+  const wakeups = createWakeups()
   child.on('message', (message: Reply) => {
     replies.push(message)
-    for (const wake of waiters) wake()
+    wakeups.wakeAll()
   })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const ask: Ask = async (message, answer, timeoutMs = 60_000) => {
@@ -79,11 +79,7 @@ function forkChild(file: string): { child: ChildProcess; ask: Ask; exited: Promi
       if (index !== -1) return replies.splice(index, 1)[0]!
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${file} exited before answering ${answer}`)
       if (now() > until) throw new Error(`${file}: no ${answer} within ${timeoutMs}ms`)
-      await new Promise<void>((resolve) => {
-        const wake = () => (waiters.delete(wake), resolve())
-        waiters.add(wake)
-        setTimeout(wake, 100)
-      })
+      await wakeups.next(100)
     }
   }
   return { child, ask, exited }

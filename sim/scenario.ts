@@ -102,6 +102,8 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     const envoy = o.envoy ? await startFakeEnvoy({ host: network.nodeIp ?? '127.0.0.1' }) : undefined
     if (envoy) cleanups.push(() => envoy.close())
 
+    // Registered before the first child starts, so an error while starting any of them still kills those started.
+    cleanups.push(() => killAllChildren())
     const lb = startChild('load-balancer', [join(SIM_DIR, 'load-balancer.ts')], {
       SIM_API_URL: controlPlane.kube.url,
       SIM_CA_FILE: controlPlane.kube.caFile,
@@ -197,7 +199,6 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       const r = ref('new', i)
       newPods.push({ ...r, app: startApp(r), sidecar: undefined, preStop: preStop(r.ip) })
     }
-    cleanups.push(() => killAllChildren())
     await lb.waitFor('listening', 15_000)
     for (const pod of [...oldPods, ...newPods]) await pod.app.waitFor('listening', 15_000)
     for (const pod of oldPods) if (pod.sidecar) await untilHealthy(pod.sidecar, `http://${pod.ip}:${drainPort}/healthz`, 15_000)

@@ -9,6 +9,7 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { toolBinary } from '../../scripts/tools.mjs'
+import { sleep } from '../common.ts'
 import { type Component, startComponent } from './component.ts'
 import { createRunDir, keepRunDir } from './leftovers.ts'
 import { createKubeAdmin, type KubeAdmin, waitFor } from './kube-admin.ts'
@@ -23,8 +24,6 @@ export const SERVICE_CIDR = '198.19.0.0/16,2001:2::/112'
 const START_TIMEOUT_MS = 120_000
 
 export type ClusterOptions = {
-  /** Extra kube-apiserver flags (e.g. watch-cache settings). */
-  apiserverArgs?: string[]
   /** Addresses besides loopback the API server's certificate must hold, e.g. a relay's in a network namespace. */
   certificateIps?: string[]
 }
@@ -35,7 +34,8 @@ export async function startCluster(options: ClusterOptions = {}) {
   const started = performance.now()
   // Sweeps the leftovers of runs killed outright first (./leftovers.ts).
   const dir = await createRunDir()
-  const components: Component[] = []
+  // Named roles, stopped in reverse start order.
+  const components: Roles = {}
   const timings: Record<string, number> = {}
   try {
     const pki = await makePki(dir, options.certificateIps)
@@ -44,17 +44,17 @@ export async function startCluster(options: ClusterOptions = {}) {
     let mark = performance.now()
     const etcdPorts = { client: await freePort(), peer: await freePort() }
     const etcdUrl = `http://127.0.0.1:${etcdPorts.client}`
-    let etcd = await startEtcd(dir, etcdPorts)
-    components.push(etcd)
+    const etcd = await startEtcd(dir, etcdPorts)
+    components.etcd = etcd
     timings.etcd = performance.now() - mark
 
     mark = performance.now()
     const apiserverPort = await freePort()
     const apiUrl = `https://127.0.0.1:${apiserverPort}`
     const admin = createKubeAdmin(apiUrl, pki.caFile, pki.admin)
-    const apiserverArgs = kubeApiserverArgs(pki, etcdUrl, apiserverPort, options.apiserverArgs ?? [])
+    const apiserverArgs = kubeApiserverArgs(pki, etcdUrl, apiserverPort)
     let apiserver = await startApiserver(dir, apiserverArgs, admin)
-    components.push(apiserver)
+    components.apiserver = apiserver
     timings.apiserver = performance.now() - mark
 
     mark = performance.now()
@@ -72,7 +72,7 @@ export async function startCluster(options: ClusterOptions = {}) {
       ],
       dir,
     )
-    components.push(controllerManager)
+    components.controllerManager = controllerManager
     // Ready when the serviceaccount controller has made `default` (pods need it): its informers have synced.
     await waitFor(
       'ServiceAccount default/default (kube-controller-manager running)',
@@ -94,9 +94,7 @@ export async function startCluster(options: ClusterOptions = {}) {
       admin,
       /** Milliseconds each start-up step took, and the total. */
       timings,
-      get etcd() {
-        return etcd
-      },
+      etcd,
       get apiserver() {
         return apiserver
       },
@@ -105,28 +103,9 @@ export async function startCluster(options: ClusterOptions = {}) {
       async restartApiserver({ downMs = 0 }: { downMs?: number } = {}) {
         await apiserver.kill()
         await admin.reconnect()
-        if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs))
+        if (downMs > 0) await sleep(downMs)
         apiserver = await startApiserver(dir, apiserverArgs, admin)
-        components[components.indexOf(components.find((c) => c.name === 'kube-apiserver')!)] = apiserver
-      },
-      /** Restarts etcd on the same data and ports. */
-      async restartEtcd() {
-        await etcd.stop()
-        etcd = await startEtcd(dir, etcdPorts)
-        components[0] = etcd
-      },
-      /** etcd's current revision (the resourceVersion the API server hands out next is above it). */
-      async etcdRevision(): Promise<number> {
-        const answer = (await etcdCall(etcdUrl, '/v3/kv/range', { key: Buffer.from('/').toString('base64') })) as {
-          header: { revision: string }
-        }
-        return Number(answer.header.revision)
-      },
-      /** Compacts etcd's history up to its current revision: watches from older resourceVersions then get 410. */
-      async compactEtcd(): Promise<number> {
-        const revision = await cluster.etcdRevision()
-        await etcdCall(etcdUrl, '/v3/kv/compaction', { revision: String(revision), physical: true })
-        return revision
+        components.apiserver = apiserver
       },
       /** Stops every component in reverse start order; keeps the directory (logs) when `keepLogs`. */
       async stop({ keepLogs = false }: { keepLogs?: boolean } = {}) {
@@ -144,11 +123,13 @@ export async function startCluster(options: ClusterOptions = {}) {
   }
 }
 
-async function stopAll(components: Component[]): Promise<void> {
-  for (const component of [...components].reverse()) await component.stop().catch(() => {})
+type Roles = { etcd?: Component; apiserver?: Component; controllerManager?: Component }
+
+async function stopAll({ etcd, apiserver, controllerManager }: Roles): Promise<void> {
+  for (const component of [controllerManager, apiserver, etcd]) await component?.stop().catch(() => {})
 }
 
-function kubeApiserverArgs(pki: Pki, etcdUrl: string, port: number, extra: string[]): string[] {
+function kubeApiserverArgs(pki: Pki, etcdUrl: string, port: number): string[] {
   return [
     `--etcd-servers=${etcdUrl}`,
     '--bind-address=127.0.0.1',
@@ -167,7 +148,6 @@ function kubeApiserverArgs(pki: Pki, etcdUrl: string, port: number, extra: strin
     '--authorization-mode=RBAC',
     `--service-cluster-ip-range=${SERVICE_CIDR}`,
     '--v=1',
-    ...extra,
   ]
 }
 
@@ -226,11 +206,4 @@ async function startApiserver(dir: string, args: string[], admin: KubeAdmin): Pr
     throw error
   }
   return apiserver
-}
-
-async function etcdCall(etcdUrl: string, path: string, body: unknown): Promise<unknown> {
-  const response = await fetch(`${etcdUrl}${path}`, { method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(5_000) })
-  const text = await response.text()
-  if (!response.ok) throw new Error(`etcd POST ${path}: HTTP ${response.status}: ${text}`)
-  return JSON.parse(text)
 }

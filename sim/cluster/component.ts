@@ -32,11 +32,15 @@ export type Component = {
   readonly running: boolean
   /** The last lines of its log, for error messages. */
   tail(lines?: number): string
-  stop(graceMs?: number): Promise<void>
+  /** SIGTERM, then SIGKILL after STOP_GRACE_MS. */
+  stop(): Promise<void>
   kill(): Promise<void>
   pause(): void
   resume(): void
 }
+
+/** kube-apiserver, once etcd is gone, may take longer than etcd's few seconds to stop on SIGTERM. */
+const STOP_GRACE_MS = 10_000
 
 /** Starts `binary` in its own process group, its output in `<runDir>/<name>.log`, the group recorded in `runDir`. */
 export function startComponent(name: string, binary: string, args: string[], runDir: string): Component {
@@ -76,11 +80,11 @@ export function startComponent(name: string, binary: string, args: string[], run
         return ''
       }
     },
-    async stop(graceMs = 10_000) {
+    async stop() {
       if (!alive) return
       signalGroup(child, 'SIGCONT')
       signalGroup(child, 'SIGTERM')
-      const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), graceMs)
+      const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), STOP_GRACE_MS)
       await exited
       clearTimeout(timer)
       signalGroup(child, 'SIGKILL') // anything it left behind in its group

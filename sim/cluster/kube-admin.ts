@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
 import { Agent, fetch } from 'undici'
+import { sleep } from '../common.ts'
 import type { KeyPair } from './pki.ts'
 
 export type KubeObject = {
@@ -158,7 +159,7 @@ export async function waitFor<T>(
     }
     if (performance.now() > until)
       throw new Error(`gave up waiting for ${what} after ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`)
-    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+    await sleep(intervalMs)
   }
 }
 

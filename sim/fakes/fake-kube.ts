@@ -14,6 +14,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { EndpointSlice } from '../../src/kube/types.ts'
+import { sleep } from '../common.ts'
 import {
   answerReview,
   type CertificateName,
@@ -217,7 +218,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}) {
       const until = performance.now() + timeoutMs
       while (store.watcherCount < count) {
         if (performance.now() > until) throw new Error(`expected ${count} watcher(s), have ${store.watcherCount}`)
-        await new Promise((resolve) => setTimeout(resolve, 5))
+        await sleep(5)
       }
     },
     async close() {

@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { connect } from 'node:net'
+import { sleep } from '../common.ts'
 import { startFakeKube } from './fake-kube.ts'
 import { endpointSlice, READY, TERMINATING } from './fixtures.ts'
 import { type Sidecar, startSidecarAgainst } from './sidecar-process.ts'
@@ -41,7 +42,7 @@ export async function holdHooks(sidecar: Sidecar, count: number, timeoutMs = 60_
   const held = () => sidecar.logs.filter((l) => l.event === 'drain_joined' || l.event === 'drain_started').length - joinedBefore
   while (held() < count) {
     if (performance.now() > until) throw new Error(`only ${held()} of ${count} hooks held after ${timeoutMs}ms`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    await sleep(20)
   }
   return { answers: Promise.all(answers) }
 }
@@ -70,7 +71,11 @@ export async function startHeldDrain(env: Record<string, string> = {}) {
       throw error
     },
   )
-  await sidecar.waitForLog('kube_access_ok')
+  await sidecar.waitForLog('kube_access_ok').catch(async (error: unknown) => {
+    await sidecar.stop()
+    await kube.close()
+    throw error
+  })
   return {
     kube,
     sidecar,

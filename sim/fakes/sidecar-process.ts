@@ -145,7 +145,12 @@ async function spawnSidecar(env: Record<string, string>, port: number, { waitRea
       await exited
     },
   }
-  if (waitReady) await sidecar.waitForLog('started')
+  // A sidecar that never logs 'started' would otherwise outlive the error (and startSidecar's retries).
+  if (waitReady)
+    await sidecar.waitForLog('started').catch(async (error: unknown) => {
+      await sidecar.stop()
+      throw error
+    })
   return sidecar
 }
 
