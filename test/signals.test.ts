@@ -142,19 +142,8 @@ const hookAnswer = (sidecar: Sidecar) =>
   fetch(`${sidecar.url}/prestop`).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }))
 
 /** Waits until the sidecar has logged `count` signal_received lines matching `match`. */
-async function untilSignals(sidecar: Sidecar, count: number, match: Record<string, unknown>, timeoutMs = 15_000): Promise<void> {
-  const matching = () =>
-    sidecar.logs.filter((l) => l.event === 'signal_received' && Object.entries(match).every(([k, v]) => l[k] === v)).length
-  const until = performance.now() + timeoutMs
-  while (matching() < count) {
-    if (performance.now() > until || sidecar.child.exitCode !== null) {
-      throw new Error(
-        `expected ${count} signal_received ${JSON.stringify(match)}, saw ${matching()}; events: ${sidecar.logs.map((l) => l.event).join(', ')}`,
-      )
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
+const untilSignals = (sidecar: Sidecar, count: number, match: Record<string, unknown>) =>
+  sidecar.waitForLogs('signal_received', match, count)
 
 /** Sends each signal once the previous one has been logged: a signal sent while the same one is pending is merged. */
 async function sendEach(sidecar: Sidecar, signals: NodeJS.Signals[], match: Record<string, unknown>): Promise<void> {
@@ -163,7 +152,7 @@ async function sendEach(sidecar: Sidecar, signals: NodeJS.Signals[], match: Reco
     sidecar.child.kill(signal)
     await untilSignals(sidecar, before + i + 1, match)
   }
-  const logged = sidecar.logs.filter((l) => l.event === 'signal_received' && Object.entries(match).every(([k, v]) => l[k] === v))
+  const logged = await sidecar.waitForLogs('signal_received', match, before + signals.length)
   if (
     logged
       .slice(before)

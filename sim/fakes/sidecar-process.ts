@@ -129,14 +129,18 @@ async function spawnSidecar(env: Record<string, string>, port: number, { waitRea
     },
     /** Resolves with the first log line of that event (and matching fields), waiting for it if need be. */
     async waitForLog(event: string, match: Record<string, unknown> = {}, timeoutMs = 15_000): Promise<LogLine> {
-      const find = () => logs.find((line) => line.event === event && Object.entries(match).every(([k, v]) => line[k] === v))
+      return (await sidecar.waitForLogs(event, match, 1, timeoutMs))[0]!
+    },
+    /** Resolves with the first `count` log lines of that event (and matching fields), waiting for them if need be. */
+    async waitForLogs(event: string, match: Record<string, unknown>, count: number, timeoutMs = 15_000): Promise<LogLine[]> {
+      const found = () => logs.filter((line) => line.event === event && Object.entries(match).every(([k, v]) => line[k] === v))
       const until = performance.now() + timeoutMs
       for (;;) {
-        const found = find()
-        if (found) return found
-        if (exitedYet) throw new Error(`sidecar exited before logging ${event}; stderr: ${stderr}`)
-        if (performance.now() > until)
-          throw new Error(`no ${event} log line within ${timeoutMs}ms; events: ${logs.map((l) => l.event).join(', ')}`)
+        const lines = found()
+        if (lines.length >= count) return lines.slice(0, count)
+        const what = `${count === 1 ? 'a' : count} ${event} log line(s) ${JSON.stringify(match)}, saw ${lines.length}`
+        if (exitedYet) throw new Error(`sidecar exited before logging ${what}; stderr: ${stderr}`)
+        if (performance.now() > until) throw new Error(`not within ${timeoutMs}ms: ${what}; events: ${logs.map((l) => l.event).join(', ')}`)
         await wakeups.next()
       }
     },
