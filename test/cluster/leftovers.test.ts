@@ -92,28 +92,40 @@ test('a SIGKILLed run leaves its control plane running; the next start kills it 
   t.true(existsSync(ours), "this test's own run directory (its owner alive) stays")
 })
 
-test("a recorded pid that now belongs to another process is not signalled; the dead run's directory still goes", async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'dc-sweep-test-'))
-  // A process of no run, in its own group, standing in for one that took a dead component's pid.
-  const stranger = spawn('sleep', ['60'], { detached: true, stdio: 'ignore' })
-  t.teardown(async () => {
-    stranger.kill('SIGKILL')
-    await rm(root, { recursive: true, force: true })
-  })
-  await until('the stand-in started', () => stat(stranger.pid!) !== undefined)
-  const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
-  const dir = join(root, 'dc-cluster-reused')
-  await mkdir(dir)
-  // The owner's pid is this process's, with another start time: the owner is gone and its pid taken again.
-  const me = stat(process.pid)!
-  await writeFile(join(dir, OWNER_FILE), JSON.stringify({ pid: process.pid, start: me.start - 1, boot }) + '\n')
-  const recorded = { name: 'etcd', pid: stranger.pid!, start: stat(stranger.pid!)!.start - 1, boot }
-  await writeFile(join(dir, GROUPS_FILE), JSON.stringify(recorded) + '\n')
+/** A `sleep 60` in its own process group, killed when the test ends; resolves with its pid and start time. */
+async function sleeper(t: import('ava').ExecutionContext): Promise<{ pid: number; start: number }> {
+  const child = spawn('sleep', ['60'], { detached: true, stdio: 'ignore' })
+  t.teardown(() => child.kill('SIGKILL'))
+  await until('the sleep started', () => stat(child.pid!) !== undefined)
+  return { pid: child.pid!, start: stat(child.pid!)!.start }
+}
 
-  t.deepEqual(sweepClusterLeftovers(root), [dir])
+test("a recorded pid that now belongs to another process is not signalled; the dead run's directory still goes, a live owner's run stays", async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'dc-sweep-test-'))
+  t.teardown(() => rm(root, { recursive: true, force: true }))
+  const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+  const runDir = async (name: string, owner: { pid: number; start: number }, group: { pid: number; start: number }) => {
+    const dir = join(root, `dc-cluster-${name}`)
+    await mkdir(dir)
+    await writeFile(join(dir, OWNER_FILE), JSON.stringify({ ...owner, boot }) + '\n')
+    await writeFile(join(dir, GROUPS_FILE), JSON.stringify({ name: 'etcd', ...group, boot }) + '\n')
+    return dir
+  }
+  // The owner of a run still going (a parallel test file's) and that run's component.
+  const owner = await sleeper(t)
+  const component = await sleeper(t)
+  const live = await runDir('live', owner, component)
+  // A process of no run, standing in for one that took a dead component's pid.
+  const stranger = await sleeper(t)
+  // A dead run whose owner's pid and component's pid were both taken again: the same pids, other start times.
+  const reused = await runDir('reused', { ...owner, start: owner.start - 1 }, { ...stranger, start: stranger.start - 1 })
+
+  t.deepEqual(sweepClusterLeftovers(root), [reused], 'only the run whose owner is gone is swept')
   await sleep(300)
-  t.true(running(stranger.pid!), 'the process that reused the pid is left running')
-  t.true(running(process.pid), 'the process that reused the owner pid is left running')
+  t.true(running(stranger.pid), 'the process that reused the component pid is left running')
+  t.true(running(owner.pid), 'the live owner, whose pid the dead run also recorded, is not signalled')
+  t.true(existsSync(live), "the live owner's run directory stays")
+  t.true(running(component.pid), "the live owner's component is left running")
 })
 
 test('a run that stopped its plane and kept its logs (a failed test file) is not swept', async (t) => {

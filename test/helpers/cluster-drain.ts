@@ -65,13 +65,32 @@ export async function deleteAndCallHook(
   return { hook, listed }
 }
 
-/** When the test first saw the controller's terminating write for the pod (performance.now()). */
-export const terminatingWritten = (c: Cluster, pod: ReadyPod) =>
-  waitFor(
+/**
+ * A time (performance.now()) the controller's terminating write for the pod is known to come after, and the
+ * endpoint as written: a lower bound on the write, so `answer.at - after >= settle` holds for a correct sidecar
+ * however late the test's polls are. The sidecar sees the write through its watch, sooner than the test's poll (its
+ * interval plus a GET) does, so the time the poll saw it would take the poll's lag off the measured settle. The
+ * bound is the time taken just before the last GET that still answered "not terminating" (a LIST is a consistent
+ * read, so the write was not yet in when that GET was served); `notBefore` (when the test let the controller, or
+ * the store it writes to, go) stands in if the first GET already sees the write.
+ */
+export async function terminatingWritten(c: Cluster, pod: ReadyPod, notBefore: number) {
+  let after = notBefore
+  return waitFor(
     "the controller's terminating write",
-    async () => ((await endpointsOf(c.admin, pod.namespace, pod.uid))[0]?.conditions.terminating ? performance.now() : undefined),
+    async () => {
+      const asked = performance.now()
+      const [endpoint] = await endpointsOf(c.admin, pod.namespace, pod.uid)
+      if (endpoint?.conditions.terminating === true) return { after, endpoint }
+      if (endpoint !== undefined) after = asked
+      return undefined
+    },
     { timeoutMs: 120_000, intervalMs: 50 },
   )
+}
+
+/** Node's timers may fire a millisecond early against performance.now(): all the slack a settle's lower bound allows. */
+export const TIMER_MARGIN_MS = 5
 
 /** The sidecar's log, one event per line with its resourceVersion, change, status or error, for a failing test's message. */
 export function story(sidecar: { logs: Array<Record<string, unknown>> }): string {
